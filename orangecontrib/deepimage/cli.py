@@ -1,0 +1,206 @@
+"""The `deepimage` command: list models and embed images from a terminal.
+
+Everything here calls core/ (and data.py for Orange tables); nothing is
+computed twice. Exit codes: 0 when something was embedded, 1 when nothing
+could be, 2 for wrong arguments.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+import time
+from typing import Sequence, TextIO
+
+__all__ = ["main", "build_parser"]
+
+OUTPUT_FORMATS = (".csv", ".tab", ".npy")
+
+
+class ProgressBar:
+    """A one-line progress bar on stderr; silent when stderr is not a terminal."""
+
+    def __init__(self, stream: TextIO = sys.stderr, width: int = 30, enabled: "bool | None" = None):
+        self.stream = stream
+        self.width = width
+        self.enabled = stream.isatty() if enabled is None else enabled
+        self.start = time.perf_counter()
+        self.drawn = False
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled or total <= 0:
+            return
+        filled = int(self.width * done / total)
+        rate = done / max(time.perf_counter() - self.start, 1e-9)
+        self.stream.write(f"\r[{'#' * filled}{'.' * (self.width - filled)}] "
+                          f"{done}/{total}  {rate:.1f} images/s")
+        self.stream.flush()
+        self.drawn = True
+
+    def close(self) -> None:
+        if self.drawn:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="deepimage",
+        description="Embed images with deep networks (SqueezeNet 1.1, VGG-16/19, Inception v3).")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+
+    models = commands.add_parser("models", help="list the networks and whether their weights "
+                                                "are on this computer")
+    models.set_defaults(run=cmd_models)
+
+    embed = commands.add_parser(
+        "embed", help="embed images into feature vectors",
+        description="Embed images with a network's penultimate layer. PATH is image files "
+                    "or folders (searched recursively). Without -o, CSV goes to stdout.")
+    embed.add_argument("paths", nargs="+", metavar="PATH")
+    embed.add_argument("-m", "--model", default="squeezenet",
+                       help="squeezenet (default, fast), vgg16, vgg19 or inception-v3")
+    embed.add_argument("-o", "--output", metavar="FILE",
+                       help="write .csv (image, n0..), .tab (Orange table) or .npy")
+    embed.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
+                       help="where the network runs (default: a GPU when there is one)")
+    embed.add_argument("--backend", default="auto", choices=("auto", "torch", "onnx"),
+                       help="auto: onnxruntime on the CPU, torch on a GPU")
+    embed.add_argument("--batch-size", type=int, default=None, metavar="N",
+                       help="images per network call (default 32 on CPU, 64 on GPU)")
+    embed.add_argument("--workers", type=int, default=None, metavar="N",
+                       help="decoding threads (default: the number of cores, at most 8)")
+    embed.add_argument("--weights", metavar="FILE", default=None,
+                       help="a weights file to use instead of the standard one")
+    embed.add_argument("--max-pixels", type=float, default=None, metavar="N",
+                       help="skip images with more pixels than this (default 100 million)")
+    embed.add_argument("--no-cache", action="store_true",
+                       help="neither read nor write the embedding cache")
+    embed.add_argument("-q", "--quiet", action="store_true",
+                       help="no progress bar and no summary")
+    embed.set_defaults(run=cmd_embed)
+    return parser
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from .core.models import MODELS
+    from .core.weights import weights_available
+    rows = [("name", "network", "dim", "input", "parameters", "weights")]
+    notes = []
+    for spec in MODELS.values():
+        ok, where = weights_available(spec)
+        rows.append((spec.name, spec.display_name, str(spec.embedding_dim),
+                     f"{spec.input_size}x{spec.input_size}", f"{spec.parameters / 1e6:.1f}M",
+                     "available" if ok else "missing"))
+        if not ok:
+            notes.append(f"{spec.name}: {where}")
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    if notes:
+        print()
+        for note in notes:
+            print(note)
+    return 0
+
+
+def _write_output(path: "str | None", result, sources: Sequence[str]) -> None:
+    import numpy as np
+    if path is None or path == "-":
+        _write_csv(sys.stdout, result, sources)
+        return
+    suffix = os.path.splitext(path)[1].lower()
+    tmp = f"{path}.part{suffix}"
+    try:
+        if suffix == ".csv":
+            with open(tmp, "w", newline="", encoding="utf-8") as f:
+                _write_csv(f, result, sources)
+        elif suffix == ".npy":
+            np.save(tmp, result.embeddings)
+        elif suffix == ".tab":
+            from .data import embeddings_table, image_table
+            embedded, _ = embeddings_table(image_table(sources), result)
+            embedded.save(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _write_csv(stream: TextIO, result, sources: Sequence[str]) -> None:
+    writer = csv.writer(stream)
+    writer.writerow(["image"] + [f"n{i}" for i in range(result.dim)])
+    for index, vector in zip(result.indices, result.embeddings):
+        writer.writerow([sources[index]] + [f"{v:.7g}" for v in vector])
+
+
+def cmd_embed(args: argparse.Namespace) -> int:
+    from .core.embed import Embedder
+    from .core.images import DEFAULT_MAX_PIXELS, find_images
+    from .core.models import UnknownModel
+    from .core.weights import WeightsUnavailable
+
+    if args.output and os.path.splitext(args.output)[1].lower() not in OUTPUT_FORMATS:
+        print(f"deepimage: error: the output must end in {', '.join(OUTPUT_FORMATS)}",
+              file=sys.stderr)
+        return 2
+    if args.batch_size is not None and args.batch_size < 1:
+        print("deepimage: error: --batch-size must be at least 1", file=sys.stderr)
+        return 2
+    missing = [p for p in args.paths if not os.path.exists(p) and "://" not in p]
+    if missing:
+        print(f"deepimage: error: no such file or folder: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    sources = find_images(args.paths)
+    if not sources:
+        print("deepimage: error: no images found in " + ", ".join(args.paths), file=sys.stderr)
+        return 2
+    try:
+        embedder = Embedder(args.model, device=args.device, backend=args.backend,
+                            batch_size=args.batch_size, workers=args.workers,
+                            weights_file=args.weights, cache=not args.no_cache,
+                            max_pixels=int(args.max_pixels or DEFAULT_MAX_PIXELS))
+    except (UnknownModel, WeightsUnavailable, ValueError) as exc:
+        print(f"deepimage: error: {exc}", file=sys.stderr)
+        return 2
+    bar = ProgressBar(enabled=False if args.quiet else None)
+    try:
+        result = embedder.embed(sources, progress=bar)
+    except KeyboardInterrupt:
+        bar.close()
+        print("deepimage: interrupted; images embedded so far are cached.", file=sys.stderr)
+        return 130
+    finally:
+        bar.close()
+    embedded = len(result.indices)
+    if embedded:
+        _write_output(args.output, result, sources)
+    if not args.quiet:
+        _summary(result, embedder, sys.stderr)
+    return 0 if embedded else 1
+
+
+def _summary(result, embedder, stream: TextIO, limit: int = 20) -> None:
+    embedded, skipped = len(result.indices), len(result.skipped)
+    cached = f" ({result.cached} from the cache)" if result.cached else ""
+    print(f"Embedded {embedded} image{'s' * (embedded != 1)}{cached} with "
+          f"{embedder.spec.display_name} ({embedder.backend}, {embedder.device}); "
+          f"skipped {skipped}; {result.seconds:.1f} s, {result.rate:.1f} images/s.", file=stream)
+    for item in result.skipped[:limit]:
+        print(f"  skipped {item.source}: {item.reason}", file=stream)
+    if skipped > limit:
+        print(f"  ... and {skipped - limit} more skipped", file=stream)
+
+
+def main(argv: "Sequence[str] | None" = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except BrokenPipeError:  # `deepimage embed ... | head`
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,156 @@
+"""A persistent embedding cache.
+
+Keyed by the hash of a file's bytes plus the network and its weights'
+identity, so a renamed or copied file is still a hit and new weights never
+return stale vectors. It is an SQLite database: a crash mid-write leaves the
+last committed state (SQLite's journal), and a database that is corrupt anyway
+(a disk error, a truncated copy) is moved aside and rebuilt, never trusted.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import sqlite3
+import sys
+import threading
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+__all__ = ["EmbeddingCache", "default_cache_dir", "content_hash"]
+
+log = logging.getLogger(__name__)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS embeddings (
+    model TEXT NOT NULL,
+    content TEXT NOT NULL,
+    dim INTEGER NOT NULL,
+    vector BLOB NOT NULL,
+    PRIMARY KEY (model, content)
+) WITHOUT ROWID
+"""
+
+
+def default_cache_dir() -> Path:
+    """$DEEPIMAGE_CACHE_DIR, else the platform's per-user cache folder."""
+    if os.environ.get("DEEPIMAGE_CACHE_DIR"):
+        return Path(os.environ["DEEPIMAGE_CACHE_DIR"]).expanduser()
+    if sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local"))
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Caches"
+    else:
+        base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return base / "orange3-deepimage"
+
+
+def content_hash(data: bytes) -> str:
+    """The cache's key for a file: a BLAKE2b digest of its bytes."""
+    return hashlib.blake2b(data, digest_size=20).hexdigest()
+
+
+class EmbeddingCache:
+    """Embeddings by (model key, content hash); safe to use from several threads."""
+
+    def __init__(self, path: "str | os.PathLike | None" = None):
+        self.path = Path(path) if path is not None else default_cache_dir() / "embeddings.sqlite"
+        self._lock = threading.Lock()
+        self._db = self._open()
+
+    def _connect(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute(_SCHEMA)
+        db.commit()
+        return db
+
+    def _open(self) -> sqlite3.Connection:
+        try:
+            db = self._connect()
+            if db.execute("PRAGMA quick_check").fetchone()[0] != "ok":
+                raise sqlite3.DatabaseError("quick_check failed")
+            return db
+        except sqlite3.OperationalError:
+            raise  # cannot open at all (permissions, missing folder): the caller decides
+        except sqlite3.DatabaseError as exc:
+            return self._rebuild(exc)
+
+    def _rebuild(self, reason: Exception) -> sqlite3.Connection:
+        aside = self.path.with_name(self.path.name + ".corrupt")
+        log.warning("Embedding cache %s is unreadable (%s); moving it to %s and starting "
+                    "a new one.", self.path, reason, aside)
+        for suffix in ("", "-wal", "-shm"):
+            try:
+                os.replace(str(self.path) + suffix, str(aside) + suffix)
+            except FileNotFoundError:
+                pass
+        return self._connect()
+
+    def get_many(self, model: str, contents: Iterable[str]) -> dict[str, np.ndarray]:
+        """The cached vectors among ``contents``, as {content hash: vector}."""
+        contents = list(dict.fromkeys(contents))
+        found: dict[str, np.ndarray] = {}
+        with self._lock:
+            for start in range(0, len(contents), 500):
+                chunk = contents[start:start + 500]
+                marks = ",".join("?" * len(chunk))
+                try:
+                    rows = self._db.execute(
+                        f"SELECT content, dim, vector FROM embeddings "
+                        f"WHERE model = ? AND content IN ({marks})", [model, *chunk]).fetchall()
+                except sqlite3.OperationalError as exc:  # locked, I/O error: skip the cache
+                    log.warning("Embedding cache %s could not be read: %s", self.path, exc)
+                    return found
+                except sqlite3.DatabaseError as exc:  # corrupt
+                    self._db = self._rebuild(exc)
+                    return {}
+                for content, dim, blob in rows:
+                    vector = np.frombuffer(blob, dtype=np.float32)
+                    if vector.shape == (dim,):  # else a damaged row: recompute it
+                        found[content] = vector
+        return found
+
+    def get(self, model: str, content: str) -> "np.ndarray | None":
+        return self.get_many(model, [content]).get(content)
+
+    def put_many(self, model: str, items: Iterable[tuple[str, np.ndarray]]) -> None:
+        """Store vectors; one transaction, so either all of them land or none."""
+        rows = [(model, content, int(v.shape[0]), np.ascontiguousarray(v, np.float32).tobytes())
+                for content, v in items]
+        if not rows:
+            return
+        with self._lock:
+            try:
+                with self._db:
+                    self._db.executemany(
+                        "INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?, ?)", rows)
+            except sqlite3.OperationalError as exc:  # locked, disk full: lose only these
+                log.warning("Embedding cache %s could not be written: %s", self.path, exc)
+            except sqlite3.DatabaseError as exc:  # corrupt
+                self._db = self._rebuild(exc)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0]
+
+    def clear(self, model: "str | None" = None) -> None:
+        with self._lock, self._db:
+            if model is None:
+                self._db.execute("DELETE FROM embeddings")
+            else:
+                self._db.execute("DELETE FROM embeddings WHERE model = ?", (model,))
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> "EmbeddingCache":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

