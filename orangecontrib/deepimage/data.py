@@ -38,15 +38,16 @@ def image_table(paths: Sequence[str], root: "str | None" = None) -> Table:
         else:
             rel = os.path.relpath(os.path.abspath(path), root).replace(os.sep, "/")
             relative.append(rel)
-            categories.append(rel.rsplit("/", 1)[0] if "/" in rel else "")
+            categories.append(rel.rsplit("/", 1)[0] if "/" in rel else ".")  # as the anchor
         names.append(os.path.splitext(os.path.basename(path))[0])
         info.append(describe(path) if not is_url(path) else {"size": None, "width": None,
                                                              "height": None})
     image_var = StringVariable("image")
     image_var.attributes["type"] = "image"
     image_var.attributes["origin"] = root
-    metas = [StringVariable("image name"), image_var, ContinuousVariable("size"),
-             ContinuousVariable("width"), ContinuousVariable("height")]
+    numbers = [ContinuousVariable(name, number_of_decimals=0)
+               for name in ("size", "width", "height")]
+    metas = [StringVariable("image name"), image_var, *numbers]
     values = sorted(set(categories))
     class_var = DiscreteVariable("category", values=values) if len(values) > 1 else None
     domain = Domain([], class_var, metas)

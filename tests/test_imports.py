@@ -1,0 +1,34 @@
+"""The engine must run without Qt or Orange's GUI (the CLI and the server need that).
+
+data.py is not checked: Orange.data itself imports AnyQt (for its translations) in
+Orange 3.40, so only code that avoids Orange tables can be Qt-free.
+"""
+import subprocess
+import sys
+
+import pytest
+
+GUI = ("AnyQt", "PyQt5", "PyQt6", "PySide2", "PySide6")
+
+
+@pytest.mark.parametrize("module", ["orangecontrib.deepimage.core",
+                                    "orangecontrib.deepimage.core.embed",
+                                    "orangecontrib.deepimage.cli"])
+def test_no_gui_modules_are_imported(module):
+    code = (f"import sys, {module}\n"
+            f"from orangecontrib.deepimage.core import Embedder\n"
+            f"bad = sorted(m for m in sys.modules if m.split('.')[0] in {GUI!r} "
+            f"or m.startswith(('Orange.widgets', 'Orange.canvas', 'orangewidget', "
+            f"'orangecanvas')))\n"
+            f"print(' '.join(bad))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == ""
+
+
+def test_listing_models_does_not_import_torch():
+    code = ("import sys\nfrom orangecontrib.deepimage.core.models import MODELS\n"
+            "print('torch' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.stdout.strip() == "False"
