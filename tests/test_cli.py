@@ -90,3 +90,32 @@ def test_no_images_found_is_an_error(tmp_path, capsys):
     (tmp_path / "readme.txt").write_text("nothing here")
     assert main(["embed", str(tmp_path)]) == 2
     assert "no images found" in capsys.readouterr().err
+
+
+def test_progress_bar_draws_on_a_terminal_only():
+    import io
+    from orangecontrib.deepimage.cli import ProgressBar
+    stream = io.StringIO()
+    bar = ProgressBar(stream, width=10, enabled=True)
+    bar(5, 10)
+    bar(10, 10)
+    bar.close()
+    assert "[#####.....] 5/10" in stream.getvalue()
+    assert "\r[##########] 10/10" in stream.getvalue() and stream.getvalue().endswith("\n")
+    silent = io.StringIO()  # StringIO is not a terminal
+    ProgressBar(silent)(1, 2)
+    assert silent.getvalue() == ""
+
+
+def test_embed_with_a_weights_file(photo_dir, tmp_path, capsys):
+    """VGG and Inception weights cannot be downloaded here: a file of random ones stands in."""
+    import torch
+    from orangecontrib.deepimage.core.networks import build_backbone
+    torch.manual_seed(0)
+    weights = tmp_path / "inception.pth"
+    torch.save(build_backbone("inception-v3").net.state_dict(), weights)
+    out = tmp_path / "emb.npy"
+    assert main(["embed", str(photo_dir / "cats"), "--model", "inception-v3", "--weights",
+                 str(weights), "--backend", "torch", "--batch-size", "2", "-o", str(out)]) == 0
+    assert np.load(out).shape == (3, 2048)
+    assert "Inception v3 (torch, cpu)" in capsys.readouterr().err

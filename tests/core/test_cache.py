@@ -98,7 +98,7 @@ def make_db(path, n=300):
 def test_corrupt_database_moved_aside(tmp_path, damage):
     path = tmp_path / "emb.sqlite"
     if damage == "garbage":
-        path.write_bytes(os.urandom(3000) + b"definitely not sqlite" * 100)
+        path.write_bytes(np.random.default_rng(0).bytes(3000) + b"definitely not sqlite" * 100)
     else:
         make_db(path)
         data = bytearray(path.read_bytes())
@@ -106,7 +106,7 @@ def test_corrupt_database_moved_aside(tmp_path, damage):
         if damage == "truncated":
             data = data[:half]
         else:
-            data[half - 4096:half + 4096] = os.urandom(8192)
+            data[half - 4096:half + 4096] = bytes(8192)
         path.write_bytes(bytes(data))
     original = path.read_bytes()
     with EmbeddingCache(path) as c:   # no exception escapes

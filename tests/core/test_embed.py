@@ -130,3 +130,45 @@ def test_random_weight_vgg_embeds_in_batches_of_two(tmp_path):
         paths.append(str(tmp_path / f"{i}.png"))
     result = Embedder("vgg16", backend="torch", random_weights=True, batch_size=2).embed(paths)
     assert result.embeddings.shape == (3, 4096) and np.isfinite(result.embeddings).all()
+
+
+def test_urls_are_embedded_and_bad_urls_skipped(photo_dir):
+    """Orange tables may hold http(s) URLs; served here from 127.0.0.1."""
+    import functools
+    import http.server
+    import threading
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(photo_dir))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        urls = [f"{base}/cats/cats0.jpg", f"{base}/cats/missing.jpg"]
+        result = Embedder("squeezenet", backend="torch", cache=False).embed(urls)
+    finally:
+        server.shutdown()
+    local = Embedder("squeezenet", backend="torch", cache=False).embed(
+        [str(photo_dir / "cats" / "cats0.jpg")])
+    np.testing.assert_allclose(result.embeddings, local.embeddings, rtol=1e-5)
+    assert len(result.skipped) == 1 and "404" in result.skipped[0].reason
+
+
+def test_a_damaged_onnx_export_in_the_cache_is_redone(photo_dir, tmp_path, monkeypatch):
+    import hashlib
+    from orangecontrib.deepimage.core.cache import default_cache_dir
+    monkeypatch.setenv("DEEPIMAGE_CACHE_DIR", str(tmp_path))
+    first = Embedder("squeezenet", backend="onnx", cache=False)
+    digest = hashlib.blake2b(first.cache_key.encode(), digest_size=8).hexdigest()
+    exported = default_cache_dir() / "onnx" / f"squeezenet-{digest}.onnx"
+    assert exported.is_file()
+    exported.write_bytes(b"half an onnx file")
+    image = [str(photo_dir / "cats" / "cats0.jpg")]
+    again = Embedder("squeezenet", backend="onnx", cache=False)
+    np.testing.assert_allclose(again.embed(image).embeddings, first.embed(image).embeddings,
+                               rtol=1e-5)
+    assert exported.stat().st_size > 1_000_000
+
+
+def test_nothing_to_embed(embedder):
+    result = embedder.embed([])
+    assert result.embeddings.shape == (0, 512) and result.skipped == [] and result.full().shape == (0, 512)

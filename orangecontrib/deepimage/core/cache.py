@@ -70,17 +70,28 @@ class EmbeddingCache:
         return db
 
     def _open(self) -> sqlite3.Connection:
+        db = None
         try:
             db = self._connect()
             if db.execute("PRAGMA quick_check").fetchone()[0] != "ok":
                 raise sqlite3.DatabaseError("quick_check failed")
             return db
         except sqlite3.OperationalError:
+            if db is not None:
+                db.close()
             raise  # cannot open at all (permissions, missing folder): the caller decides
         except sqlite3.DatabaseError as exc:
+            if db is not None:
+                db.close()  # before moving the file aside (Windows keeps open files)
             return self._rebuild(exc)
 
     def _rebuild(self, reason: Exception) -> sqlite3.Connection:
+        """Move a corrupt database aside and start an empty one."""
+        if getattr(self, "_db", None) is not None:
+            try:
+                self._db.close()
+            except sqlite3.Error:
+                pass
         aside = self.path.with_name(self.path.name + ".corrupt")
         log.warning("Embedding cache %s is unreadable (%s); moving it to %s and starting "
                     "a new one.", self.path, reason, aside)
@@ -136,14 +147,26 @@ class EmbeddingCache:
 
     def __len__(self) -> int:
         with self._lock:
-            return self._db.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0]
+            try:
+                return self._db.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0]
+            except sqlite3.OperationalError:
+                raise
+            except sqlite3.DatabaseError as exc:
+                self._db = self._rebuild(exc)
+                return 0
 
     def clear(self, model: "str | None" = None) -> None:
-        with self._lock, self._db:
-            if model is None:
-                self._db.execute("DELETE FROM embeddings")
-            else:
-                self._db.execute("DELETE FROM embeddings WHERE model = ?", (model,))
+        with self._lock:
+            try:
+                with self._db:
+                    if model is None:
+                        self._db.execute("DELETE FROM embeddings")
+                    else:
+                        self._db.execute("DELETE FROM embeddings WHERE model = ?", (model,))
+            except sqlite3.OperationalError:
+                raise
+            except sqlite3.DatabaseError as exc:
+                self._db = self._rebuild(exc)
 
     def close(self) -> None:
         with self._lock:

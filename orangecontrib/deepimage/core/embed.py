@@ -104,6 +104,39 @@ class EmbeddingResult:
         return out
 
 
+@dataclass
+class _Step:
+    """What the decoders delivered for one step of the pipeline."""
+
+    images: list = field(default_factory=list)
+    keys: list = field(default_factory=list)
+    indices: list = field(default_factory=list)
+    cached_indices: list = field(default_factory=list)
+    cached_vectors: list = field(default_factory=list)
+    skipped: list = field(default_factory=list)
+
+    @property
+    def handled(self) -> int:
+        return len(self.indices) + len(self.cached_indices) + len(self.skipped)
+
+    def add(self, index: int, source: str, future: Future) -> None:
+        try:
+            key, vector, image = future.result()
+        except ImageError as exc:
+            self.skipped.append(Skipped(index, source, str(exc)))
+        except Exception as exc:  # a bug in a decoder must not end the run
+            self.skipped.append(
+                Skipped(index, source, f"unexpected error ({type(exc).__name__}: {exc})"))
+        else:
+            if vector is not None:
+                self.cached_indices.append(index)
+                self.cached_vectors.append(vector)
+            else:
+                self.images.append(image)
+                self.keys.append(key)
+                self.indices.append(index)
+
+
 class _TorchRunner:
     def __init__(self, net, device: str):
         import torch
@@ -111,6 +144,8 @@ class _TorchRunner:
         self.device = torch.device(device)
         self.net = net.eval().to(self.device, memory_format=torch.channels_last)
         self.amp = self.device.type == "cuda"
+        if self.amp:
+            torch.backends.cudnn.benchmark = True  # one input size: pick the fastest kernels
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         torch = self.torch
@@ -214,67 +249,57 @@ class Embedder:
         before are already cached.
         """
         sources = [os.fspath(s) for s in sources]
-        total = len(sources)
         window = max(2 * self.batch_size, 4 * self.workers)
         pending: collections.deque[tuple[int, Future]] = collections.deque()
         todo = iter(enumerate(sources))
         done = 0
         with ThreadPoolExecutor(self.workers, thread_name_prefix="deepimage-decode") as pool:
-            def refill():
-                while len(pending) < window:
+            def take() -> "tuple[int, Future]":
+                """The oldest job in flight; keeps ``window`` jobs in flight."""
+                while len(pending) <= window:
                     item = next(todo, None)
                     if item is None:
-                        return
+                        break
                     pending.append((item[0], pool.submit(self._prepare, item[1])))
+                return pending.popleft()
 
             try:
-                refill()
-                while pending:
+                while pending or done < len(sources):
                     if should_stop is not None and should_stop():
                         raise Cancelled()
-                    batch, keys, indices, skipped, cached_idx, cached_vec = [], [], [], [], [], []
-                    while pending and len(batch) < self.batch_size and \
-                            len(cached_idx) + len(skipped) < 4 * self.batch_size:
-                        index, future = pending.popleft()
-                        refill()
-                        try:
-                            key, vector, image = future.result()
-                        except ImageError as exc:
-                            skipped.append(Skipped(index, sources[index], str(exc)))
-                            continue
-                        except Exception as exc:  # a bug in a decoder must not end the run
-                            skipped.append(Skipped(index, sources[index],
-                                                   f"unexpected error ({type(exc).__name__}: {exc})"))
-                            continue
-                        if vector is not None:
-                            cached_idx.append(index)
-                            cached_vec.append(vector)
-                        else:
-                            batch.append(image)
-                            keys.append(key)
-                            indices.append(index)
-                    vectors = self._run(np.stack(batch)) if batch else None
-                    if vectors is not None and self.cache is not None:
-                        self.cache.put_many(self.cache_key, zip(keys, vectors))
-                    order, parts = indices + cached_idx, []
-                    if vectors is not None:
-                        parts.append(vectors)
-                    if cached_vec:
-                        parts.append(np.stack(cached_vec))
-                    all_vectors = (np.concatenate(parts) if parts
-                                   else np.zeros((0, self.dim), np.float32))
-                    if order:
-                        sort = np.argsort(order, kind="stable")
-                        order = [order[i] for i in sort]
-                        all_vectors = all_vectors[sort]
-                    done += len(order) + len(skipped)
+                    step = _Step()
+                    # a step ends with a full batch for the network, or after many
+                    # cache hits and skips, so that progress is reported regularly
+                    while (pending or done + step.handled < len(sources)) \
+                            and len(step.images) < self.batch_size \
+                            and step.handled < 4 * self.batch_size:
+                        index, future = take()
+                        step.add(index, sources[index], future)
+                    result = self._finish(step, done + step.handled)
+                    done = result.done
                     if progress is not None:
-                        progress(done, total)
-                    yield BatchResult(order, all_vectors.astype(np.float32, copy=False),
-                                      skipped, len(cached_idx), done)
+                        progress(done, len(sources))
+                    yield result
             finally:
                 for _, future in pending:
                     future.cancel()
+
+    def _finish(self, step: "_Step", done: int) -> BatchResult:
+        """Run the network on a step's images, cache them, merge in the cached ones."""
+        indices, parts = list(step.indices), []
+        if step.images:
+            vectors = self._run(np.stack(step.images))
+            if self.cache is not None:
+                self.cache.put_many(self.cache_key, zip(step.keys, vectors))
+            parts.append(vectors.astype(np.float32, copy=False))
+        if step.cached_vectors:
+            indices += step.cached_indices
+            parts.append(np.stack(step.cached_vectors).astype(np.float32, copy=False))
+        if not indices:
+            return BatchResult([], np.zeros((0, self.dim), np.float32), step.skipped, 0, done)
+        order = np.argsort(indices, kind="stable")
+        return BatchResult([indices[i] for i in order], np.concatenate(parts)[order],
+                           step.skipped, len(step.cached_indices), done)
 
     def embed(self, sources: Iterable[str], progress: "ProgressCallback | None" = None,
               should_stop: "StopCallback | None" = None) -> EmbeddingResult:

@@ -12,11 +12,10 @@ import os
 import urllib.request
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable
 
 import numpy as np
-from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 __all__ = ["IMAGE_EXTENSIONS", "DEFAULT_MAX_PIXELS", "DEFAULT_MAX_BYTES", "Skipped",
            "ImageError", "find_images", "read_bytes", "decode_image", "load_image",
@@ -82,6 +81,10 @@ def find_images(paths: "Iterable[str | os.PathLike] | str | os.PathLike",
     return found
 
 
+def _megabytes(size: int) -> str:
+    return f"{size / 2**20:.0f} MiB" if size >= 2**20 else f"{size:,} bytes"
+
+
 def read_bytes(source: "str | os.PathLike", max_bytes: int = DEFAULT_MAX_BYTES,
                timeout: float = 30.0) -> bytes:
     """The raw bytes of a file or http(s) URL; ImageError with a reason otherwise."""
@@ -93,8 +96,8 @@ def read_bytes(source: "str | os.PathLike", max_bytes: int = DEFAULT_MAX_BYTES,
         else:
             size = os.path.getsize(source)
             if size > max_bytes:
-                raise ImageError(f"file is {size / 2**20:.0f} MiB, over the "
-                                 f"{max_bytes / 2**20:.0f} MiB limit")
+                raise ImageError(f"file is {_megabytes(size)}, over the "
+                                 f"{_megabytes(max_bytes)} limit")
             with open(source, "rb") as f:
                 data = f.read()
     except ImageError:
@@ -108,7 +111,7 @@ def read_bytes(source: "str | os.PathLike", max_bytes: int = DEFAULT_MAX_BYTES,
     except OSError as exc:  # includes URLError and HTTPError
         raise ImageError(f"could not be read ({exc})") from None
     if len(data) > max_bytes:
-        raise ImageError(f"over the {max_bytes / 2**20:.0f} MiB limit")
+        raise ImageError(f"over the {_megabytes(max_bytes)} limit")
     if not data:
         raise ImageError("empty file (0 bytes)")
     return data
@@ -139,6 +142,10 @@ def decode_image(data: bytes, size: "tuple[int, int] | None" = None,
 
     Raises ImageError with a one-line reason for anything that is not a usable image.
     """
+    if Image.MAX_IMAGE_PIXELS is not None and max_pixels > Image.MAX_IMAGE_PIXELS:
+        # Pillow refuses images over twice its own limit before our check can run;
+        # a caller who asked for a higher limit gets it (raised, never lowered).
+        Image.MAX_IMAGE_PIXELS = max_pixels
     try:
         image = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
@@ -195,6 +202,3 @@ def describe(path: "str | os.PathLike") -> dict:
     except Exception:  # a bad file is reported by decoding, not here
         pass
     return info
-
-
-ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file is skipped, never half-used

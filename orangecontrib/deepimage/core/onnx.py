@@ -64,29 +64,34 @@ def onnx_providers(device: str) -> list[str]:
 class OnnxRunner:
     """Runs an exported network with onnxruntime; called like the torch runner."""
 
-    def __init__(self, path: "str | os.PathLike", device: str = "cpu"):
+    def __init__(self, model: "str | os.PathLike | bytes", device: str = "cpu"):
+        """``model``: the path of an .onnx file, or its bytes."""
         import onnxruntime
         options = onnxruntime.SessionOptions()
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3  # errors only
         # idle threads sleep instead of spinning, leaving the cores to the decoders
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.path = Path(path)
-        self.session = onnxruntime.InferenceSession(str(path), options,
+        source = model if isinstance(model, bytes) else str(model)
+        self.session = onnxruntime.InferenceSession(source, options,
                                                     providers=onnx_providers(device))
 
     @classmethod
     def for_network(cls, net, spec: ModelSpec, device: str,
                     cache_name: "str | None" = None) -> "OnnxRunner":
-        """Export ``net`` once (kept in the cache folder when it has a stable name)."""
-        if cache_name is None:
-            folder = Path(tempfile.mkdtemp(prefix="deepimage-onnx-"))
-            return cls(export_onnx(net, spec, folder / "model.onnx"), device)
+        """Export ``net`` once; kept in the cache folder when it has a stable name."""
+        if cache_name is None:  # e.g. random weights: nothing worth keeping
+            with tempfile.TemporaryDirectory(prefix="deepimage-onnx-") as folder:
+                path = export_onnx(net, spec, Path(folder) / "model.onnx")
+                return cls(path.read_bytes(), device)
         digest = hashlib.blake2b(cache_name.encode(), digest_size=8).hexdigest()
         path = default_cache_dir() / "onnx" / f"{spec.name}-{digest}.onnx"
-        if not path.is_file():
-            export_onnx(net, spec, path)
-        return cls(path, device)
+        if path.is_file():
+            try:
+                return cls(path, device)
+            except Exception:  # damaged or from an incompatible version: export again
+                pass
+        return cls(export_onnx(net, spec, path), device)
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         out = self.session.run([OUTPUT_NAME], {INPUT_NAME: np.ascontiguousarray(images)})[0]
