@@ -13,6 +13,7 @@ import collections
 import contextlib
 import logging
 import os
+import sys
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -57,18 +58,34 @@ def resolve_backend(backend: str, device: str) -> str:
     return "onnx"
 
 
+def _cuda_possible() -> bool:
+    """False when no NVIDIA driver is installed, so that the CPU path never imports torch."""
+    if "torch" in sys.modules:
+        return True
+    if sys.platform.startswith("linux"):
+        return os.path.exists("/proc/driver/nvidia/version")
+    if sys.platform == "win32":
+        import ctypes.util
+        return ctypes.util.find_library("nvcuda") is not None
+    return False  # macOS has no CUDA
+
+
 def resolve_device(device: str = "auto") -> str:
     """'auto' -> 'cuda' when a CUDA GPU is usable, else 'cpu'; checks explicit choices."""
-    import torch
     device = (device or "auto").lower()
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
     if device == "gpu":
         device = "cuda"
+    if device == "cpu":
+        return device
+    if device not in ("auto", "mps") and not device.startswith("cuda"):
+        raise ValueError(f"Unknown device {device!r}: choose auto, cpu or cuda.")
+    if device == "auto" and not _cuda_possible():
+        return "cpu"
+    import torch
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError("No CUDA GPU is usable on this computer: choose device 'cpu' or 'auto'.")
-    if device not in ("cpu", "mps") and not device.startswith("cuda"):
-        raise ValueError(f"Unknown device {device!r}: choose auto, cpu or cuda.")
     return device
 
 
@@ -183,38 +200,46 @@ class Embedder:
         self.max_pixels = max_pixels
         self.batch_size = batch_size or (64 if self.device.startswith("cuda") else 32)
         self.workers = workers or min(8, os.cpu_count() or 2)
-        given_net = net
-        net, self.weights_id = self._network(net, weights_id, weights_file, random_weights)
+        self._random_weights = random_weights
+        self._location = None
+        if net is None and not random_weights:
+            from .weights import locate_weights
+            self._location = locate_weights(self.spec, weights_file)
+            weights_id = self._location.identity
+        elif net is None:
+            weights_id = None  # untrained: nothing to cache
+        self.weights_id = weights_id
         self.cache_key = (f"{self.spec.name}|{self.weights_id}|{self.spec.input_size}|"
                           f"p{PIPELINE_VERSION}") if self.weights_id else None
         self.cache = self._open_cache(cache) if self.cache_key else None
         self._run = self._runner(net, backend)
-        self.dim = self.spec.embedding_dim if given_net is None else self._probe_dim()
+        self.dim = self.spec.embedding_dim if net is None else self._probe_dim()
 
     def _runner(self, net, asked: str):
         if self.backend == "onnx":
             from . import onnx
             try:
-                return onnx.OnnxRunner.for_network(net, self.spec, self.device,
-                                                   cache_name=self.cache_key)
+                if net is None and self.cache_key:  # exported before: no need for torch
+                    runner = onnx.OnnxRunner.from_cache(self.spec, self.cache_key, self.device)
+                    if runner is not None:
+                        return runner
+                return onnx.OnnxRunner.for_network(net or self._build_network(), self.spec,
+                                                   self.device, cache_name=self.cache_key)
             except Exception as exc:
                 if asked == "onnx":
                     raise
                 log.warning("ONNX export failed (%s); embedding with torch instead.", exc)
                 self.backend = "torch"
-        return _TorchRunner(net, self.device)
+        return _TorchRunner(net or self._build_network(), self.device)
 
-    def _network(self, net, weights_id, weights_file, random_weights):
+    def _build_network(self):
+        """The registry's network, with its pretrained weights unless random ones were asked."""
         from .networks import EmbeddingNet, build_backbone
-        if net is not None:
-            return net, weights_id
         backbone = build_backbone(self.spec)
-        if random_weights:
-            return EmbeddingNet(self.spec, backbone), None
-        from .weights import load_pretrained, locate_weights
-        location = locate_weights(self.spec, weights_file)
-        load_pretrained(backbone, self.spec, location)
-        return EmbeddingNet(self.spec, backbone), location.identity
+        if not self._random_weights:
+            from .weights import load_pretrained
+            load_pretrained(backbone, self.spec, self._location)
+        return EmbeddingNet(self.spec, backbone)
 
     @staticmethod
     def _open_cache(cache) -> "EmbeddingCache | None":

@@ -76,22 +76,32 @@ class OnnxRunner:
         self.session = onnxruntime.InferenceSession(source, options,
                                                     providers=onnx_providers(device))
 
+    @staticmethod
+    def cache_path(spec: ModelSpec, cache_name: str) -> Path:
+        """Where the export of a network with a stable name is kept."""
+        digest = hashlib.blake2b(cache_name.encode(), digest_size=8).hexdigest()
+        return default_cache_dir() / "onnx" / f"{spec.name}-{digest}.onnx"
+
+    @classmethod
+    def from_cache(cls, spec: ModelSpec, cache_name: str, device: str) -> "OnnxRunner | None":
+        """A runner for an earlier export, or None if there is none (or it is damaged)."""
+        path = cls.cache_path(spec, cache_name)
+        if not path.is_file():
+            return None
+        try:
+            return cls(path, device)
+        except Exception:  # damaged, or written by an incompatible version
+            return None
+
     @classmethod
     def for_network(cls, net, spec: ModelSpec, device: str,
                     cache_name: "str | None" = None) -> "OnnxRunner":
-        """Export ``net`` once; kept in the cache folder when it has a stable name."""
+        """Export ``net``; kept in the cache folder when it has a stable name."""
         if cache_name is None:  # e.g. random weights: nothing worth keeping
             with tempfile.TemporaryDirectory(prefix="deepimage-onnx-") as folder:
                 path = export_onnx(net, spec, Path(folder) / "model.onnx")
                 return cls(path.read_bytes(), device)
-        digest = hashlib.blake2b(cache_name.encode(), digest_size=8).hexdigest()
-        path = default_cache_dir() / "onnx" / f"{spec.name}-{digest}.onnx"
-        if path.is_file():
-            try:
-                return cls(path, device)
-            except Exception:  # damaged or from an incompatible version: export again
-                pass
-        return cls(export_onnx(net, spec, path), device)
+        return cls(export_onnx(net, spec, cls.cache_path(spec, cache_name)), device)
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         out = self.session.run([OUTPUT_NAME], {INPUT_NAME: np.ascontiguousarray(images)})[0]
