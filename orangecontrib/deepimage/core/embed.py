@@ -223,14 +223,16 @@ class Embedder:
                     runner = onnx.OnnxRunner.from_cache(self.spec, self.cache_key, self.device)
                     if runner is not None:
                         return runner
-                return onnx.OnnxRunner.for_network(net or self._build_network(), self.spec,
-                                                   self.device, cache_name=self.cache_key)
+                if net is None:
+                    net = self._build_network()
+                return onnx.OnnxRunner.for_network(net, self.spec, self.device,
+                                                   cache_name=self.cache_key)
             except Exception as exc:
                 if asked == "onnx":
                     raise
                 log.warning("ONNX export failed (%s); embedding with torch instead.", exc)
                 self.backend = "torch"
-        return _TorchRunner(net or self._build_network(), self.device)
+        return _TorchRunner(net if net is not None else self._build_network(), self.device)
 
     def _build_network(self):
         """The registry's network, with its pretrained weights unless random ones were asked."""

@@ -5,6 +5,7 @@ N x H x W x 3 RGB batch as the torch network, so both backends are fed alike.
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import os
 import tempfile
@@ -29,7 +30,8 @@ def export_onnx(net, spec: ModelSpec, path: "str | os.PathLike",
     size = image_size or spec.input_size
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    net = net.eval().to("cpu", memory_format=torch.contiguous_format)
+    # a copy: the caller's network stays where it is (a GPU, say) and as it is
+    net = copy.deepcopy(net).eval().to("cpu", memory_format=torch.contiguous_format)
     example = torch.zeros((2, size, size, 3), dtype=torch.uint8)
     fd, tmp = tempfile.mkstemp(suffix=".onnx.part", dir=path.parent)
     os.close(fd)
