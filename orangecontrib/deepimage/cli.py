@@ -76,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="a weights file to use instead of the standard one")
     embed.add_argument("--max-pixels", type=float, default=None, metavar="N",
                        help="skip images with more pixels than this (default 100 million)")
+    embed.add_argument("--crop", action="store_true",
+                       help="keep the central square instead of resizing the whole image")
     embed.add_argument("--no-cache", action="store_true",
                        help="neither read nor write the embedding cache")
     embed.add_argument("-q", "--quiet", action="store_true",
@@ -161,7 +163,8 @@ def cmd_embed(args: argparse.Namespace) -> int:
         embedder = Embedder(args.model, device=args.device, backend=args.backend,
                             batch_size=args.batch_size, workers=args.workers,
                             weights_file=args.weights, cache=not args.no_cache,
-                            max_pixels=int(args.max_pixels or DEFAULT_MAX_PIXELS))
+                            max_pixels=int(args.max_pixels or DEFAULT_MAX_PIXELS),
+                            crop=args.crop)
     except (UnknownModel, WeightsUnavailable, ValueError) as exc:
         print(f"deepimage: error: {exc}", file=sys.stderr)
         return 2

@@ -186,3 +186,22 @@ def test_cpu_embedding_with_an_earlier_onnx_export_does_not_import_torch(photo_d
                           timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["(1,", "512)", "False"]
+
+
+def test_crop_keeps_the_centre_and_is_cached_apart(tmp_path):
+    """By default the whole image is resized; with crop only the centre is seen."""
+    from PIL import Image
+    pixels = np.zeros((100, 300, 3), np.uint8)
+    pixels[:, :100] = (255, 0, 0)   # red left third
+    pixels[:, 200:] = (0, 0, 255)   # blue right third
+    Image.fromarray(pixels).save(tmp_path / "wide.png")
+    whole = load_image(tmp_path / "wide.png", (30, 30))
+    cropped = load_image(tmp_path / "wide.png", (30, 30), crop=True)
+    assert whole[15, 0, 0] > 200 and whole[15, -1, 2] > 200  # both edges kept
+    assert cropped.max() < 10  # the black centre only
+    cache = EmbeddingCache(tmp_path / "c.sqlite")
+    path = [str(tmp_path / "wide.png")]
+    plain = Embedder("squeezenet", backend="torch", cache=cache).embed(path)
+    crop = Embedder("squeezenet", backend="torch", cache=cache, crop=True).embed(path)
+    assert crop.cached == 0 and len(cache) == 2
+    assert not np.allclose(plain.embeddings, crop.embeddings)

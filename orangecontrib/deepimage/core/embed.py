@@ -193,11 +193,13 @@ class Embedder:
                  net=None, weights_id: "str | None" = None, random_weights: bool = False,
                  batch_size: "int | None" = None,
                  cache: "EmbeddingCache | bool | str | os.PathLike | None" = True,
-                 workers: "int | None" = None, max_pixels: int = DEFAULT_MAX_PIXELS):
+                 workers: "int | None" = None, max_pixels: int = DEFAULT_MAX_PIXELS,
+                 crop: bool = False):
         self.spec = get_spec(model)
         self.device = resolve_device(device)
         self.backend = resolve_backend(backend, self.device)
         self.max_pixels = max_pixels
+        self.crop = crop  # False: resize the whole image; True: central crop first
         self.batch_size = batch_size or (64 if self.device.startswith("cuda") else 32)
         self.workers = workers or min(8, os.cpu_count() or 2)
         self._random_weights = random_weights
@@ -211,6 +213,9 @@ class Embedder:
         self.weights_id = weights_id
         self.cache_key = (f"{self.spec.name}|{self.weights_id}|{self.spec.input_size}|"
                           f"p{PIPELINE_VERSION}") if self.weights_id else None
+        # the network is the same either way (the ONNX export is shared); the vectors are not
+        self._vector_key = (self.cache_key + ("|crop" if crop else "")
+                            if self.cache_key else None)
         self.cache = self._open_cache(cache) if self.cache_key else None
         self._run = self._runner(net, backend)
         self.dim = self.spec.embedding_dim if net is None else self._probe_dim()
@@ -274,10 +279,10 @@ class Embedder:
         data = read_bytes(source)
         key = content_hash(data) if self.cache is not None else None
         if key is not None:
-            vector = self.cache.get(self.cache_key, key)
+            vector = self.cache.get(self._vector_key, key)
             if vector is not None:
                 return key, vector, None
-        return key, None, decode_image(data, self.spec.input_shape, self.max_pixels)
+        return key, None, decode_image(data, self.spec.input_shape, self.max_pixels, self.crop)
 
     def iter_embed(self, sources: Sequence[str], progress: "ProgressCallback | None" = None,
                    should_stop: "StopCallback | None" = None) -> Iterator[BatchResult]:
@@ -328,7 +333,7 @@ class Embedder:
         if step.images:
             vectors = self._run(np.stack(step.images))
             if self.cache is not None:
-                self.cache.put_many(self.cache_key, zip(step.keys, vectors))
+                self.cache.put_many(self._vector_key, zip(step.keys, vectors))
             parts.append(vectors.astype(np.float32, copy=False))
         if step.cached_vectors:
             indices += step.cached_indices
