@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     embed.add_argument("--backend", default="auto", choices=("auto", "torch", "onnx"),
                        help="auto: onnxruntime on the CPU, torch on a GPU")
     embed.add_argument("--batch-size", type=int, default=None, metavar="N",
-                       help="images per network call (default 32 on CPU, 64 on GPU)")
+                       help="images per network call (default 16 on CPU, 64 on GPU)")
     embed.add_argument("--workers", type=int, default=None, metavar="N",
                        help="decoding threads (default: the number of cores, at most 8)")
     embed.add_argument("--weights", metavar="FILE", default=None,

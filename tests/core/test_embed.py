@@ -85,7 +85,7 @@ def test_onnx_backend_gives_the_torch_embeddings(photo_dir, tmp_path):
 
 def test_auto_backend_and_device_on_a_cpu_machine():
     embedder = Embedder("squeezenet", cache=False)
-    assert (embedder.device, embedder.backend, embedder.batch_size) == ("cpu", "onnx", 32)
+    assert (embedder.device, embedder.backend, embedder.batch_size) == ("cpu", "onnx", 16)
 
 
 def test_asking_for_a_missing_gpu_is_a_clear_error():

@@ -200,7 +200,7 @@ class Embedder:
         self.backend = resolve_backend(backend, self.device)
         self.max_pixels = max_pixels
         self.crop = crop  # False: resize the whole image; True: central crop first
-        self.batch_size = batch_size or (64 if self.device.startswith("cuda") else 32)
+        self.batch_size = batch_size or (64 if self.device.startswith("cuda") else 16)
         self.workers = workers or min(8, os.cpu_count() or 2)
         self._random_weights = random_weights
         self._location = None
