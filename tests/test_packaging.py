@@ -1,0 +1,29 @@
+"""The installed distribution registers what Orange and the shell look for."""
+from importlib import import_module
+from importlib.metadata import distribution
+
+
+def entry_points():
+    return {(ep.group, ep.name): ep for ep in distribution("Orange3-DeepImage").entry_points}
+
+
+def test_entry_points_resolve():
+    points = entry_points()
+    assert points[("orange3.addon", "Orange3-DeepImage")].value == "orangecontrib.deepimage"
+    widgets = import_module(points[("orange.widgets", "Deep Image")].value)
+    assert widgets.NAME == "Deep Image" and widgets.ICON.endswith(".svg")
+    help_path = points[("orange.canvas.help", "html-index")].load()
+    assert all(isinstance(path, str) for path, _ in help_path)
+    assert points[("console_scripts", "deepimage")].load().__name__ == "main"
+
+
+def test_dependencies_and_extras():
+    requires = distribution("Orange3-DeepImage").requires
+    names = {r.split(";")[0].split(">")[0].split("=")[0].strip().lower() for r in requires}
+    for name in ("orange3", "orange-widget-base", "anyqt", "torch", "torchvision", "ndf",
+                 "scikit-learn", "pillow", "numpy", "onnxruntime-gpu", "onnxruntime"):
+        assert name in names, name
+    gpu = next(r for r in requires if r.startswith("onnxruntime-gpu"))
+    assert 'platform_machine == "x86_64"' in gpu
+    extras = set(distribution("Orange3-DeepImage").metadata.get_all("Provides-Extra"))
+    assert {"server", "test", "bench"} <= extras
