@@ -69,12 +69,12 @@ class SqueezeNetCaffe(nn.Module):
         layers: dict[str, nn.Module] = {"conv1": _SameConv2dStride2(3, 64),
                                         "relu1": nn.ReLU(inplace=True),
                                         "pool1": nn.MaxPool2d(3, 2, ceil_mode=False)}
-        names = iter(self.fire_names)
-        for index, config in enumerate(self.fire_config, start=2):
+        fires, pools = iter(self.fire_names), iter(("pool3", "pool5"))  # Caffe's names
+        for config in self.fire_config:
             if config is None:
-                layers[f"pool{index}"] = nn.MaxPool2d(3, 2, ceil_mode=False)
+                layers[next(pools)] = nn.MaxPool2d(3, 2, ceil_mode=False)
             else:
-                layers[next(names)] = _Fire(*config)
+                layers[next(fires)] = _Fire(*config)
         self.features = nn.Sequential(OrderedDict(layers))
         self.num_features = 512
         self.dropout = nn.Dropout(0.5)
