@@ -102,29 +102,40 @@ class EmbeddingCache:
                 pass
         return self._connect()
 
+    def _guarded(self, work, fallback, failing: "str | None" = None):
+        """``work(db)`` under the lock. A corrupt database is rebuilt (-> ``fallback``).
+        Locked or unwritable (OperationalError): logged with ``failing`` (-> ``fallback``),
+        or raised when ``failing`` is None."""
+        with self._lock:
+            try:
+                return work(self._db)
+            except sqlite3.OperationalError as exc:
+                if failing is None:
+                    raise
+                log.warning("Embedding cache %s could not be %s: %s", self.path, failing, exc)
+            except sqlite3.DatabaseError as exc:
+                self._db = self._rebuild(exc)
+            return fallback
+
     def get_many(self, model: str, contents: Iterable[str]) -> dict[str, np.ndarray]:
         """The cached vectors among ``contents``, as {content hash: vector}."""
         contents = list(dict.fromkeys(contents))
         found: dict[str, np.ndarray] = {}
-        with self._lock:
+
+        def read(db):
             for start in range(0, len(contents), 500):
                 chunk = contents[start:start + 500]
                 marks = ",".join("?" * len(chunk))
-                try:
-                    rows = self._db.execute(
-                        f"SELECT content, dim, vector FROM embeddings "
-                        f"WHERE model = ? AND content IN ({marks})", [model, *chunk]).fetchall()
-                except sqlite3.OperationalError as exc:  # locked, I/O error: skip the cache
-                    log.warning("Embedding cache %s could not be read: %s", self.path, exc)
-                    return found
-                except sqlite3.DatabaseError as exc:  # corrupt
-                    self._db = self._rebuild(exc)
-                    return {}
+                rows = db.execute(f"SELECT content, dim, vector FROM embeddings "
+                                  f"WHERE model = ? AND content IN ({marks})",
+                                  [model, *chunk]).fetchall()
                 for content, dim, blob in rows:
                     vector = np.frombuffer(blob, dtype=np.float32)
                     if vector.shape == (dim,):  # else a damaged row: recompute it
                         found[content] = vector
-        return found
+            return found
+
+        return self._guarded(read, found, "read")
 
     def get(self, model: str, content: str) -> "np.ndarray | None":
         return self.get_many(model, [content]).get(content)
@@ -133,40 +144,27 @@ class EmbeddingCache:
         """Store vectors; one transaction, so either all of them land or none."""
         rows = [(model, content, int(v.shape[0]), np.ascontiguousarray(v, np.float32).tobytes())
                 for content, v in items]
-        if not rows:
-            return
-        with self._lock:
-            try:
-                with self._db:
-                    self._db.executemany(
-                        "INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?, ?)", rows)
-            except sqlite3.OperationalError as exc:  # locked, disk full: lose only these
-                log.warning("Embedding cache %s could not be written: %s", self.path, exc)
-            except sqlite3.DatabaseError as exc:  # corrupt
-                self._db = self._rebuild(exc)
+
+        def write(db):
+            with db:
+                db.executemany("INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?, ?)", rows)
+
+        if rows:  # when the disk is full or the file locked, only these are lost
+            self._guarded(write, None, "written")
 
     def __len__(self) -> int:
-        with self._lock:
-            try:
-                return self._db.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0]
-            except sqlite3.OperationalError:
-                raise
-            except sqlite3.DatabaseError as exc:
-                self._db = self._rebuild(exc)
-                return 0
+        return self._guarded(
+            lambda db: db.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0], 0)
 
     def clear(self, model: "str | None" = None) -> None:
-        with self._lock:
-            try:
-                with self._db:
-                    if model is None:
-                        self._db.execute("DELETE FROM embeddings")
-                    else:
-                        self._db.execute("DELETE FROM embeddings WHERE model = ?", (model,))
-            except sqlite3.OperationalError:
-                raise
-            except sqlite3.DatabaseError as exc:
-                self._db = self._rebuild(exc)
+        def delete(db):
+            with db:
+                if model is None:
+                    db.execute("DELETE FROM embeddings")
+                else:
+                    db.execute("DELETE FROM embeddings WHERE model = ?", (model,))
+
+        self._guarded(delete, None)
 
     def close(self) -> None:
         with self._lock:
