@@ -307,13 +307,13 @@ class Embedder:
                 return pending.popleft()
 
             try:
-                while pending or done < len(sources):
+                while done < len(sources):
                     if should_stop is not None and should_stop():
                         raise Cancelled()
                     step = _Step()
                     # a step ends with a full batch for the network, or after many
                     # cache hits and skips, so that progress is reported regularly
-                    while (pending or done + step.handled < len(sources)) \
+                    while done + step.handled < len(sources) \
                             and len(step.images) < self.batch_size \
                             and step.handled < 4 * self.batch_size:
                         index, future = take()
