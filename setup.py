@@ -26,7 +26,12 @@ setup(
     long_description_content_type="text/markdown",
     license="GPL-3.0-or-later",
     python_requires=">=3.10",
-    packages=find_namespace_packages(include=["orangecontrib.*"]),
+    # server/ sits at the top of the repository (it is deployed on its own) but is
+    # installed as orangecontrib.deepimage.server, beside the core it imports.
+    packages=find_namespace_packages(include=["orangecontrib.*"]) + [
+        "orangecontrib.deepimage.server",
+        *("orangecontrib.deepimage.server." + p for p in find_namespace_packages("server"))],
+    package_dir={"orangecontrib.deepimage.server": "server"},
     package_data={"orangecontrib.deepimage.widgets": ["icons/*.svg"]},
     install_requires=[
         "Orange3>=3.36",
