@@ -204,8 +204,13 @@ def reason(excinfo):
     return message.lower()
 
 
+@pytest.mark.parametrize("load_truncated", [False, True])
 @pytest.mark.parametrize("ext, fmt", [(".jpg", "JPEG"), (".png", "PNG")])
-def test_truncated_file(tmp_path, ext, fmt):
+def test_truncated_file(tmp_path, monkeypatch, ext, fmt, load_truncated):
+    # orange3-imageanalytics turns Pillow's process-wide LOAD_TRUNCATED_IMAGES on
+    # when it is imported; a cut-off file must still be refused, and the flag
+    # left as the other add-on set it.
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", load_truncated)
     noise = np.random.default_rng(0).integers(0, 256, (120, 160, 3), dtype=np.uint8)
     data = save(tmp_path / ("full" + ext), Image.fromarray(noise), format=fmt).read_bytes()
     (tmp_path / ("cut" + ext)).write_bytes(data[:int(len(data) * 0.6)])
@@ -213,6 +218,8 @@ def test_truncated_file(tmp_path, ext, fmt):
         load_image(tmp_path / ("cut" + ext))
     text = reason(excinfo)
     assert "truncated" in text or "corrupt" in text
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is load_truncated
+    assert load_image(tmp_path / ("full" + ext)).shape == (120, 160, 3)
 
 
 @pytest.mark.parametrize("setup, word", [

@@ -7,15 +7,17 @@ before any pixel is decoded, so a decompression bomb costs nothing.
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import threading
 import urllib.request
 import warnings
 from dataclasses import dataclass
 from typing import Iterable
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 __all__ = ["IMAGE_EXTENSIONS", "DEFAULT_MAX_PIXELS", "DEFAULT_MAX_BYTES", "Skipped",
            "ImageError", "find_images", "read_bytes", "decode_image", "load_image",
@@ -149,6 +151,36 @@ def _center_crop(image: Image.Image, size: tuple[int, int]) -> Image.Image:
     return image.crop((0, top, width, top + new_height))
 
 
+_strict_lock = threading.Lock()
+_strict_users = 0
+_saved_truncated_flag = False
+
+
+@contextlib.contextmanager
+def _truncated_images_refused():
+    """Make Pillow refuse truncated files while we decode, whatever the global says.
+
+    ``ImageFile.LOAD_TRUNCATED_IMAGES`` is process-wide, and other code sets it
+    (orange3-imageanalytics does on import); with it on, a cut-off JPEG decodes
+    into grey padding and would be embedded as if it were whole. The first of
+    any concurrent decoders turns it off and the last restores what it was, so
+    decoding in several threads is not serialised.
+    """
+    global _strict_users, _saved_truncated_flag
+    with _strict_lock:
+        if _strict_users == 0:
+            _saved_truncated_flag = ImageFile.LOAD_TRUNCATED_IMAGES
+        _strict_users += 1
+        ImageFile.LOAD_TRUNCATED_IMAGES = False
+    try:
+        yield
+    finally:
+        with _strict_lock:
+            _strict_users -= 1
+            if _strict_users == 0:
+                ImageFile.LOAD_TRUNCATED_IMAGES = _saved_truncated_flag
+
+
 def decode_image(data: bytes, size: "tuple[int, int] | None" = None,
                  max_pixels: int = DEFAULT_MAX_PIXELS, crop: bool = False) -> np.ndarray:
     """Decode image bytes to uint8 RGB, H x W x 3, resized to ``size`` (w, h).
@@ -162,6 +194,12 @@ def decode_image(data: bytes, size: "tuple[int, int] | None" = None,
         # Pillow refuses images over twice its own limit before our check can run;
         # a caller who asked for a higher limit gets it (raised, never lowered).
         Image.MAX_IMAGE_PIXELS = max_pixels
+    with _truncated_images_refused():
+        return _decode(data, size, max_pixels, crop)
+
+
+def _decode(data: bytes, size: "tuple[int, int] | None", max_pixels: int,
+            crop: bool) -> np.ndarray:
     try:
         image = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
