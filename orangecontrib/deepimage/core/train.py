@@ -1,0 +1,595 @@
+"""Training a classifier on images: last layer only, fine-tuning, or from scratch.
+
+No Qt and no Orange here: the learner (learner.py), the CLI and the Trainer widget
+all call :func:`train_classifier` and :func:`predict_proba`.
+
+- ``"last-layer"``: the backbone stays as it is; images are embedded once through
+  core.embed.Embedder (its persistent cache makes reruns and Test & Score folds
+  nearly free) and only the last layer is trained, on the embeddings: seconds on a CPU.
+- ``"fine-tune"``: the same, for ``head_epochs``, then the whole network trains,
+  the early layers at lower learning rates than the late ones.
+- ``"scratch"``: random initialisation, every layer at the same rate.
+
+A stratified validation split drives early stopping; the best epoch's weights are
+restored at the end. ``should_stop()`` is checked per batch: the run stops cleanly
+and keeps the best model so far (Cancelled is raised only when there is none yet).
+Decoded images are kept in memory between epochs and between Test & Score folds
+(core.imagecache).
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import dataclasses
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .embed import Cancelled, resolve_device
+from .images import Skipped
+from .models import get_spec
+
+__all__ = ["MODES", "OPTIMIZERS", "MIN_IMAGE_SIZE", "TrainConfig", "EpochRecord",
+           "TrainResult", "preset", "train_classifier", "predict_proba", "weights_fingerprint"]
+
+MODES = ("last-layer", "fine-tune", "scratch")
+OPTIMIZERS = ("sgd", "rmsprop", "adam")
+# The smallest image side each architecture accepts (tests check these against networks.py).
+MIN_IMAGE_SIZE = {"squeezenet": 29, "vgg16": 32, "vgg19": 32, "inception-v3": 75}
+
+ProgressCallback = Callable[[int, int], None]
+StopCallback = Callable[[], bool]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides a training run. ``preset(model, mode)`` gives the
+    defaults per architecture; change fields with ``dataclasses.replace``."""
+
+    model: str = "squeezenet"
+    mode: str = "fine-tune"
+    epochs: int = 10
+    image_size: "int | None" = None  # None: the network's native size
+    batch_size: int = 32
+    learning_rate: float = 0.01
+    optimizer: str = "sgd"  # "sgd" (with momentum), "rmsprop" or "adam"
+    momentum: float = 0.9
+    weight_decay: float = 2e-4
+    dropout: float = 0.5  # before the last layer
+    label_smoothing: float = 0.0
+    aux_loss_weight: float = 0.0  # Inception v3's auxiliary classifier (299 px and up)
+    flip: bool = True  # random horizontal flips
+    scale_jitter: float = 0.0  # enlarge up to (1 + this) and crop back: VGG's scale jitter
+    head_epochs: int = 10  # fine-tune: epochs of the last layer alone, before the network
+    head_learning_rate: float = 1e-3  # the last layer alone trains with Adam (see _optimizer)
+    backbone_lr_factor: float = 0.1  # fine-tune: earliest layers at lr x this, rising to x sqrt
+    validation_fraction: float = 0.2  # stratified; 0 turns early stopping off
+    patience: int = 3  # epochs without a better validation loss before stopping
+    class_weighting: bool = True  # weight classes inversely to their frequency
+    seed: int = 0
+    device: str = "auto"  # "auto", "cpu" or "cuda"
+    random_weights: bool = False  # untrained start for "last-layer"/"fine-tune" (tests)
+    weights_file: "str | None" = None  # pretrained weights instead of the standard file
+
+    def __post_init__(self):
+        spec = get_spec(self.model)
+        object.__setattr__(self, "model", spec.name)
+        problems = []
+        if self.mode not in MODES:
+            problems.append(f"mode must be one of {', '.join(MODES)}, not {self.mode!r}")
+        if self.optimizer not in OPTIMIZERS:
+            problems.append(f"optimizer must be one of {', '.join(OPTIMIZERS)}, "
+                            f"not {self.optimizer!r}")
+        for name in ("epochs", "batch_size"):
+            if int(getattr(self, name)) < 1:
+                problems.append(f"{name} must be at least 1")
+        if not (self.learning_rate > 0 and self.head_learning_rate > 0):
+            problems.append("the learning rates must be above 0")
+        if not 0 <= self.validation_fraction < 1:
+            problems.append("the validation fraction must be at least 0 and below 1")
+        if self.head_epochs < 0 or self.patience < 1:
+            problems.append("head_epochs must be at least 0 and patience at least 1")
+        smallest = MIN_IMAGE_SIZE[spec.name]
+        if self.image_size is not None and not smallest <= int(self.image_size) <= 1024:
+            problems.append(f"{spec.display_name} needs images of at least {smallest} x "
+                            f"{smallest} pixels (at most 1024); choose an image size between "
+                            f"{smallest} and 1024, or leave it empty for the native "
+                            f"{spec.input_size}")
+        if problems:
+            raise ValueError("Cannot train: " + "; ".join(problems) + ".")
+
+    @property
+    def size(self) -> int:
+        """The image side the network is trained and used at."""
+        return int(self.image_size or get_spec(self.model).input_size)
+
+
+def preset(model: str = "squeezenet", mode: str = "fine-tune") -> TrainConfig:
+    """Defaults per architecture, after the papers that introduced them.
+
+    SqueezeNet 1.1 (Iandola et al.): 227 px, SGD with momentum 0.9, weight decay 2e-4,
+    dropout 0.5 before conv10. VGG (Simonyan & Zisserman): SGD momentum 0.9, weight decay
+    5e-4, dropout 0.5 on the FC layers, scale jitter and flips. Inception v3 (Szegedy et
+    al.): 299 px, RMSProp (decay 0.9, epsilon 1.0), label smoothing 0.1, auxiliary loss
+    (weight 0.4). Rates are the papers' for "scratch" and a tenth of them for fine-tuning.
+    """
+    spec = get_spec(model)
+    if mode not in MODES:
+        raise ValueError(f"Unknown mode {mode!r}: choose one of {', '.join(MODES)}.")
+    if spec.name == "squeezenet":
+        base = dict(optimizer="sgd", momentum=0.9, weight_decay=2e-4, dropout=0.5,
+                    batch_size=32, learning_rate=0.04)
+    elif spec.name in ("vgg16", "vgg19"):
+        base = dict(optimizer="sgd", momentum=0.9, weight_decay=5e-4, dropout=0.5,
+                    scale_jitter=0.25, batch_size=16, learning_rate=0.01)
+    else:
+        base = dict(optimizer="rmsprop", momentum=0.9, weight_decay=4e-5, dropout=0.5,
+                    label_smoothing=0.1, aux_loss_weight=0.4, batch_size=16,
+                    learning_rate=0.045)
+    if mode == "fine-tune":
+        base.update(learning_rate=base["learning_rate"] / 10, epochs=10, patience=3)
+    elif mode == "scratch":
+        base.update(epochs=30, patience=5)
+    else:  # a linear layer on fixed embeddings (Adam, head_learning_rate): many cheap epochs
+        base.update(epochs=100, patience=10, batch_size=64)
+    return TrainConfig(model=spec.name, mode=mode, **base)
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    """One epoch, for the widget's live plot. Validation values are NaN without a split."""
+
+    epoch: int  # 1-based, counted across phases
+    phase: str  # "head" (last layer only) or "network"
+    train_loss: float
+    train_accuracy: float
+    val_loss: float
+    val_accuracy: float
+    seconds: float
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """A trained network (an EmbeddingNet on the CPU, in eval mode) and how it got there."""
+
+    net: object
+    config: TrainConfig
+    n_classes: int
+    history: "tuple[EpochRecord, ...]"
+    best_epoch: int  # the epoch whose weights ``net`` has
+    stopped_early: bool
+    cancelled: bool
+    skipped: "tuple[Skipped, ...]"  # training images that could not be read
+    class_counts: "tuple[int, ...]"  # usable training rows per class (the prior)
+    seconds: float
+    device: str
+
+    @property
+    def image_size(self) -> int:
+        return self.config.size
+
+    @property
+    def best(self) -> "EpochRecord | None":
+        return next((r for r in self.history if r.epoch == self.best_epoch), None)
+
+
+class _Stop(Exception):
+    """should_stop() turned true inside an epoch."""
+
+
+class _Progress:
+    def __init__(self, callback: "ProgressCallback | None", total: int):
+        self.callback, self.total, self.done = callback, max(int(total), 1), 0
+
+    def step(self, n: int = 1) -> None:
+        self.done = min(self.done + n, self.total)
+        if self.callback is not None:
+            self.callback(self.done, self.total)
+
+    def finish(self) -> None:
+        self.step(self.total - self.done)
+
+
+def weights_fingerprint(net) -> str:
+    """A stable short digest of a network's weights (names, shapes and values)."""
+    import hashlib
+    digest = hashlib.blake2b(digest_size=12)
+    for name, tensor in sorted(net.state_dict().items()):
+        digest.update(name.encode())
+        array = tensor.detach().cpu().contiguous().numpy()
+        digest.update(str(array.shape).encode() + array.tobytes())
+    return digest.hexdigest()
+
+
+def stratified_split(labels: np.ndarray, fraction: float,
+                     seed: int) -> "tuple[np.ndarray, np.ndarray]":
+    """(train, validation) positions; each class with 2+ rows gives at least one row
+    to each side. Empty validation when ``fraction`` is 0 or too few rows."""
+    rng = np.random.default_rng(seed)
+    train, val = [], []
+    for value in np.unique(labels):
+        rows = rng.permutation(np.flatnonzero(labels == value))
+        n_val = 0
+        if fraction > 0 and len(rows) >= 2:
+            n_val = min(max(1, int(round(len(rows) * fraction))), len(rows) - 1)
+        val.append(rows[:n_val])
+        train.append(rows[n_val:])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
+
+
+def _build_net(config: TrainConfig, n_classes: int):
+    import torch
+    from .networks import EmbeddingNet, build_backbone
+    spec = get_spec(config.model)
+    torch.manual_seed(config.seed)
+    backbone = build_backbone(spec)
+    if config.mode != "scratch" and not config.random_weights:
+        from .weights import load_pretrained, locate_weights
+        load_pretrained(backbone, spec, locate_weights(spec, config.weights_file))
+    backbone.reset_classifier(n_classes)
+    if config.mode != "scratch":
+        # a new last layer starts at zero: uniform probabilities, no random first guesses
+        # amplified by the embeddings' scale (SqueezeNet's norms are in the hundreds)
+        with torch.no_grad():
+            for parameter in backbone.get_classifier().parameters():
+                parameter.zero_()
+    for module in backbone.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = config.dropout
+    return EmbeddingNet(spec, backbone)
+
+
+def _optimizer(groups: list, config: TrainConfig, head_only: bool = False):
+    """The configured optimizer; the last layer alone always trains with Adam, because it
+    is a linear model on fixed embeddings whose scale differs from network to network
+    (SqueezeNet's Caffe features have norms in the hundreds) and Adam adapts to it."""
+    import torch
+    if head_only:
+        return torch.optim.Adam(groups, lr=config.head_learning_rate,
+                                weight_decay=config.weight_decay)
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=config.learning_rate, momentum=config.momentum,
+                               weight_decay=config.weight_decay)
+    if config.optimizer == "rmsprop":  # Inception v3's: decay 0.9, epsilon 1.0
+        return torch.optim.RMSprop(groups, lr=config.learning_rate, alpha=0.9, eps=1.0,
+                                   momentum=config.momentum, weight_decay=config.weight_decay)
+    return torch.optim.Adam(groups, lr=config.learning_rate, weight_decay=config.weight_decay)
+
+
+def _param_groups(net, config: TrainConfig, head_only: bool) -> list:
+    """The last layer at the full rate; in fine-tuning, the backbone in four consecutive
+    chunks from lr x factor (earliest) up to lr x sqrt(factor)."""
+    head = list(net.backbone.get_classifier().parameters())
+    if head_only:
+        return [{"params": head}]
+    if config.mode == "scratch":
+        return [{"params": list(net.parameters())}]
+    head_ids = {id(p) for p in head}
+    rest = [p for p in net.backbone.parameters() if id(p) not in head_ids]
+    groups = [{"params": head}]
+    chunks = np.array_split(np.arange(len(rest)), 4)
+    for i, chunk in enumerate(chunks):
+        if len(chunk):
+            scale = config.backbone_lr_factor ** (1 - 0.5 * i / (len(chunks) - 1))
+            groups.append({"params": [rest[j] for j in chunk],
+                           "lr": config.learning_rate * scale})
+    return groups
+
+
+def _augment(x, config: TrainConfig, generator):
+    """Random flips and scale jitter on a float N x H x W x 3 batch (pixel scale)."""
+    import torch
+    import torch.nn.functional as F
+    if config.flip:
+        mask = (torch.rand(len(x), generator=generator) < 0.5).to(x.device)
+        x = torch.where(mask[:, None, None, None], x.flip(2), x)
+    if config.scale_jitter > 0:
+        size = x.shape[1]
+        scale = 1 + float(torch.rand(1, generator=generator)) * config.scale_jitter
+        big = max(size, int(round(size * scale)))
+        if big > size:
+            y = F.interpolate(x.permute(0, 3, 1, 2), size=(big, big), mode="bilinear",
+                              align_corners=False)
+            top, left = (int(v) for v in torch.randint(0, big - size + 1, (2,),
+                                                        generator=generator))
+            x = y[:, :, top:top + size, left:left + size].permute(0, 2, 3, 1)
+    return x
+
+
+class _Trainer:
+    """One run of epochs over one phase; keeps the best weights of ``keep``."""
+
+    def __init__(self, net, config: TrainConfig, device, criterion, progress: _Progress,
+                 should_stop, on_epoch, history: list, generator):
+        import torch
+        self.torch = torch
+        self.net, self.config, self.device = net, config, device
+        self.criterion, self.progress = criterion, progress
+        self.should_stop, self.on_epoch, self.history = should_stop, on_epoch, history
+        self.generator = generator
+        self.amp = device.type == "cuda"
+        self.best_loss = math.inf
+        self.best_state = None
+        self.best_epoch = 0
+        self.stopped_early = False
+
+    def snapshot(self, keep) -> None:
+        self.best_state = (keep, {k: v.detach().to("cpu", copy=True)
+                                  for k, v in keep.state_dict().items()})
+
+    def restore(self) -> None:
+        if self.best_state is not None:
+            module, state = self.best_state
+            module.load_state_dict(state)
+
+    def _batches(self, n: int, shuffle: bool):
+        torch = self.torch
+        order = (torch.randperm(n, generator=self.generator).numpy() if shuffle
+                 else np.arange(n))
+        size = self.config.batch_size
+        batches = [order[i:i + size] for i in range(0, n, size)]
+        if shuffle and len(batches) > 1 and len(batches[-1]) == 1:
+            # batch normalisation cannot train on one image: join it to the one before
+            batches[-2:] = [np.concatenate(batches[-2:])]
+        return batches
+
+    def _loss(self, output, target):
+        logits, aux = output
+        loss = self.criterion(logits, target)
+        if aux is not None and self.config.aux_loss_weight:
+            loss = loss + self.config.aux_loss_weight * self.criterion(aux, target)
+        return loss, logits
+
+    def run(self, forward, params, X_train, y_train, X_val, y_val, epochs: int, phase: str,
+            keep, augment: bool) -> None:
+        """Train ``epochs`` epochs (fewer with early stopping); raises _Stop on cancel."""
+        torch = self.torch
+        optimizer = _optimizer(params, self.config, head_only=phase == "head")
+        steps = max(1, epochs * len(self._batches(len(X_train), False)))
+        schedule = torch.optim.lr_scheduler.LambdaLR(  # cosine decay to 1% over the phase
+            optimizer, lambda step: 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * step / steps)))
+        scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        autocast = (lambda: torch.autocast("cuda", dtype=torch.float16)) if self.amp \
+            else contextlib.nullcontext
+        y_train_t = torch.as_tensor(y_train, dtype=torch.long)
+        waited = 0
+        for _ in range(epochs):
+            start = time.perf_counter()
+            self.net.train()
+            total_loss, correct, seen = 0.0, 0, 0
+            for batch in self._batches(len(X_train), True):
+                if self.should_stop is not None and self.should_stop():
+                    raise _Stop()
+                x = torch.from_numpy(X_train[batch]).to(self.device, non_blocking=True)
+                target = y_train_t[batch].to(self.device)
+                if augment:
+                    x = _augment(x.float(), self.config, self.generator)
+                with autocast():
+                    loss, logits = self._loss(forward(x, True), target)
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+                schedule.step()
+                total_loss += float(loss.detach()) * len(batch)
+                correct += int((logits.argmax(1) == target).sum())
+                seen += len(batch)
+                self.progress.step()
+            val_loss, val_acc = self.evaluate(forward, X_val, y_val, autocast)
+            record = EpochRecord(len(self.history) + 1, phase, total_loss / max(seen, 1),
+                                 correct / max(seen, 1), val_loss, val_acc,
+                                 time.perf_counter() - start)
+            self.history.append(record)
+            if self.on_epoch is not None:
+                self.on_epoch(record)
+            if len(X_val) == 0 or val_loss < self.best_loss - 1e-6:
+                self.best_loss = val_loss if len(X_val) else math.inf
+                self.best_epoch = record.epoch
+                self.snapshot(keep)
+                waited = 0
+            else:
+                waited += 1
+                if waited >= self.config.patience:
+                    self.stopped_early = True
+                    return
+
+    def evaluate(self, forward, X, y, autocast) -> "tuple[float, float]":
+        torch = self.torch
+        if len(X) == 0:
+            return math.nan, math.nan
+        self.net.eval()
+        total, correct = 0.0, 0
+        target_all = torch.as_tensor(y, dtype=torch.long)
+        with torch.no_grad():
+            for batch in self._batches(len(X), False):
+                if self.should_stop is not None and self.should_stop():
+                    raise _Stop()
+                x = torch.from_numpy(X[batch]).to(self.device)
+                target = target_all[batch].to(self.device)
+                with autocast():
+                    logits = forward(x, False)[0]
+                total += float(torch.nn.functional.cross_entropy(
+                    logits.float(), target, weight=self.criterion.weight,
+                    reduction="sum"))
+                correct += int((logits.argmax(1) == target).sum())
+                self.progress.step()
+        weights = (self.criterion.weight.cpu()[torch.as_tensor(y)].sum().item()
+                   if self.criterion.weight is not None else len(X))
+        return total / max(weights, 1e-12), correct / len(X)
+
+
+def _embed_for_head(net, config: TrainConfig, sources, images, device: str, progress,
+                    should_stop):
+    """Embeddings for the last-layer phase: through Embedder's persistent cache when the
+    weights are the standard pretrained ones, else with ``net`` itself."""
+    from .embed import Embedder
+    if images is None and not config.random_weights:
+        embedder = Embedder(config.model, device=device, weights_file=config.weights_file,
+                            image_size=config.size, cache=True)
+        result = embedder.embed(sources, progress, should_stop)
+        return result.embeddings, result.indices, tuple(result.skipped)
+    embedder = Embedder(config.model, device=device, backend="torch", net=net,
+                        weights_id=None, cache=False, image_size=config.size,
+                        batch_size=config.batch_size)
+    if images is None:
+        result = embedder.embed(sources, progress, should_stop)
+        return result.embeddings, result.indices, tuple(result.skipped)
+    try:
+        return embedder.embed_arrays(images), None, ()
+    finally:
+        net.to("cpu")
+
+
+def _epochs(config: TrainConfig) -> "tuple[int, int]":
+    """(epochs of the last layer alone, epochs of the whole network)."""
+    if config.mode == "last-layer":
+        return config.epochs, 0
+    return (config.head_epochs if config.mode == "fine-tune" else 0), config.epochs
+
+
+def _planned_work(labels: np.ndarray, config: TrainConfig) -> int:
+    """Progress units of a run on these labels: images loaded, then batches (at most)."""
+    train, val = stratified_split(labels, config.validation_fraction, config.seed)
+    per_epoch = sum(math.ceil(len(rows) / config.batch_size) for rows in (train, val))
+    head, network = _epochs(config)
+    embedding = len(labels) if config.mode == "fine-tune" and head else 0
+    return len(labels) + embedding + per_epoch * (head + network)
+
+
+def train_classifier(sources: Sequence[str], labels: Sequence[int], n_classes: int,
+                     config: TrainConfig, *, progress: "ProgressCallback | None" = None,
+                     should_stop: "StopCallback | None" = None,
+                     on_epoch: "Callable[[EpochRecord], None] | None" = None) -> TrainResult:
+    """Train a classifier of ``n_classes`` on images (paths or URLs) with integer labels.
+
+    ``progress(done, total)`` counts images loaded and batches trained or validated;
+    ``on_epoch(record)`` is called after every epoch. Unreadable images are left out
+    and listed in the result's ``skipped``.
+    """
+    import torch
+    from .imagecache import load_images
+    started = time.perf_counter()
+    labels = np.asarray(labels, dtype=np.int64)
+    sources = [str(s) for s in sources]
+    if len(sources) != len(labels):
+        raise ValueError("train_classifier: one label per image is needed")
+    if n_classes < 2 or len(np.unique(labels)) < 2:
+        raise ValueError("Training a classifier needs images of at least two classes.")
+    device_name = resolve_device(config.device)
+    device = torch.device(device_name)
+    net = _build_net(config, n_classes)
+    generator = torch.Generator().manual_seed(config.seed)
+
+    # progress units: one per image loaded, one per batch trained or validated; the total
+    # is estimated from all labels now and made exact once the unreadable images are known
+    counter = _Progress(progress, _planned_work(labels, config))
+    load_progress = (lambda done, total: counter.step(done - counter.done))
+    if config.mode == "last-layer":  # both raise Cancelled on should_stop()
+        images = None
+        embeddings, kept, skipped = _embed_for_head(net, config, sources, None, device_name,
+                                                    load_progress, should_stop)
+    else:
+        loaded = load_images(sources, config.size, progress=load_progress,
+                             should_stop=should_stop)
+        images, kept, skipped = loaded.images, loaded.indices, loaded.skipped
+    y = labels[kept]
+    if len(np.unique(y)) < 2:
+        raise ValueError(f"Only {len(y)} of {len(sources)} images could be read, not enough "
+                         f"for two classes; see the skipped images.")
+    train_rows, val_rows = stratified_split(y, config.validation_fraction, config.seed)
+    counts = np.bincount(y[train_rows], minlength=n_classes)
+    weight = None
+    if config.class_weighting:
+        weight = torch.tensor(np.where(counts > 0, len(train_rows) / np.maximum(
+            n_classes * counts, 1), 0.0), dtype=torch.float32, device=device)
+    criterion = torch.nn.CrossEntropyLoss(weight=weight,
+                                          label_smoothing=config.label_smoothing)
+    head_epochs, net_epochs = _epochs(config)
+    counter.total = counter.done + _planned_work(y, config) - len(y)
+
+    history: list[EpochRecord] = []
+    trainer = _Trainer(net, config, device, criterion, counter, should_stop, on_epoch,
+                       history, generator)
+    cancelled = False
+    try:
+        if head_epochs:
+            if config.mode == "fine-tune":
+                embeddings = _embed_for_head(net, config, None, images, device_name, None,
+                                             None)[0]
+                counter.step(len(y))
+            head = net.backbone.get_classifier()
+            net.to(device)
+            trainer.run(lambda x, train: (net.backbone.head_from_embedding(x), None),
+                        _param_groups(net, config, head_only=True),
+                        embeddings[train_rows], y[train_rows], embeddings[val_rows],
+                        y[val_rows], head_epochs, "head", keep=head, augment=False)
+            trainer.restore()
+            if net_epochs:
+                trainer.snapshot(net)  # the network phase must beat the best head
+                trainer.stopped_early = False
+        if net_epochs:
+            if device.type == "cuda":
+                net.to(device, memory_format=torch.channels_last)
+            else:
+                net.to(device)
+            backbone = net.backbone
+
+            def forward(x, train):
+                x = net.preprocess(x)
+                if hasattr(backbone, "forward_with_aux"):
+                    return backbone.forward_with_aux(x)
+                return backbone(x), None
+
+            trainer.run(forward, _param_groups(net, config, head_only=False),
+                        images[train_rows], y[train_rows], images[val_rows], y[val_rows],
+                        net_epochs, "network", keep=net, augment=True)
+    except _Stop:
+        cancelled = True
+        if trainer.best_state is None:
+            raise Cancelled() from None
+    trainer.restore()
+    counter.finish()
+    net = net.to("cpu", memory_format=torch.contiguous_format).eval()
+    return TrainResult(net, config, n_classes, tuple(history), trainer.best_epoch,
+                       trainer.stopped_early, cancelled, tuple(skipped),
+                       tuple(int(c) for c in np.bincount(y, minlength=n_classes)),
+                       time.perf_counter() - started, device_name)
+
+
+def predict_proba(net, sources: Sequence[str], image_size: int, *, device: str = "auto",
+                  batch_size: int = 64, progress: "ProgressCallback | None" = None,
+                  should_stop: "StopCallback | None" = None,
+                  chunk: int = 512) -> "tuple[np.ndarray, np.ndarray, tuple[Skipped, ...]]":
+    """Class probabilities of the images that could be read: (probabilities, their
+    positions in ``sources``, skipped). Images are decoded ``chunk`` at a time."""
+    import torch
+    from .imagecache import load_images
+    device = torch.device(resolve_device(device))
+    amp = device.type == "cuda"
+    # on the CPU the caller's network is used as it is; elsewhere a copy goes to the device
+    model = net.eval() if device.type == "cpu" else copy.deepcopy(net).eval().to(device)
+    sources = [str(s) for s in sources]
+    parts, indices, skipped = [], [], []
+    for start in range(0, len(sources), chunk):
+        loaded = load_images(sources[start:start + chunk], image_size, should_stop=should_stop)
+        skipped += [dataclasses.replace(s, index=s.index + start) for s in loaded.skipped]
+        indices.append(loaded.indices + start)
+        with torch.inference_mode():
+            for b in range(0, len(loaded.images), batch_size):
+                x = torch.from_numpy(loaded.images[b:b + batch_size]).to(device)
+                with (torch.autocast("cuda", dtype=torch.float16) if amp
+                      else contextlib.nullcontext()):
+                    logits = model.logits(x)
+                # softmax in float64: float32 rows miss 1 by ~1e-7, which scikit-learn's
+                # metrics (Test & Score's AUC) warn about
+                parts.append(torch.softmax(logits.double(), 1).cpu().numpy())
+        if progress is not None:
+            progress(min(start + chunk, len(sources)), len(sources))
+    classifier = net.backbone.get_classifier()
+    n_classes = getattr(classifier, "out_features", None) or classifier.out_channels
+    probs = np.concatenate(parts) if parts else np.zeros((0, n_classes))
+    return (probs, np.concatenate(indices) if indices
+            else np.zeros(0, np.int64), tuple(skipped))

@@ -1,0 +1,239 @@
+"""An Orange learner that trains a deep network on a table's images; no Qt.
+
+``ImageClassifierLearner`` reads the image column (type=image) and the discrete
+class of any table (Import Images' output directly, or Image Embedder's, whose
+features it ignores) and trains with core.train. It goes into Test & Score beside
+Logistic Regression: Test & Score deep-copies learners before fitting, so a
+learner holds no torch state, only its parameters.
+
+The fitted ``ImageClassifierModel`` predicts class probabilities for every row
+(unreadable images get the training class frequencies, with a warning), pickles
+for Save/Load Model (weights as numpy arrays, so it loads on a computer without a
+GPU), and embeds images with its own penultimate layer (``model.embedder()``).
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import warnings
+from typing import Callable, Optional
+
+import numpy as np
+from Orange.base import Learner, Model
+from Orange.data import Domain, StringVariable, Table
+from Orange.util import dummy_callback
+
+from .core.models import get_spec
+from .core.train import EpochRecord, TrainConfig, TrainResult, preset, weights_fingerprint
+from .data import image_paths
+
+__all__ = ["ImageClassifierLearner", "ImageClassifierModel", "find_image_column"]
+
+# Attributes that are shared, not copied, by deepcopy, and dropped when pickling:
+# a widget's bound method must not be deep-copied (with its widget) by Test & Score.
+_CALLBACKS = ("progress_callback", "should_stop", "epoch_callback")
+_CONFIG_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig))
+
+
+def find_image_column(domain: Domain,
+                      preferred: "str | None" = None) -> "StringVariable | None":
+    """The text meta marked type=image (the one named ``preferred`` if there are several)."""
+    images = [v for v in domain.metas
+              if isinstance(v, StringVariable) and v.attributes.get("type") == "image"]
+    for var in images:
+        if var.name == preferred:
+            return var
+    return images[0] if images else None
+
+
+class _Callbacks:
+    """deepcopy shares the callbacks; pickling leaves them out."""
+
+    def __deepcopy__(self, memo):
+        cls = type(self)
+        new = cls.__new__(cls)
+        memo[id(self)] = new
+        for key, value in self.__dict__.items():
+            new.__dict__[key] = value if key in _CALLBACKS else copy.deepcopy(value, memo)
+        return new
+
+    def __getstate__(self):
+        state = super().__getstate__() if hasattr(super(), "__getstate__") else self.__dict__
+        state = dict(state)
+        for key in _CALLBACKS:
+            if key in state:
+                state[key] = None
+        return state
+
+
+class ImageClassifierLearner(_Callbacks, Learner):
+    """Trains (or fine-tunes) a network on the images of a table.
+
+    Parameters mirror core.train.TrainConfig; those left as None take the
+    network's preset (``core.train.preset(model, mode)``). Set ``progress_callback``
+    (``(done, total)``), ``should_stop`` (``() -> bool``, checked per batch) and
+    ``epoch_callback`` (``(EpochRecord) -> None``) to follow or stop training.
+    """
+
+    supports_weights = False
+
+    def __init__(self, model: str = "squeezenet", mode: str = "fine-tune",
+                 epochs: "int | None" = None, image_size: "int | None" = None,
+                 batch_size: "int | None" = None, learning_rate: "float | None" = None,
+                 validation_fraction: "float | None" = None, patience: "int | None" = None,
+                 class_weighting: "bool | None" = None, seed: int = 0, device: str = "auto",
+                 random_weights: bool = False, preprocessors=None, **options):
+        super().__init__(preprocessors=preprocessors)
+        unknown = set(options) - set(_CONFIG_FIELDS)
+        if unknown:
+            raise TypeError(f"Unknown training options: {', '.join(sorted(unknown))}; "
+                            f"known: {', '.join(_CONFIG_FIELDS)}")
+        self.model, self.mode = get_spec(model).name, mode
+        self.epochs, self.image_size, self.batch_size = epochs, image_size, batch_size
+        self.learning_rate, self.validation_fraction = learning_rate, validation_fraction
+        self.patience, self.class_weighting, self.seed = patience, class_weighting, seed
+        self.device, self.random_weights = device, random_weights
+        self.options = dict(options)
+        self.progress_callback: "Optional[Callable[[int, int], None]]" = None
+        self.should_stop: "Optional[Callable[[], bool]]" = None
+        self.epoch_callback: "Optional[Callable[[EpochRecord], None]]" = None
+        self.config()  # wrong parameters fail here, not in a Test & Score fold
+        self.name = f"Image classifier ({get_spec(model).display_name})"
+
+    def config(self) -> TrainConfig:
+        """The TrainConfig these parameters give (preset values where they are None)."""
+        chosen = {name: getattr(self, name) for name in (
+            "epochs", "image_size", "batch_size", "learning_rate", "validation_fraction",
+            "patience", "class_weighting", "seed", "device", "random_weights")}
+        chosen.update(self.options)
+        chosen = {k: v for k, v in chosen.items() if v is not None}
+        return dataclasses.replace(preset(self.model, self.mode), **chosen)
+
+    def incompatibility_reason(self, domain: Domain) -> Optional[str]:
+        if find_image_column(domain) is None:
+            return ("Image classifier needs a column of images (a text column marked "
+                    "type=image, as Import Images makes); this data has none.")
+        class_var = domain.class_var
+        if class_var is None or not class_var.is_discrete or len(domain.class_vars) > 1:
+            return ("Image classifier needs a categorical target (one class, e.g. the "
+                    "image folders' 'category'); set one with Select Columns.")
+        return None
+
+    def fit_storage(self, data: Table) -> "ImageClassifierModel":
+        from .core.train import train_classifier
+        reason = self.incompatibility_reason(data.domain)
+        if reason:
+            raise ValueError(reason)
+        column = find_image_column(data.domain)
+        paths = image_paths(data, column)
+        y = data.Y.ravel() if data.Y.ndim > 1 else data.Y
+        known = np.flatnonzero(~np.isnan(y.astype(float)))
+        result = train_classifier([paths[i] for i in known], y[known].astype(np.int64),
+                                  len(data.domain.class_var.values), self.config(),
+                                  progress=self.progress_callback,
+                                  should_stop=self.should_stop,
+                                  on_epoch=self.epoch_callback)
+        if result.skipped:
+            warnings.warn(_skipped_message(result.skipped, "were left out of training"))
+        return ImageClassifierModel(data.domain, result, column.name)
+
+
+def _skipped_message(skipped, what: str) -> str:
+    examples = "; ".join(f"{s.source}: {s.reason}" for s in skipped[:3])
+    more = f" (and {len(skipped) - 3} more)" if len(skipped) > 3 else ""
+    return f"{len(skipped)} image{'s' * (len(skipped) != 1)} could not be read and {what}: " \
+           f"{examples}{more}"
+
+
+class ImageClassifierModel(_Callbacks, Model):
+    """A trained network as an Orange model: probabilities for every row of a table.
+
+    Keeps the training ``history`` (EpochRecord per epoch), ``best_epoch``, the
+    ``config`` and the weights as numpy arrays (``state``); the torch network is
+    rebuilt from them on first use, on the CPU unless ``device`` says otherwise.
+    """
+
+    def __init__(self, domain: Domain, result: TrainResult, image_column: str):
+        super().__init__(domain)
+        self.config: TrainConfig = result.config
+        self.image_size = result.image_size
+        self.image_column = image_column
+        self.class_values = tuple(domain.class_var.values)
+        self.history: "tuple[EpochRecord, ...]" = result.history
+        self.best_epoch = result.best_epoch
+        self.stopped_early, self.cancelled = result.stopped_early, result.cancelled
+        self.class_counts = result.class_counts
+        self.training_seconds = result.seconds
+        self.state = {k: v.detach().cpu().numpy().copy()
+                      for k, v in result.net.state_dict().items()}
+        self.weights_id = "trained-" + weights_fingerprint(result.net)
+        self.device = "auto"  # where predict_storage runs the network
+        self.progress_callback: "Optional[Callable[[int, int], None]]" = None
+        self.should_stop: "Optional[Callable[[], bool]]" = None
+        self._net = result.net
+
+    @property
+    def spec(self):
+        return get_spec(self.config.model)
+
+    @property
+    def net(self):
+        """The network (core.networks.EmbeddingNet, CPU, eval mode), built on first use."""
+        net = self.__dict__.get("_net")
+        if net is None:
+            import torch
+            from .core.networks import EmbeddingNet, build_backbone
+            backbone = build_backbone(self.spec)
+            backbone.reset_classifier(len(self.class_values))
+            net = EmbeddingNet(self.spec, backbone)
+            net.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in self.state.items()})
+            self._net = net = net.eval()
+        return net
+
+    @property
+    def prior(self) -> np.ndarray:
+        """Class frequencies of the training images (what an unreadable image gets)."""
+        counts = np.asarray(self.class_counts, dtype=float)
+        return counts / counts.sum()
+
+    def data_to_model_domain(self, data: Table, progress_callback=dummy_callback) -> Table:
+        """The table as it is: the model reads only the image column, whose paths are
+        resolved against the table's own origin (new images may come from another folder),
+        and ignores the features (Orange's conversion would reject a table whose features
+        differ from the training table's)."""
+        progress_callback(1)
+        return data
+
+    def predict_storage(self, data: Table) -> np.ndarray:
+        from .core.train import predict_proba
+        column = find_image_column(data.domain, self.image_column)
+        if column is None:
+            raise ValueError("The data has no image column (a text column marked "
+                             "type=image), so the image classifier cannot predict.")
+        paths = image_paths(data, column)
+        probs = np.tile(self.prior, (len(paths), 1))
+        if paths:
+            predicted, rows, skipped = predict_proba(
+                self.net, paths, self.image_size, device=self.device,
+                progress=self.progress_callback, should_stop=self.should_stop)
+            probs[rows] = predicted
+            if skipped:
+                warnings.warn(_skipped_message(skipped, "get the training class frequencies"))
+        return probs
+
+    def embedder(self, **options):
+        """A core.embed.Embedder that embeds with this network's penultimate layer, at
+        the size it was trained at; its vectors are cached under a fingerprint of these
+        weights. ``options`` go to Embedder (device=, cache=, batch_size=, ...)."""
+        from .core.embed import Embedder
+        return Embedder(self.spec, net=self.net, weights_id=self.weights_id,
+                        image_size=self.image_size, **options)
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("_net", None)  # rebuilt from ``state`` on the CPU after loading
+        return state
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.spec.display_name}, {self.config.mode}, " \
+               f"{self.image_size} px, best epoch {self.best_epoch}"

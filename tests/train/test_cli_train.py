@@ -1,0 +1,100 @@
+"""`deepimage train | evaluate | export`, run in-process as a user would type them."""
+import json
+import pickle
+
+import numpy as np
+import pytest
+
+from orangecontrib.deepimage.cli import main
+
+FAST = ["--image-size", "32", "--epochs", "2", "--head-epochs", "5", "--batch-size", "8"]
+
+
+@pytest.fixture(scope="module")
+def trained(colour_dir, tmp_path_factory):
+    path = tmp_path_factory.mktemp("model") / "colours.pkcls"
+    assert main(["train", str(colour_dir), *FAST, "-o", str(path)]) == 0
+    return path
+
+
+def test_train_prints_epochs_and_writes_a_model_orange_loads(trained, colour_dir, capsys):
+    from Orange.widgets.model.owloadmodel import OWLoadModel  # noqa: F401  (loads by pickle)
+    from orangecontrib.deepimage.learner import ImageClassifierModel
+    with open(trained, "rb") as f:
+        model = pickle.load(f)
+    assert isinstance(model, ImageClassifierModel)
+    assert model.class_values == ("blue", "red") and model.image_size == 32
+    # the summary of the run made by the fixture
+    path = trained.with_name("again.pkcls")
+    assert main(["train", str(colour_dir), *FAST, "-o", str(path), "--seed", "1"]) == 0
+    err = capsys.readouterr().err
+    assert "epoch   1 (head): train loss" in err and "(network)" in err
+    assert "best epoch" in err and "validation accuracy" in err and path.is_file()
+
+
+def test_evaluate_json_compares_with_logistic_regression(colour_dir, capsys):
+    code = main(["evaluate", str(colour_dir), "--mode", "last-layer", "--image-size", "32",
+                 "--epochs", "20", "--folds", "2", "--compare-logreg", "--json"])
+    assert code == 0
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)  # exactly one JSON object on stdout
+    assert set(report) == {"Image classifier (SqueezeNet 1.1)", "logistic regression"}
+    for scores in report.values():
+        assert set(scores) == {"CA", "F1", "AUC"} and 0 <= scores["CA"] <= 1
+    assert report["Image classifier (SqueezeNet 1.1)"]["CA"] >= 0.8
+    assert "Confusion matrix" in captured.err and "blue" in captured.err
+
+
+def test_evaluate_prints_a_table_and_confusion_matrix(colour_dir, capsys):
+    assert main(["evaluate", str(colour_dir), "--mode", "last-layer", "--image-size", "32",
+                 "--epochs", "5", "--folds", "2"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].split() == ["method", "CA", "F1", "AUC"]
+    assert "rows: actual, columns: predicted" in out
+    matrix = [line.split() for line in out.splitlines()
+              if line.split()[:1] in (["blue"], ["red"]) and line.split()[-1].isdigit()]
+    assert len(matrix) == 2
+    assert sum(int(n) for row in matrix for n in row[1:]) == 32
+
+
+def test_export_runs_in_onnxruntime_like_torch(trained, colour_dir, tmp_path):
+    import onnx
+    import onnxruntime
+    import torch
+    from orangecontrib.deepimage.core.images import find_images, load_image
+    out = tmp_path / "colours.onnx"
+    assert main(["export", str(trained), "--onnx", str(out)]) == 0
+    meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    assert meta["deepimage.base_model"] == "squeezenet" and meta["deepimage.image_size"] == "32"
+    assert json.loads(meta["deepimage.classes"]) == ["blue", "red"]
+    session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["images"]
+    images = np.stack([load_image(p, (32, 32)) for p in find_images(colour_dir)[::5]])
+    embedding, probs = session.run(["embedding", "probabilities"], {"images": images})
+    model = pickle.loads(trained.read_bytes())
+    with torch.no_grad():
+        x = torch.from_numpy(images)
+        expected_embedding = model.net(x).numpy()
+        expected_probs = torch.softmax(model.net.logits(x), 1).numpy()
+    assert embedding.shape == (len(images), 512) and probs.shape == (len(images), 2)
+    np.testing.assert_allclose(embedding, expected_embedding, rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(probs, expected_probs, atol=1e-4)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["train", "{dir}/nowhere"], "no such folder"),
+    (["train", "{dir}", "--image-size", "20"], "at least 29 x 29"),
+    (["train", "{dir}", "-o", "model.pkl"], "must end in .pkcls"),
+    (["train", "{dir}", "--model", "vgg16", "--mode", "last-layer"], "vgg16-397923af.pth"),
+    (["evaluate", "{dir}", "--folds", "1"], "at least 2"),
+    (["export", "{dir}/nothing.pkcls", "--onnx", "x.onnx"], "no such file"),
+])
+def test_errors_say_what_to_do(colour_dir, capsys, args, message):
+    assert main([a.format(dir=colour_dir) for a in args]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_one_class_folder_is_a_clear_error(tmp_path, capsys, write_colours):
+    write_colours(tmp_path, per_class=3, classes=("red",))
+    assert main(["train", str(tmp_path)]) == 2
+    assert "one subfolder of images per class" in capsys.readouterr().err
