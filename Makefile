@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # torch and torchvision are pinned to the builds this project is tested with.
 TORCH := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install test demo canvas bench clean
+.PHONY: install test demo canvas serve bench clean
 
 install: $(VENV)/.installed
 
@@ -27,6 +27,9 @@ demo: install
 
 canvas: install
 	$(PY) -m Orange.canvas
+
+serve: install
+	$(VENV)/bin/deepimage serve
 
 bench: install
 	$(PY) benchmarks/embed_speed.py

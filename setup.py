@@ -47,9 +47,9 @@ setup(
         *ONNXRUNTIME,
     ],
     extras_require={
-        "server": ["fastapi>=0.110", "uvicorn>=0.27", "pydantic-settings>=2.0",
-                   "python-multipart>=0.0.9", "httpx>=0.27"],
-        "test": ["pytest>=7", "PyQt6>=6.5", "httpx>=0.27"],
+        "server": ["fastapi>=0.110", "uvicorn>=0.27", "pydantic-settings>=2.7",
+                   "python-multipart>=0.0.9", "httpx>=0.27", "prometheus-client>=0.17"],
+        "test": ["pytest>=7", "PyQt6>=6.5", "httpx>=0.27", "schemathesis>=4.0"],
         "bench": ["Orange3-ImageAnalytics>=0.13"],
     },
     entry_points={

@@ -13,7 +13,14 @@ GUI = ("AnyQt", "PyQt5", "PyQt6", "PySide2", "PySide6")
 
 @pytest.mark.parametrize("module", ["orangecontrib.deepimage.core",
                                     "orangecontrib.deepimage.core.embed",
-                                    "orangecontrib.deepimage.cli"])
+                                    "orangecontrib.deepimage.cli",
+                                    "orangecontrib.deepimage.client",
+                                    "orangecontrib.deepimage.server.app",
+                                    "orangecontrib.deepimage.server.cli",
+                                    "orangecontrib.deepimage.server.routes.orange",
+                                    "orangecontrib.deepimage.server.routes.v1",
+                                    "orangecontrib.deepimage.server.routes.health",
+                                    "orangecontrib.deepimage.core.train"])
 def test_no_gui_modules_are_imported(module):
     code = (f"import sys, {module}\n"
             f"from orangecontrib.deepimage.core import Embedder\n"

@@ -80,9 +80,18 @@ def build_parser() -> argparse.ArgumentParser:
                        help="keep the central square instead of resizing the whole image")
     embed.add_argument("--no-cache", action="store_true",
                        help="neither read nor write the embedding cache")
+    embed.add_argument("--server", metavar="URL", default=None,
+                       help="embed on an embedding server (`deepimage serve`, or one speaking "
+                            "Orange's protocol) instead of this computer")
+    embed.add_argument("--token-file", metavar="FILE", default=None,
+                       help="the server's access token (or DEEPIMAGE_SERVER_TOKEN)")
     embed.add_argument("-q", "--quiet", action="store_true",
                        help="no progress bar and no summary")
     embed.set_defaults(run=cmd_embed)
+    from .cli_train import register as register_train
+    register_train(commands)
+    from .server.cli import register as register_serve
+    register_serve(commands)
     return parser
 
 
@@ -159,18 +168,27 @@ def cmd_embed(args: argparse.Namespace) -> int:
     if not sources:
         print("deepimage: error: no images found in " + ", ".join(args.paths), file=sys.stderr)
         return 2
-    try:
-        embedder = Embedder(args.model, device=args.device, backend=args.backend,
-                            batch_size=args.batch_size, workers=args.workers,
-                            weights_file=args.weights, cache=not args.no_cache,
-                            max_pixels=int(args.max_pixels or DEFAULT_MAX_PIXELS),
-                            crop=args.crop)
-    except (UnknownModel, WeightsUnavailable, ValueError) as exc:
-        print(f"deepimage: error: {exc}", file=sys.stderr)
-        return 2
+    if args.server:
+        embedder = _remote_embedder(args)
+        if embedder is None:
+            return 2
+    else:
+        try:
+            embedder = Embedder(args.model, device=args.device, backend=args.backend,
+                                batch_size=args.batch_size, workers=args.workers,
+                                weights_file=args.weights, cache=not args.no_cache,
+                                max_pixels=int(args.max_pixels or DEFAULT_MAX_PIXELS),
+                                crop=args.crop)
+        except (UnknownModel, WeightsUnavailable, ValueError) as exc:
+            print(f"deepimage: error: {exc}", file=sys.stderr)
+            return 2
     bar = ProgressBar(enabled=False if args.quiet else None)
     try:
         result = embedder.embed(sources, progress=bar)
+    except _remote_errors() as exc:  # the server went away or refused mid-run
+        bar.close()
+        print(f"deepimage: error: {exc} Images embedded so far are cached.", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         bar.close()
         print("deepimage: interrupted; images embedded so far are cached.", file=sys.stderr)
@@ -185,11 +203,49 @@ def cmd_embed(args: argparse.Namespace) -> int:
     return 0 if embedded else 1
 
 
+def _remote_errors() -> tuple:
+    """The client's errors, when it is loaded (local runs never import httpx)."""
+    client = sys.modules.get("orangecontrib.deepimage.client")
+    return (client.RemoteError,) if client is not None else ()
+
+
+def _remote_embedder(args: argparse.Namespace):
+    """`embed --server`: a RemoteEmbedder, or None after printing why there is none."""
+    from .core.images import DEFAULT_MAX_PIXELS
+    if args.weights:
+        print("deepimage: error: --weights is for this computer; a server uses the weights "
+              "its operator loaded", file=sys.stderr)
+        return None
+    token = os.environ.get("DEEPIMAGE_SERVER_TOKEN") or None
+    if args.token_file:
+        try:
+            with open(args.token_file, encoding="utf-8") as f:
+                token = f.read().strip() or None
+        except OSError as exc:
+            print(f"deepimage: error: cannot read the token file: {exc}", file=sys.stderr)
+            return None
+    try:
+        from .client import RemoteEmbedder, RemoteError
+    except ImportError as exc:
+        print(f"deepimage: error: --server needs httpx ({exc}): pip install httpx",
+              file=sys.stderr)
+        return None
+    try:
+        return RemoteEmbedder(args.server, args.model, token=token,
+                              batch_size=args.batch_size or 16, workers=args.workers,
+                              cache=not args.no_cache, crop=args.crop,
+                              max_pixels=int(args.max_pixels or DEFAULT_MAX_PIXELS))
+    except (RemoteError, ValueError) as exc:
+        print(f"deepimage: error: {exc}", file=sys.stderr)
+        return None
+
+
 def _summary(result, embedder, stream: TextIO, limit: int = 20) -> None:
     embedded, skipped = len(result.indices), len(result.skipped)
     cached = f" ({result.cached} from the cache)" if result.cached else ""
+    name = getattr(embedder, "display_name", None) or embedder.spec.display_name
     print(f"Embedded {embedded} image{'s' * (embedded != 1)}{cached} with "
-          f"{embedder.spec.display_name} ({embedder.backend}, {embedder.device}); "
+          f"{name} ({embedder.backend}, {embedder.device}); "
           f"skipped {skipped}; {result.seconds:.1f} s, {result.rate:.1f} images/s.", file=stream)
     for item in result.skipped[:limit]:
         print(f"  skipped {item.source}: {item.reason}", file=stream)

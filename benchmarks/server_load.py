@@ -1,0 +1,217 @@
+"""Load on the embedding server over loopback, next to local `deepimage embed`.
+
+One run, same images: N single-image requests in Orange's protocol (POST
+/image/squeezenet, raw JPEG) at a fixed concurrency against `deepimage serve`
+(SqueezeNet, CPU) with dynamic batching, then with it off (--no-batching), then
+local batched `deepimage embed --no-cache` on the same files. Reports throughput,
+p50/p99 latency and errors. The load generator (httpx, asyncio) runs on the same
+computer as the server, so both share its cores.
+
+Images: N distinct JPEGs, random crops of ../shared/data/photos (else
+tutorials/sample-photos), resized to 227x227 and saved at PIL's default quality
+(75), as Orange's client would send them; fixed seed; caches in a temp folder.
+
+    python benchmarks/server_load.py                 # N=2000, concurrency 32
+    python benchmarks/server_load.py --requests 500
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import os
+import platform
+import random
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+PHOTO_DIRS = (REPO.parent / "shared" / "data" / "photos", REPO / "tutorials" / "sample-photos")
+SEED = 20261123
+
+
+def make_images(folder: Path, count: int, size: int = 227) -> list[bytes]:
+    photos = next((sorted(p for p in d.iterdir() if p.suffix.lower() in (".jpg", ".jpeg",
+                                                                          ".png"))
+                   for d in PHOTO_DIRS if d.is_dir()), None)
+    if not photos:
+        sys.exit("no photos found in " + ", ".join(map(str, PHOTO_DIRS)))
+    sources = [Image.open(p).convert("RGB") for p in photos]
+    rng = random.Random(SEED)
+    data, seen = [], set()
+    while len(data) < count:
+        image = rng.choice(sources)
+        w, h = image.size
+        cw, ch = int(w * rng.uniform(0.5, 1.0)), int(h * rng.uniform(0.5, 1.0))
+        left, top = rng.randint(0, w - cw), rng.randint(0, h - ch)
+        crop = image.crop((left, top, left + cw, top + ch)).resize((size, size),
+                                                                     Image.LANCZOS)
+        buf = io.BytesIO()
+        crop.save(buf, "JPEG")  # PIL's default quality, like Orange's client
+        blob = buf.getvalue()
+        if blob in seen:
+            continue
+        seen.add(blob)
+        (folder / f"img{len(data):05d}.jpg").write_bytes(blob)
+        data.append(blob)
+    return data
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(extra: list[str], env: dict, log: Path) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "orangecontrib.deepimage.cli", "serve", "--port", str(port),
+         "--models", "squeezenet", "--device", "cpu", "--log-level", "warning", *extra],
+        env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            sys.exit(f"server exited: {log.read_text()}")
+        try:
+            if httpx.get(base + "/readyz", timeout=2).status_code == 200:
+                return process, base
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    process.kill()
+    sys.exit("server did not become ready")
+
+
+async def load(base: str, images: list[bytes], concurrency: int) -> dict:
+    latencies, errors = [], []
+    todo = iter(range(len(images)))
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+
+    async with httpx.AsyncClient(base_url=base, timeout=180, limits=limits) as client:
+        async def worker():
+            for i in todo:
+                start = time.perf_counter()
+                try:
+                    response = await client.post(
+                        f"/image/squeezenet?machine=bench&session=1&retry=1",
+                        content=images[i], headers={"Content-Type": "image/jpeg"})
+                    ok = response.status_code == 200 and len(response.json()["embedding"]) == 512
+                    if not ok:
+                        errors.append(f"{response.status_code}: {response.text[:100]}")
+                except httpx.HTTPError as exc:
+                    errors.append(type(exc).__name__)
+                latencies.append(time.perf_counter() - start)
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        seconds = time.perf_counter() - start
+    latencies.sort()
+    return {"seconds": seconds, "rate": len(images) / seconds, "errors": errors,
+            "p50": statistics.median(latencies) * 1000,
+            "p99": latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))] * 1000}
+
+
+def batch_stats(base: str) -> str:
+    text = httpx.get(base + "/metrics").text
+    values = {}
+    for line in text.splitlines():
+        for name in ("deepimage_batch_size_sum", "deepimage_batch_size_count"):
+            if line.startswith(name + "{"):
+                values[name] = float(line.split()[-1])
+    if values.get("deepimage_batch_size_count"):
+        return (f"{values['deepimage_batch_size_sum'] / values['deepimage_batch_size_count']:.1f}"
+                f" images per network call")
+    return "n/a"
+
+
+def run_server(label: str, extra: list[str], images, warmup, concurrency, env, folder) -> dict:
+    process, base = start_server(extra, env, folder / f"server-{label}.log")
+    try:
+        asyncio.run(load(base, warmup, concurrency))  # untimed: threads, arenas, connections
+        result = asyncio.run(load(base, images, concurrency))
+        result["batches"] = batch_stats(base)
+    finally:
+        process.terminate()
+        process.wait(30)
+    return result
+
+
+def run_local(folder: Path, env: dict) -> dict:
+    out = folder / "out.npy"
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "orangecontrib.deepimage.cli", "embed",
+                           str(folder / "images"), "--no-cache", "--device", "cpu", "-o",
+                           str(out)], env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if proc.returncode != 0:
+        sys.exit(proc.stderr)
+    printed = re.search(r"([\d.]+) images/s", proc.stderr)
+    return {"seconds": seconds, "printed": float(printed.group(1)) if printed else float("nan")}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="deepimage-server-bench-") as tmp:
+        folder = Path(tmp)
+        (folder / "images").mkdir()
+        env = dict(os.environ, DEEPIMAGE_CACHE_DIR=str(folder / "cache"), DEEPIMAGE_OFFLINE="1")
+        print(f"making {args.requests} images ...", file=sys.stderr)
+        images = make_images(folder / "images", args.requests)
+        warmup = images[:64]
+        load_before = os.getloadavg()[0]
+        # one untimed local run exports the ONNX network into the shared cache folder
+        subprocess.run([sys.executable, "-m", "orangecontrib.deepimage.cli", "embed",
+                        str(folder / "images" / "img00000.jpg"), "--no-cache", "-q", "-o",
+                        str(folder / "warm.npy")], env=env, check=True)
+        print("server, batching on ...", file=sys.stderr)
+        batched = run_server("batched", [], images, warmup, args.concurrency, env, folder)
+        print("server, batching off ...", file=sys.stderr)
+        single = run_server("single", ["--no-batching"], images, warmup, args.concurrency,
+                            env, folder)
+        print("local deepimage embed ...", file=sys.stderr)
+        local = run_local(folder, env)
+        load_after = os.getloadavg()[0]
+
+    n = args.requests
+    local_wall = n / local["seconds"]
+    print(f"Machine: {os.cpu_count()} cores, {platform.machine()} {platform.system()}, Python "
+          f"{platform.python_version()}; 1-min load average {load_before:.1f} before, "
+          f"{load_after:.1f} after. {n} requests, concurrency {args.concurrency}, "
+          f"SqueezeNet on CPU (onnxruntime), loopback; the load generator shares the cores.\n")
+    print("| what | images/s | vs local (wall) | p50 ms | p99 ms | errors | batches |")
+    print("|---|---:|---:|---:|---:|---:|---|")
+    for label, result in (("server, dynamic batching (Orange protocol)", batched),
+                          ("server, batching off (`--no-batching`)", single)):
+        print(f"| {label} | {result['rate']:.1f} | {result['rate'] / local_wall:.0%} | "
+              f"{result['p50']:.0f} | {result['p99']:.0f} | {len(result['errors'])} | "
+              f"{result['batches']} |")
+    print(f"| local `deepimage embed --no-cache`, wall clock incl. start-up | {local_wall:.1f} "
+          f"| 100% | | | 0 | 16 per call |")
+    print(f"| local, rate the CLI prints | {local['printed']:.1f} | "
+          f"{local['printed'] / local_wall:.0%} | | | | |")
+    print(f"\nBatching on vs off: {batched['rate'] / single['rate']:.2f}x the throughput. "
+          f"Target (>= 80% of local, zero errors): "
+          f"{batched['rate'] / local_wall:.0%} of local by wall clock, "
+          f"{batched['rate'] / local['printed']:.0%} of the rate local prints; "
+          f"{len(batched['errors'])} errors.")
+    for result in (batched, single):
+        for error in result["errors"][:5]:
+            print(f"  error: {error}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,112 @@
+"""``create_app(settings)``: the FastAPI application of the embedding server.
+
+Models are loaded in the lifespan, in a worker thread and in the background, so
+/healthz answers at once and /readyz turns 200 only when every model is loaded
+and warmed up (orchestrators route traffic by it). Nothing is loaded at import.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+from fastapi import FastAPI
+
+from orangecontrib.deepimage.core.embed import resolve_device
+
+from .batching import Batcher
+from .config import Settings
+from .errors import install_error_handlers
+from .guards import GuardMiddleware
+from .metrics import Metrics
+from .registry import load_model, plan_models
+from .routes import health, orange, v1
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("orangecontrib.deepimage.server")
+
+VERSION = "0.1.0"
+
+
+async def _load_all(app: FastAPI) -> None:
+    """Load every planned model in turn, off the event loop; start its batcher."""
+    state, settings = app.state, app.state.settings
+    loop = asyncio.get_running_loop()
+    try:
+        for plan in state.plans.values():
+            log.info("Loading %s ...", plan.name)
+            served = await loop.run_in_executor(None, load_model, plan, settings, state.device)
+            batcher = Batcher(served.name, served.run, max_batch=settings.max_batch,
+                              max_delay=settings.max_delay_ms / 1000,
+                              max_queued=settings.max_queued_images,
+                              batching=settings.batching, metrics=state.metrics)
+            batcher.start()
+            state.batchers[served.name] = batcher
+            state.models[served.name] = served
+            log.info("Ready: %s (%s, %d-d, %dx%d input, %s on %s, weights %s)", served.name,
+                     served.title, served.dim, served.input_size, served.input_size,
+                     served.backend, served.device, served.weights_id)
+    except Exception as exc:
+        state.load_error = f"{type(exc).__name__}: {exc}"
+        log.error("Could not load the models: %s", state.load_error)
+        return
+    state.ready = True
+    state.metrics.ready.set(1)
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(app: FastAPI):
+    state = app.state
+    state.decode_pool = ThreadPoolExecutor(state.settings.decode_threads,
+                                           thread_name_prefix="deepimage-decode")
+    loading = asyncio.create_task(_load_all(app))
+    state.loading = loading
+    try:
+        yield
+    finally:
+        loading.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await loading
+        for batcher in list(state.batchers.values()):
+            await batcher.stop()
+        state.decode_pool.shutdown(wait=False, cancel_futures=True)
+
+
+def create_app(settings: "Settings | None" = None) -> FastAPI:
+    """A server for ``settings``; raises ConfigError for settings that cannot work.
+
+    Checks happen here, before anything loads: tokens (required off loopback), the
+    models and their weights files.
+    """
+    settings = settings or Settings()
+    tokens = settings.load_tokens()
+    settings.check_security(tokens)
+    plans = plan_models(settings)
+    device = resolve_device(settings.device)
+
+    app = FastAPI(title="Orange3-DeepImage embedding server", version=VERSION,
+                  description="Embeds images with deep networks for Orange: our batch API "
+                              "(/v1) and Orange's own protocol (/image/{model}).",
+                  lifespan=_lifespan)
+    state = app.state
+    state.settings = settings
+    state.tokens = [t.encode("utf-8") for t in tokens]
+    state.plans = {plan.name: plan for plan in plans}
+    state.device = device
+    state.models = {}
+    state.batchers = {}
+    state.ready = False
+    state.load_error = None
+    state.pending = 0
+    state.metrics = Metrics()
+    install_error_handlers(app)
+    app.add_middleware(GuardMiddleware, settings=settings, metrics=state.metrics, state=state)
+    app.include_router(orange.router)
+    app.include_router(v1.router)
+    app.include_router(health.router)
+    if settings.random_weights:
+        log.warning("Serving networks with RANDOM weights (--random-weights): for testing "
+                    "only, the vectors mean nothing.")
+    return app

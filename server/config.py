@@ -1,0 +1,127 @@
+"""Server settings: command-line options and ``DEEPIMAGE_SERVER_*`` environment variables.
+
+One frozen pydantic-settings object, built once by `deepimage serve` (options given on
+the command line win over the environment) and handed to ``create_app``. Lists are
+comma-separated in the environment (``DEEPIMAGE_SERVER_MODELS=squeezenet,vgg16``,
+``DEEPIMAGE_SERVER_WEIGHTS=mine=/srv/mine.onnx``, ``DEEPIMAGE_SERVER_TOKENS=a,b``).
+"""
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+__all__ = ["Settings", "ConfigError", "is_loopback", "NAME_PATTERN"]
+
+# What a served model may be called: it appears in URLs, never as a path.
+NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+
+
+class ConfigError(ValueError):
+    """The settings cannot work; the message says which one and what to do."""
+
+
+def is_loopback(host: str) -> bool:
+    """True for addresses only this computer can reach (127.x, ::1, localhost)."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything, so it is treated as public
+
+
+def _split(value):
+    """'a,b , c' -> ['a', 'b', 'c']; lists pass through."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return list(value)
+
+
+class Settings(BaseSettings):
+    """Everything `deepimage serve` can be told; see `deepimage serve --help`."""
+
+    model_config = SettingsConfigDict(env_prefix="DEEPIMAGE_SERVER_", frozen=True,
+                                      extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    models: Annotated[list[str], NoDecode] = ["squeezenet"]
+    weights: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="NAME=FILE: a registry model's weights file, or a "
+                                          "fine-tuned network exported as .onnx")
+    device: str = "auto"
+    backend: str = "auto"
+    max_batch: int = Field(64, ge=1, le=4096)
+    max_delay_ms: float = Field(5.0, ge=0, le=10_000)
+    batching: bool = True
+    token_file: "Path | None" = None
+    tokens: Annotated[list[str], NoDecode] = Field(default_factory=list, repr=False)
+    max_request_bytes: int = Field(32 * 2**20, ge=1024)
+    max_pixels: int = Field(50_000_000, ge=1)
+    max_images_per_request: int = Field(64, ge=1)
+    max_pending_requests: int = Field(256, ge=1)
+    max_queued_images: int = Field(1024, ge=1)
+    request_timeout_s: float = Field(60.0, gt=0)
+    decode_threads: int = Field(default_factory=lambda: min(8, os.cpu_count() or 2), ge=1)
+    crop: bool = False
+    random_weights: bool = Field(False, description="TESTING ONLY: untrained networks")
+    log_level: str = "info"
+
+    @field_validator("models", "weights", "tokens", mode="before")
+    @classmethod
+    def _comma_separated(cls, value):
+        return _split(value)
+
+    @field_validator("models")
+    @classmethod
+    def _lower_names(cls, value: list[str]) -> list[str]:
+        return [name.lower() for name in value]
+
+    def weights_files(self) -> dict[str, Path]:
+        """The --weights options as {name: file}; ConfigError for a malformed one."""
+        files = {}
+        for item in self.weights:
+            name, sep, file = item.partition("=")
+            name = name.strip().lower()
+            if not sep or not name or not file.strip():
+                raise ConfigError(f"--weights {item!r}: write it as NAME=FILE, e.g. "
+                                  f"mymodel=/srv/models/mymodel.onnx")
+            if not NAME_PATTERN.match(name):
+                raise ConfigError(f"--weights {item!r}: a model name has lowercase letters, "
+                                  f"digits, '.', '_' and '-' only (at most 64).")
+            files[name] = Path(file.strip()).expanduser()
+        return files
+
+    def load_tokens(self) -> list[str]:
+        """Access tokens from the environment and the token file (one per line, '#' comments)."""
+        tokens = [t for t in self.tokens if t]
+        if self.token_file is not None:
+            try:
+                text = Path(self.token_file).expanduser().read_text(encoding="utf-8")
+            except OSError as exc:
+                raise ConfigError(f"Cannot read the token file {self.token_file}: "
+                                  f"{exc.strerror or exc}") from None
+            tokens += [line.strip() for line in text.splitlines()
+                       if line.strip() and not line.lstrip().startswith("#")]
+        short = [t for t in tokens if len(t) < 16]
+        if short:
+            raise ConfigError(f"{len(short)} access token(s) are shorter than 16 characters; "
+                              f"make longer ones, e.g. with `python -c \"import secrets; "
+                              f"print(secrets.token_urlsafe(32))\"`.")
+        return tokens
+
+    def check_security(self, tokens: list[str]) -> None:
+        """Refuse to listen on a non-loopback address without access tokens."""
+        if not tokens and not is_loopback(self.host):
+            raise ConfigError(
+                f"Refusing to listen on {self.host} without access tokens: anyone who can "
+                f"reach this address could use the server. Give --token-file FILE (one token "
+                f"per line) or set DEEPIMAGE_SERVER_TOKENS, or listen on 127.0.0.1.")

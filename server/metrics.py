@@ -1,0 +1,53 @@
+"""Prometheus metrics of one server (one registry per app, so tests can run many apps).
+
+Route labels are route templates (``/image/{model}``), never raw paths: bounded
+cardinality, and a token in a path never reaches a metric.
+"""
+from __future__ import annotations
+
+from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge,
+                               Histogram, generate_latest)
+
+__all__ = ["Metrics", "CONTENT_TYPE_LATEST"]
+
+ERROR_KINDS = ("bad_image", "too_many_pixels", "body_too_large", "too_many_images",
+               "unauthorized", "unknown_model", "not_ready", "overloaded", "timeout",
+               "bad_request", "internal")
+
+
+class Metrics:
+    """The counters, histograms and gauges /metrics exposes."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter("deepimage_requests", "HTTP requests by route and status",
+                                ("route", "method", "status"), registry=r)
+        self.latency = Histogram(
+            "deepimage_request_seconds", "Request latency by route", ("route",), registry=r,
+            buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120))
+        self.batch_size = Histogram(
+            "deepimage_batch_size", "Images per network call", ("model",), registry=r,
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512))
+        self.network_seconds = Histogram(
+            "deepimage_network_seconds", "Time of one network call", ("model",), registry=r,
+            buckets=(.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10))
+        self.queue_depth = Gauge("deepimage_queue_depth",
+                                 "Images waiting for or in a network call", ("model",),
+                                 registry=r)
+        self.pending_requests = Gauge("deepimage_pending_requests",
+                                      "Embedding requests being handled", registry=r)
+        self.images = Counter("deepimage_images_embedded", "Images embedded", ("model",),
+                              registry=r)
+        self.errors = Counter("deepimage_errors", "Errors by kind", ("kind",), registry=r)
+        self.ready = Gauge("deepimage_ready", "1 when every model is loaded and warmed up",
+                           registry=r)
+        for kind in ERROR_KINDS:  # so that every kind shows up, at 0, from the start
+            self.errors.labels(kind)
+
+    def error(self, kind: str) -> None:
+        self.errors.labels(kind).inc()
+
+    def render(self) -> bytes:
+        """The text exposition format."""
+        return generate_latest(self.registry)

@@ -1,0 +1,77 @@
+"""Orange's own protocol: ``POST /image/{model}`` with a raw image body.
+
+What orange3-imageanalytics' ServerEmbedder (via ORANGE_EMBEDDING_API_URL) sends:
+a JPEG already resized by the client, ``Content-Type: image/jpeg``, and query
+parameters machine/session/retry, which are accepted and ignored. The answer is
+``{"embedding": [...]}``. The image is resized here anyway, so any size works.
+
+Orange's client cannot send an Authorization header, so a server with tokens also
+answers ``POST /t/{token}/image/{model}``: point ORANGE_EMBEDDING_API_URL at
+``https://host/t/<token>/``. The server's own request log hides that path.
+"""
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from ..deps import check_token, require_token, served_model
+from ..errors import ApiError
+from ..pipeline import ImageFailure, decode, embed_images, finite_rows, with_timeout
+from ..registry import ServedModel
+
+router = APIRouter(tags=["Orange protocol"])
+
+ERRORS = {status: {"description": text, "content": {"application/json": {"schema": {
+    "type": "object", "properties": {"detail": {"type": "string"}}}}}}
+    for status, text in ((401, "missing or wrong access token"), (404, "model not served"),
+                         (413, "body or image too large"), (422, "not an image"),
+                         (503, "busy or still loading (see Retry-After)"),
+                         (504, "took longer than the request timeout"))}
+
+IMAGE_BODY = {"requestBody": {"required": True, "description": "One image (JPEG, PNG, ...), "
+                              "any size; it is resized to the model's input size.",
+                              "content": {"image/jpeg": {"schema": {"type": "string",
+                                                                    "format": "binary"}}}}}
+
+
+class Embedding(BaseModel):
+    embedding: list[float]
+
+
+async def _embed_body(request: Request, model: ServedModel) -> JSONResponse:
+    state = request.app.state
+
+    async def work() -> JSONResponse:
+        body = await request.body()
+        if not body:
+            raise ApiError(422, "The request body is empty: send the image's bytes "
+                                "(Content-Type: image/jpeg).", "bad_image")
+        image = await decode(state, body, model)
+        if isinstance(image, ImageFailure):
+            raise ApiError(image.status, f"Not usable as an image: {image.reason}", image.kind)
+        vectors = await embed_images(state, model, [image])
+        if not finite_rows(vectors)[0]:
+            raise ApiError(422, "The network produced non-finite values for this image.",
+                           "bad_image")
+        return JSONResponse({"embedding": vectors[0].tolist()})
+
+    return await with_timeout(state, work())
+
+
+@router.post("/image/{model}", response_model=Embedding, responses=ERRORS,
+             openapi_extra=IMAGE_BODY, dependencies=[Depends(require_token)],
+             summary="Embed one image (Orange's protocol)")
+async def embed_image(request: Request, model: ServedModel = Depends(served_model),
+                      machine: "str | None" = Query(None, description="ignored"),
+                      session: "str | None" = Query(None, description="ignored"),
+                      retry: "str | None" = Query(None, description="ignored")) -> JSONResponse:
+    """Embed the image in the body with ``model``; what Orange's ServerEmbedder calls."""
+    return await _embed_body(request, model)
+
+
+@router.post("/t/{token}/image/{model}", include_in_schema=False)
+async def embed_image_token_path(request: Request, token: str, model: str) -> JSONResponse:
+    """The same, with the access token in the path, for Orange's unmodified client."""
+    check_token(request, token)
+    return await _embed_body(request, served_model(request, model))

