@@ -26,11 +26,18 @@ def common_root(paths: Sequence[str]) -> str:
     return os.path.commonpath(folders) if folders else os.getcwd()
 
 
-def image_table(paths: Sequence[str], root: "str | None" = None) -> Table:
-    """A table of images in Import Images' layout (no features; class from subfolders)."""
+def image_table(paths: Sequence[str], root: "str | None" = None,
+                info: "Sequence[dict] | None" = None) -> Table:
+    """A table of images in Import Images' layout (no features; class from subfolders).
+
+    ``info`` (size, width, height per path, as ``describe`` gives) saves opening
+    every file again when the caller has already read the headers.
+    """
     paths = list(paths)
+    if info is not None and len(info) != len(paths):
+        raise ValueError("image_table: one info dict per path is needed")
     root = os.path.abspath(root) if root else common_root(paths)
-    relative, categories, names, info = [], [], [], []
+    relative, categories, names = [], [], []
     for path in paths:
         if is_url(path):
             relative.append(path)
@@ -40,8 +47,9 @@ def image_table(paths: Sequence[str], root: "str | None" = None) -> Table:
             relative.append(rel)
             categories.append(rel.rsplit("/", 1)[0] if "/" in rel else ".")  # as the anchor
         names.append(os.path.splitext(os.path.basename(path))[0])
-        info.append(describe(path) if not is_url(path) else {"size": None, "width": None,
-                                                             "height": None})
+    if info is None:
+        info = [describe(path) if not is_url(path) else {"size": None, "width": None,
+                                                         "height": None} for path in paths]
     image_var = StringVariable("image")
     image_var.attributes["type"] = "image"
     image_var.attributes["origin"] = root
@@ -54,7 +62,8 @@ def image_table(paths: Sequence[str], root: "str | None" = None) -> Table:
     meta_values = np.array(
         [[name, rel] + [np.nan if d[k] is None else d[k] for k in ("size", "width", "height")]
          for name, rel, d in zip(names, relative, info)], dtype=object).reshape(len(paths), 5)
-    y = (np.array([values.index(c) for c in categories], dtype=float)
+    value_index = {value: i for i, value in enumerate(values)}
+    y = (np.array([value_index[c] for c in categories], dtype=float)
          if class_var is not None else None)
     return Table.from_numpy(domain, np.empty((len(paths), 0)), y, metas=meta_values)
 

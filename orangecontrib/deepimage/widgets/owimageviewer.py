@@ -1,0 +1,263 @@
+"""Image Viewer: thumbnails of the images a table refers to; the selection goes out.
+
+Thumbnails are decoded lazily in worker threads (only what is on screen) in a
+virtualised grid, so 100,000 rows scroll smoothly. When the data carries
+predictions (Test & Score -> Confusion Matrix, Predictions) the title shows them
+and wrong ones get a red frame.
+"""
+from __future__ import annotations
+
+from typing import Callable, List, Optional
+
+import numpy as np
+from AnyQt.QtCore import QItemSelection, QItemSelectionModel, QSize
+from AnyQt.QtWidgets import QLabel
+from Orange.data import DiscreteVariable, Domain, StringVariable, Table, Variable
+from Orange.widgets import gui
+from Orange.widgets.settings import ContextSetting, DomainContextHandler, Setting
+from Orange.widgets.utils.annotated_data import create_annotated_table
+from Orange.widgets.utils.itemmodels import DomainModel
+from Orange.widgets.widget import Input, Msg, Output, OWWidget
+
+from orangecontrib.deepimage.data import image_paths
+from orangecontrib.deepimage.widgets.utils.thumbnails import Failed, ThumbnailLoader
+from orangecontrib.deepimage.widgets.utils.thumbnailview import ThumbnailModel, ThumbnailView
+
+
+def prediction_columns(domain: Domain) -> List[DiscreteVariable]:
+    """Columns that predict the class (as Confusion Matrix and Predictions add them):
+    discrete, not the class itself, with the class's values."""
+    class_var = domain.class_var
+    if not isinstance(class_var, DiscreteVariable):
+        return []
+    return [var for var in domain.metas + domain.attributes
+            if isinstance(var, DiscreteVariable) and var is not class_var
+            and tuple(var.values) == tuple(class_var.values)]
+
+
+def default_title(domain: Domain, image_var: Optional[Variable]) -> Optional[Variable]:
+    """A prediction column if there is one, else the class, else the image name."""
+    predictions = prediction_columns(domain)
+    if predictions:
+        return predictions[0]
+    if domain.class_var is not None:
+        return domain.class_var
+    strings = [v for v in domain.metas if isinstance(v, StringVariable) and v is not image_var]
+    named = [v for v in strings if v.name == "image name"]
+    return (named or strings or [image_var])[0]
+
+
+def titles_for(table: Table, var: Optional[Variable]
+               ) -> "tuple[Callable[[int], str], Optional[np.ndarray]]":
+    """(row -> title, wrong-prediction flags or None) for the title column ``var``."""
+    if var is None:
+        return (lambda row: ""), None
+    values = table.get_column(var)
+    class_var = table.domain.class_var
+    if var in prediction_columns(table.domain):
+        truth = table.get_column(class_var).astype(float)
+        predicted = values.astype(float)
+        wrong = ~np.isnan(truth) & ~np.isnan(predicted) & (truth != predicted)
+
+        def title(row: int) -> str:
+            text = var.str_val(values[row])
+            return f"{text} (true: {class_var.str_val(truth[row])})" if wrong[row] else text
+        return title, wrong
+    return (lambda row: var.str_val(values[row])), None
+
+
+class OWImageViewer(OWWidget):
+    name = "Image Viewer"
+    description = "Browse the images a table refers to; select some for further analysis."
+    icon = "icons/ImageViewer.svg"
+    priority = 30
+    keywords = "image viewer, thumbnails, images, browse, gallery"
+
+    class Inputs:
+        data = Input("Data", Table)
+
+    class Outputs:
+        selected_data = Output("Selected Images", Table, default=True)
+        data = Output("Data", Table, doc="The input data with a 'Selected' column.")
+
+    class Error(OWWidget.Error):
+        no_image_column = Msg("The data has no text column with image file names or URLs.")
+
+    class Warning(OWWidget.Warning):
+        unreadable = Msg("{} of the images shown so far cannot be read (missing file or not "
+                         "an image); they are drawn as crossed boxes.")
+
+    settingsHandler = DomainContextHandler()
+    settings_version = 1
+    image_attr: Optional[Variable] = ContextSetting(None)
+    title_attr: Optional[Variable] = ContextSetting(None)
+    image_size: int = Setting(128)
+    #: selected rows, restored when the saved workflow is opened with the same data
+    selection: Optional[List[int]] = Setting(None, schema_only=True)
+    auto_commit: bool = Setting(True)
+    graph_name = "view"
+
+    def __init__(self):
+        super().__init__()
+        self.data: Optional[Table] = None
+        self.paths: List[str] = []
+        self._path_set: set = set()
+        self._unreadable: set = set()
+        self._pending_selection = self.selection
+
+        self.image_model = DomainModel(valid_types=(StringVariable,))
+        gui.comboBox(self.controlArea, self, "image_attr", box="Image Column",
+                     model=self.image_model, callback=self._on_image_attr_changed,
+                     contentsLength=14, searchable=True,
+                     tooltip="The column with image file names or URLs")
+        self.title_model = DomainModel(placeholder="(none)")
+        gui.comboBox(self.controlArea, self, "title_attr", box="Title",
+                     model=self.title_model, callback=self._update_titles,
+                     contentsLength=14, searchable=True,
+                     tooltip="Text under each image. A prediction column shows wrong "
+                             "predictions framed in red, with the true class.")
+        box = gui.vBox(self.controlArea, "Image Size")
+        gui.hSlider(box, self, "image_size", minValue=48, maxValue=512, step=16,
+                    callback=self._update_size, createLabel=False)
+        self.info_label = QLabel("No data.", wordWrap=True)
+        gui.vBox(self.controlArea, "Info").layout().addWidget(self.info_label)
+        gui.rubber(self.controlArea)
+        gui.auto_send(self.buttonsArea, self, "auto_commit")
+
+        self.loader = ThumbnailLoader(self)
+        self.loader.loaded.connect(self._on_loaded)
+        self.view = ThumbnailView(self.loader)
+        self.view.set_thumbnail_size(self.image_size)
+        self.mainArea.layout().addWidget(self.view)
+        self._set_model([])
+
+    def sizeHint(self) -> QSize:
+        return QSize(900, 640)
+
+    @Inputs.data
+    def set_data(self, data: Optional[Table]) -> None:
+        self.closeContext()
+        self.Error.clear()
+        self.data = data
+        self.image_attr = self.title_attr = None
+        domain = data.domain if data is not None else None
+        self.image_model.set_domain(domain)
+        self.title_model.set_domain(domain)
+        if data is not None and not self.image_model:
+            self.Error.no_image_column()
+            self.data = None
+        if self.data is not None:
+            typed = [v for v in self.image_model if isinstance(v, StringVariable)
+                     and v.attributes.get("type") == "image"]
+            self.image_attr = typed[0] if typed else next(
+                v for v in self.image_model if isinstance(v, Variable))
+            self.title_attr = default_title(domain, self.image_attr)
+            self.openContext(data)
+        self._setup()
+        self.selection = None  # a new table: the old rows mean nothing
+        selection = self._pending_selection
+        self._pending_selection = None
+        if selection and self.data is not None and max(selection) < len(self.data):
+            self._select_rows(selection)
+        self.commit.now()
+
+    def _on_image_attr_changed(self) -> None:
+        self._setup()
+        self.commit.deferred()
+
+    def _setup(self) -> None:
+        """(Re)build the model for the current data, image column and titles."""
+        self.Warning.unreadable.clear()
+        self._unreadable = set()
+        self.loader.clear_pending()
+        if self.data is None or self.image_attr is None:
+            self.paths = []
+        else:
+            self.paths = image_paths(self.data, self.image_attr)
+        self._path_set = set(self.paths)
+        self._set_model(self.paths)
+        self._update_titles()
+
+    def _set_model(self, paths: List[str]) -> None:
+        old, old_selection = self.view.model(), self.view.selectionModel()
+        self.view.setModel(ThumbnailModel(paths, parent=self.view))
+        for obj in (old, old_selection):
+            if obj is not None:
+                obj.deleteLater()
+        self.view.selectionModel().selectionChanged.connect(self._on_selection_changed)
+        self._update_info()
+
+    def _update_titles(self) -> None:
+        if self.data is None:
+            return
+        title, mismatch = titles_for(self.data, self.title_attr)
+        self.view.model().set_titles(title, mismatch)
+
+    def _update_size(self) -> None:
+        self.view.set_thumbnail_size(self.image_size)
+
+    def _on_loaded(self, path: str, side: int) -> None:
+        if path in self._path_set and isinstance(self.loader.cached(path, side), Failed):
+            self._unreadable.add(path)
+            self.Warning.unreadable(f"{len(self._unreadable):,}")
+
+    # --- selection --------------------------------------------------------------------
+    def selected_rows(self) -> List[int]:
+        return sorted(index.row() for index in self.view.selectionModel().selectedIndexes())
+
+    def _select_rows(self, rows: List[int]) -> None:
+        model = self.view.model()
+        selection = QItemSelection()
+        for row in rows:
+            selection.select(model.index(row), model.index(row))
+        self.view.selectionModel().select(selection,
+                                          QItemSelectionModel.SelectionFlag.ClearAndSelect)
+
+    def _on_selection_changed(self) -> None:
+        rows = self.selected_rows()
+        self.selection = rows or None
+        self._update_info()
+        self.commit.deferred()
+
+    def _update_info(self) -> None:
+        if not self.paths:
+            self.info_label.setText("No data.")
+            return
+        selected = len(self.view.selectionModel().selectedIndexes())
+        text = f"{len(self.paths):,} images"
+        if selected:
+            text += f", {selected:,} selected"
+        self.info_label.setText(text)
+
+    @gui.deferred
+    def commit(self) -> None:
+        if self.data is None:
+            self.Outputs.selected_data.send(None)
+            self.Outputs.data.send(None)
+            return
+        rows = self.selected_rows()
+        self.Outputs.selected_data.send(self.data[rows] if rows else None)
+        self.Outputs.data.send(create_annotated_table(self.data, rows))
+
+    def send_report(self) -> None:
+        self.report_items((("Images", len(self.paths)), ("Image column", self.image_attr),
+                           ("Title", self.title_attr)))
+
+    def onDeleteWidget(self) -> None:
+        self.loader.shutdown()
+        super().onDeleteWidget()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    import sys
+
+    from orangewidget.utils.widgetpreview import WidgetPreview
+
+    from orangecontrib.deepimage.imports import run_import
+
+    class _State:
+        def __getattr__(self, name):
+            return (lambda *a: False)
+
+    folder = sys.argv[1] if len(sys.argv) > 1 else "."
+    WidgetPreview(OWImageViewer).run(run_import(folder, _State()).data)

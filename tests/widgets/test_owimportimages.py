@@ -1,0 +1,195 @@
+"""Import Images: run_import without a GUI, then the widget (offscreen Qt)."""
+import os
+import shutil
+import tempfile
+import threading
+from unittest.mock import Mock, patch
+
+import numpy as np
+import pytest
+from image_folders import make_class_folders
+from Orange.widgets.tests.base import WidgetTest
+from Orange.widgets.utils.filedialogs import RecentPath
+from PIL import Image
+
+from orangecontrib.deepimage import imports
+from orangecontrib.deepimage.core.embed import Cancelled
+from orangecontrib.deepimage.data import image_column, image_paths
+from orangecontrib.deepimage.imports import probe_image, run_import, summary
+from orangecontrib.deepimage.widgets import owimportimages
+from orangecontrib.deepimage.widgets.owimportimages import OWImportImages
+
+
+def mock_state(stop_after=None):
+    """A TaskState stand-in; asks to stop after ``stop_after`` checks when given."""
+    state = Mock()
+    calls = iter(range(10**9))
+    state.is_interruption_requested.side_effect = \
+        lambda: stop_after is not None and next(calls) >= stop_after
+    return state
+
+
+# --- run_import, no GUI ---------------------------------------------------------------
+def test_class_folders_and_skipped_files_with_reasons(tmp_path):
+    root = make_class_folders(tmp_path)
+    result = run_import(root, mock_state())
+    data = result.data
+    assert len(data) == 6 and list(data.domain.class_var.values) == ["cats", "dogs"]
+    assert [m.name for m in data.domain.metas] == ["image name", "image", "size", "width",
+                                                   "height"]
+    assert image_column(data).attributes == {"type": "image", "origin": root}
+    assert list(data.get_column("image"))[:2] == ["cats/cats0.jpg", "cats/cats1.jpg"]
+    assert set(data.get_column("width")) == {24} and set(data.get_column("height")) == {16}
+    assert all(os.path.exists(p) for p in image_paths(data))
+    reasons = dict(zip(result.skipped.get_column("image"), result.skipped.get_column("reason")))
+    assert reasons == {"README.txt": "not an image file type (.txt)",
+                       "cats/empty.jpg": "empty file (0 bytes)",
+                       "dogs/notes.png": "not an image Pillow can read (unknown or corrupt "
+                                         "header)"}
+    assert result.skipped.domain.class_var is None
+    assert summary(result) == "6 images in 2 classes; 3 skipped"
+
+
+def test_progress_goes_up_to_100(tmp_path):
+    state = mock_state()
+    run_import(make_class_folders(tmp_path), state)
+    values = [c.args[0] for c in state.set_progress_value.call_args_list]
+    assert values == sorted(values) and values[-1] == 100 and len(values) >= 3
+
+
+def test_each_file_is_opened_once_and_never_decoded(tmp_path):
+    root = make_class_folders(tmp_path)
+    opened = []
+    real_open = Image.open
+
+    def counting_open(fp, *args, **kwargs):
+        opened.append(fp)
+        return real_open(fp, *args, **kwargs)
+
+    with patch.object(imports.Image, "open", counting_open), \
+            patch("orangecontrib.deepimage.data.describe", side_effect=AssertionError), \
+            patch.object(Image.Image, "load", side_effect=AssertionError("decoded")):
+        result = run_import(root, mock_state())
+    assert result.n_images == 6
+    assert sorted(opened) == sorted(set(opened)) and len(opened) == 7  # 6 + notes.png
+
+
+def test_cancel_raises_cancelled(tmp_path):
+    root = make_class_folders(tmp_path, per_class=3)
+    with pytest.raises(Cancelled):
+        run_import(root, mock_state(stop_after=0))
+    # also between header chunks, after listing
+    with patch.object(imports, "_CHUNK", 2), pytest.raises(Cancelled):
+        run_import(root, mock_state(stop_after=5))
+
+
+def test_single_folder_has_no_class_and_empty_folder_no_data(tmp_path):
+    root = make_class_folders(tmp_path / "one", classes=("only",))
+    result = run_import(os.path.join(root, "only"), mock_state())
+    assert result.data.domain.class_var is None and summary(result) == "3 images; 2 skipped"
+    (tmp_path / "nothing").mkdir()
+    result = run_import(str(tmp_path / "nothing"), mock_state())
+    assert result.data is None and result.skipped is None and summary(result) == "0 images"
+
+
+def test_missing_folder_says_what_to_do(tmp_path):
+    with pytest.raises(NotADirectoryError, match="choose the folder again"):
+        run_import(str(tmp_path / "gone"), mock_state())
+
+
+def test_probe_reports_shown_size_of_rotated_photos(tmp_path):
+    image = Image.new("RGB", (40, 10))
+    exif = image.getexif()
+    exif[0x0112] = 6  # rotated 90 degrees: shown 10 wide, 40 high
+    image.save(tmp_path / "r.jpg", exif=exif)
+    info, reason = probe_image(str(tmp_path / "r.jpg"))
+    assert reason is None and (info["width"], info["height"]) == (10, 40)
+
+
+# --- the widget -------------------------------------------------------------------------
+class TestOWImportImages(WidgetTest):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp()
+        self.root = make_class_folders(os.path.join(self.tmp, "pets"))
+        self.widget = self.create_widget(OWImportImages)
+
+    def tearDown(self):
+        super().tearDown()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def test_nothing_chosen(self):
+        self.assertTrue(self.widget.Information.no_folder.is_shown())
+        self.assertIsNone(self.get_output(self.widget.Outputs.data))
+
+    def test_import_sends_data_and_skipped_files(self):
+        self.widget.set_folder(self.root)
+        data = self.get_output(self.widget.Outputs.data, wait=5000)
+        skipped = self.get_output(self.widget.Outputs.skipped)
+        self.assertEqual(len(data), 6)
+        self.assertEqual(len(skipped), 3)
+        self.assertIn("reason", [m.name for m in skipped.domain.metas])
+        self.assertEqual(self.widget.info_label.text(), "6 images in 2 classes; 3 skipped")
+        self.assertTrue(self.widget.Warning.skipped.is_shown())
+        self.assertEqual(self.widget.recent_paths[0].abspath, self.root)
+
+    def test_reload_sees_new_files(self):
+        self.widget.set_folder(self.root)
+        self.assertEqual(len(self.get_output(self.widget.Outputs.data, wait=5000)), 6)
+        Image.new("RGB", (8, 8)).save(os.path.join(self.root, "dogs", "new.png"))
+        self.widget.reload_button.click()
+        self.process_events(lambda: len(self.get_output(self.widget.Outputs.data)) == 7)
+
+    def test_cancel_sends_nothing_new(self):
+        started, release = threading.Event(), threading.Event()
+
+        def slow_import(folder, state):
+            started.set()
+            while not state.is_interruption_requested():
+                release.wait(0.01)
+            raise Cancelled()
+
+        with patch.object(owimportimages, "run_import", slow_import):
+            self.widget.set_folder(self.root)
+            self.assertTrue(started.wait(5))
+            self.assertTrue(self.widget.cancel_button.isVisibleTo(self.widget))
+            self.widget.cancel_button.click()
+        self.process_events(lambda: self.widget.task is None)
+        self.assertEqual(self.widget.info_label.text(), "Cancelled.")
+        self.assertIsNone(self.get_output(self.widget.Outputs.data))
+        self.assertFalse(self.widget.cancel_button.isVisibleTo(self.widget))
+
+    def test_folder_is_remembered_and_relocated_with_the_workflow(self):
+        self.widget.set_folder(self.root)
+        self.get_output(self.widget.Outputs.data, wait=5000)
+        settings = self.widget.settingsHandler.pack_data(self.widget)
+        # the workflow (saved in self.tmp) and its images move elsewhere together
+        saved = RecentPath.create(self.root, [("basedir", self.tmp)])
+        self.assertEqual((saved.prefix, saved.relpath), ("basedir", "pets"))
+        moved = os.path.join(tempfile.mkdtemp(), "moved")
+        settings["recent_paths"] = [saved]
+        shutil.move(self.tmp, moved)
+        self.tmp = moved
+        widget = self.create_widget(OWImportImages, stored_settings=settings,
+                                    env={"basedir": moved})
+        self.assertEqual(widget.current_folder(), os.path.join(moved, "pets"))
+        data = self.get_output(widget.Outputs.data, widget=widget, wait=5000)
+        self.assertEqual(image_column(data).attributes["origin"], os.path.join(moved, "pets"))
+        self.assertTrue(all(os.path.exists(p) for p in image_paths(data)))
+
+    def test_missing_folder_is_an_error_not_a_crash(self):
+        gone = os.path.join(self.tmp, "gone")
+        widget = self.create_widget(
+            OWImportImages, stored_settings={"recent_paths": [RecentPath(gone, None, None)]})
+        self.assertTrue(widget.Error.folder_missing.is_shown())
+        self.assertIsNone(self.get_output(widget.Outputs.data, widget=widget))
+
+    def test_anchors_image_viewer_accepts_our_table(self):
+        viewer_module = pytest.importorskip(
+            "orangecontrib.imageanalytics.widgets.owimageviewer")
+        self.widget.set_folder(self.root)
+        data = self.get_output(self.widget.Outputs.data, wait=5000)
+        viewer = self.create_widget(viewer_module.OWImageViewer)
+        self.send_signal(viewer.Inputs.data, data, widget=viewer)
+        self.assertEqual(viewer.image_attr.name, "image")
+        self.assertEqual(viewer.thumbnailView.model().rowCount(), 6)
+        self.assertEqual(np.sum([it.url.isLocalFile() for it in viewer.items]), 6)
