@@ -1,0 +1,134 @@
+"""Image Embedder against a real `deepimage serve` on 127.0.0.1 (uvicorn, real SqueezeNet)."""
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from unittest import mock
+
+import numpy as np
+from Orange.widgets.tests.base import WidgetTest
+
+from orangecontrib.deepimage.core import find_images
+from orangecontrib.deepimage.core.embed import Embedder
+from orangecontrib.deepimage.data import image_paths, image_table
+from orangecontrib.deepimage.widgets.owimageembedder import OWImageEmbedder
+
+from test_owimageembedder import MemoryKeyring, make_photos
+
+TOKEN = "widget-test-token-0123456789abcdef"
+TIMEOUT = 60000
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class TestRemoteEmbedding(WidgetTest):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        import httpx
+        cls.tmp = tempfile.mkdtemp(prefix="embedder-remote-")
+        token_file = os.path.join(cls.tmp, "tokens")
+        with open(token_file, "w") as f:
+            f.write(TOKEN + "\n")
+        cls.url = f"http://127.0.0.1:{free_port()}"
+        cls.log = open(os.path.join(cls.tmp, "server.log"), "w+")
+        cls.server = subprocess.Popen(
+            [sys.executable, "-m", "orangecontrib.deepimage.cli", "serve",
+             "--port", cls.url.rsplit(":", 1)[1], "--models", "squeezenet",
+             "--token-file", token_file, "--max-delay-ms", "2"],
+            stdout=cls.log, stderr=subprocess.STDOUT,
+            env={**os.environ, "DEEPIMAGE_CACHE_DIR": os.path.join(cls.tmp, "server-cache")})
+        deadline = time.monotonic() + 180
+        while True:
+            if cls.server.poll() is not None:
+                cls.log.seek(0)
+                raise RuntimeError(f"deepimage serve exited:\n{cls.log.read()}")
+            try:
+                if httpx.get(f"{cls.url}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError("deepimage serve did not become ready")
+            time.sleep(0.2)
+        cls.folder = make_photos(os.path.join(cls.tmp, "photos"), seed=3)
+        cls.table = image_table(find_images(cls.folder), cls.folder)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.terminate()
+        try:
+            cls.server.wait(20)
+        except subprocess.TimeoutExpired:
+            cls.server.kill()
+            cls.server.wait()
+        cls.log.close()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+        super().tearDownClass()
+
+    def setUp(self):
+        keyring = MemoryKeyring()
+        # a fresh client cache: vectors must come from the server, not from local runs
+        patches = [mock.patch("keyring.set_password", keyring.set_password),
+                   mock.patch("keyring.get_password", keyring.get_password),
+                   mock.patch("keyring.delete_password", keyring.delete_password),
+                   mock.patch.dict(os.environ, {"DEEPIMAGE_CACHE_DIR": tempfile.mkdtemp(
+                       prefix="client-cache-", dir=self.tmp)})]
+        for patch in patches:
+            patch.start()
+            self.addCleanup(patch.stop)
+        self.widget = self.create_widget(OWImageEmbedder)
+
+    def connect(self, token):
+        w = self.widget
+        w.url_edit.setText(self.url)
+        w.url_edit.editingFinished.emit()
+        w.token_edit.setText(token)
+        w.token_edit.editingFinished.emit()
+        future = w._listing_future
+        self.process_events(lambda: future.done() and w._listing_future is future,
+                            timeout=TIMEOUT)
+        self.process_events()
+
+    def server_index(self, name):
+        items = self.widget.model_items
+        keys = [items.item(i).data(0x0100) for i in range(items.rowCount())]  # UserRole
+        return keys.index(f"server:{name}")
+
+    def test_embeds_on_the_server(self):
+        self.connect(TOKEN)
+        w = self.widget
+        self.assertFalse(w.Error.server.is_shown(), str(w.Error.server))
+        self.assertEqual(w.server_models, [("squeezenet", w.server_models[0][1])])
+        index = self.server_index("squeezenet")
+        host = self.url.split("//")[1]
+        self.assertEqual(w.model_items.item(index).text(), f"SqueezeNet 1.1 (server: {host})")
+        # nothing is sent before the user picks the server's model
+        self.assertEqual(w.current_choice().where, "local")
+
+        w.model_combo.setCurrentIndex(index)
+        w.model_combo.activated.emit(index)
+        self.send_signal(w.Inputs.images, self.table)
+        self.wait_until_finished(timeout=TIMEOUT)
+        self.assertFalse(w.Error.failed.is_shown(), str(w.Error.failed))
+        embedded = self.get_output(w.Outputs.embeddings)
+        skipped = self.get_output(w.Outputs.skipped_images)
+        self.assertEqual(embedded.X.shape, (6, 512))
+        self.assertEqual(len(skipped), 2)  # bad files are skipped here, never sent
+        self.assertNotIn("from cache", w.summary_label.text())
+        local = Embedder("squeezenet", backend="torch", cache=False).embed(
+            image_paths(self.table))
+        np.testing.assert_allclose(embedded.X, local.embeddings, rtol=1e-3, atol=1e-3)
+        self.assertEqual(w.settingsHandler.pack_data(w)["model_key"], "server:squeezenet")
+
+    def test_wrong_token_is_reported(self):
+        self.connect("not-the-right-token-000000")
+        self.assertTrue(self.widget.Error.server.is_shown())
+        self.assertIn("token", str(self.widget.Error.server).lower())
