@@ -1,0 +1,475 @@
+"""Trainer: fine-tune (or train) a deep network on a table of images.
+
+Outputs a Learner (for Test & Score, beside Logistic Regression) and a Model trained
+on all the input rows (for Predictions, Save Model, and Image Embedder's Model input).
+Works on Import Images' output directly: the learner reads the image column and the
+class, so no features are needed (which is why this is not an OWBaseLearner, whose
+check_data refuses tables without features). The training runs off the GUI thread
+(``training.run_training``); each epoch's losses and accuracies appear in a live plot.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from typing import List, Optional
+
+import pyqtgraph as pg
+from AnyQt.QtCore import QSize, Qt
+from AnyQt.QtGui import QColor, QStandardItem, QStandardItemModel
+from AnyQt.QtWidgets import (QButtonGroup, QComboBox, QFormLayout, QPushButton, QRadioButton,
+                             QStyle)
+
+from Orange.base import Learner, Model
+from Orange.data import Table
+from Orange.widgets import gui
+from Orange.widgets.settings import Setting
+from Orange.widgets.utils.concurrent import ConcurrentWidgetMixin
+from Orange.widgets.visualize.utils.plotutils import PlotWidget
+from Orange.widgets.widget import Input, Msg, Output, OWWidget
+
+from orangecontrib.deepimage.core.embed import Cancelled, _cuda_possible
+from orangecontrib.deepimage.core.models import MODELS, get_spec
+from orangecontrib.deepimage.core.train import MIN_IMAGE_SIZE, EpochRecord, preset
+from orangecontrib.deepimage.core.weights import weights_available
+from orangecontrib.deepimage.learner import ImageClassifierLearner
+from orangecontrib.deepimage.training import TrainingOutcome, check_data, run_training, summary
+
+log = logging.getLogger(__name__)
+
+MODES = (("last-layer", "Last layer only"), ("fine-tune", "Fine-tune"),
+         ("scratch", "From scratch"))
+MODE_TIPS = {
+    "last-layer": "The network stays as it is; only its last layer learns, on the cached "
+                  "embeddings. Seconds on a CPU.",
+    "fine-tune": "The last layer first, then the whole network, early layers at lower "
+                 "rates. Minutes on a CPU for a few hundred images; a GPU helps.",
+    "scratch": "Random start, every layer learns. Needs many images and a GPU.",
+}
+DEVICES = (("auto", "Automatic"), ("cpu", "CPU"), ("cuda", "GPU"))
+TRAIN_COLOUR, VAL_COLOUR = QColor("#1f77b4"), QColor("#ff7f0e")
+
+
+def preset_values(network: str, mode: str) -> "tuple[int, int, float]":
+    """(epochs, batch size, learning rate) the preset gives. In "last layer only" the
+    last layer trains alone, with Adam at the head learning rate, so that is the rate."""
+    config = preset(network, mode)
+    rate = config.head_learning_rate if mode == "last-layer" else config.learning_rate
+    return config.epochs, config.batch_size, rate
+
+
+_DEFAULT_EPOCHS, _DEFAULT_BATCH, _DEFAULT_RATE = preset_values("squeezenet", "fine-tune")
+
+
+class OWTrainer(OWWidget, ConcurrentWidgetMixin):
+    name = "Trainer"
+    description = "Fine-tune a deep network on images; a learner for Test & Score."
+    icon = "icons/Trainer.svg"
+    priority = 30
+    keywords = "trainer, fine-tune, train, deep, network, learner, squeezenet, vgg, inception"
+
+    class Inputs:
+        data = Input("Data", Table)
+
+    class Outputs:
+        learner = Output("Learner", Learner, dynamic=False)
+        model = Output("Model", Model, dynamic=False)
+
+    class Error(OWWidget.Error):
+        data = Msg("{}")
+        weights = Msg("{}")
+        failed = Msg("Training failed: {}")
+
+    class Warning(OWWidget.Warning):
+        cancelled = Msg("Training was cancelled after {} epoch(s): the Model output is the "
+                        "best model so far (epoch {}).")
+        skipped = Msg("{} image(s) could not be read and were left out of training.")
+
+    class Information(OWWidget.Information):
+        nothing_trained = Msg("Training was cancelled before the first epoch finished; "
+                              "no model.")
+
+    settings_version = 1
+    network: str = Setting("squeezenet")
+    mode: str = Setting("fine-tune")
+    epochs: int = Setting(_DEFAULT_EPOCHS)
+    lower_size: bool = Setting(False)
+    image_size: int = Setting(64)
+    batch_size: int = Setting(_DEFAULT_BATCH)
+    learning_rate: float = Setting(_DEFAULT_RATE)
+    device: str = Setting("auto")
+    auto_apply: bool = Setting(True)
+    graph_name = "loss_plot.plotItem"
+
+    def __init__(self):
+        OWWidget.__init__(self)
+        ConcurrentWidgetMixin.__init__(self)
+        self.data: Optional[Table] = None
+        self.outcome: Optional[TrainingOutcome] = None
+        self.history: List[EpochRecord] = []
+        self._stop: Optional[threading.Event] = None
+        self._setup_control_area()
+        self._setup_plots()
+        self._refresh_networks()
+        self._update_size_range()
+        self.commit.now()  # the Learner goes out even without data
+
+    # --- GUI -----------------------------------------------------------------------------
+
+    def _setup_control_area(self):
+        box = gui.vBox(self.controlArea, "Network")
+        self.network_combo = QComboBox()
+        self.network_items = QStandardItemModel(self.network_combo)
+        self.network_combo.setModel(self.network_items)
+        self.network_combo.activated.connect(self._network_activated)
+        box.layout().addWidget(self.network_combo)
+        self.mode_group = QButtonGroup(box)  # the setting is a name, not gui's index
+        self.mode_buttons = []
+        for i, (key, label) in enumerate(MODES):
+            button = QRadioButton(label, toolTip=MODE_TIPS[key])
+            self.mode_group.addButton(button, i)
+            box.layout().addWidget(button)
+            self.mode_buttons.append(button)
+        self.mode_group.idClicked.connect(self._mode_clicked)
+        self._sync_mode_buttons()
+
+        box = gui.vBox(self.controlArea, "Training")
+        form = QFormLayout()
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        box.layout().addLayout(form)
+        self.epochs_spin = gui.spin(
+            None, self, "epochs", 1, 1000, callback=self._settings_changed,
+            controlWidth=80, tooltip="At most this many epochs; training stops earlier "
+                                     "when the validation loss stops improving. Fine-tuning "
+                                     "first trains the last layer alone for up to "
+                                     f"{preset().head_epochs} more.")
+        form.addRow("Epochs:", self.epochs_spin)
+        size_row = gui.hBox(None)
+        self.size_check = gui.checkBox(size_row, self, "lower_size", "Lower to",
+                                       callback=self._size_changed)
+        self.size_spin = gui.spin(size_row, self, "image_size", 29, 1024, controlWidth=70,
+                                  callback=self._settings_changed, suffix=" px")
+        form.addRow("Image size:", size_row)
+        self.batch_spin = gui.spin(None, self, "batch_size", 1, 1024, controlWidth=80,
+                                   callback=self._settings_changed)
+        form.addRow("Batch size:", self.batch_spin)
+        rate_row = gui.hBox(None)
+        self.rate_spin = gui.doubleSpin(
+            rate_row, self, "learning_rate", 1e-6, 10.0, step=1e-4, decimals=6,
+            controlWidth=90, callback=self._settings_changed)
+        self.reset_button = gui.button(
+            rate_row, self, "Reset to Preset", callback=self.reset_to_preset,
+            autoDefault=False, tooltip="Epochs, batch size and learning rate as the "
+                                       "network's preset for this mode")
+        form.addRow("Learning rate:", rate_row)
+        self.device_combo = QComboBox()
+        self.device_combo.addItems([label for _, label in DEVICES])
+        keys = [d for d, _ in DEVICES]
+        self.device_combo.setCurrentIndex(keys.index(self.device) if self.device in keys else 0)
+        self.device_combo.activated.connect(self._device_changed)
+        self.device_combo.setToolTip("'Automatic' trains on an NVIDIA GPU when there is one.")
+        if not _cuda_possible():
+            item = self.device_combo.model().item(2)
+            item.setEnabled(False)
+            item.setToolTip("No NVIDIA GPU driver on this computer.")
+        form.addRow("Device:", self.device_combo)
+
+        box = gui.vBox(self.controlArea, "Info")
+        self.info_label = gui.widgetLabel(box, "No data.")
+        self.info_label.setWordWrap(True)
+        self.info_label.setMinimumWidth(260)
+        self.info_label.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        self.info_label.setMinimumHeight(6 * self.info_label.fontMetrics().lineSpacing())
+        gui.rubber(self.controlArea)
+
+        gui.auto_apply(self.buttonsArea, self, "auto_apply")
+        self.cancel_button = QPushButton(
+            "Cancel", icon=self.style().standardIcon(QStyle.StandardPixmap.SP_DialogCancelButton),
+            toolTip="Stop after the current batch and keep the best model so far")
+        self.cancel_button.clicked.connect(self.stop_training)
+        self.cancel_button.setEnabled(False)
+        self.buttonsArea.layout().addWidget(self.cancel_button)
+
+    def _setup_plots(self):
+        self.loss_plot = self._plot("Loss")
+        self.accuracy_plot = self._plot("Accuracy")
+        self.accuracy_plot.setYRange(0, 1)
+        self.curves = {}
+        legend = self.loss_plot.addLegend(offset=(-10, 10))
+        legend.setLabelTextColor(self.palette().text().color())
+        for name, plot in (("loss", self.loss_plot), ("accuracy", self.accuracy_plot)):
+            for which, colour, style in (("train", TRAIN_COLOUR, Qt.PenStyle.SolidLine),
+                                         ("val", VAL_COLOUR, Qt.PenStyle.DashLine)):
+                pen = pg.mkPen(colour, width=2, style=style)
+                self.curves[name, which] = plot.plot(
+                    [], [], pen=pen, symbol="o", symbolSize=6, symbolBrush=colour,
+                    symbolPen=colour,
+                    name=None if name == "accuracy" else
+                    "training" if which == "train" else "validation")
+        self.marks: list = []
+
+    def _plot(self, title: str) -> PlotWidget:
+        plot = PlotWidget(enableMenu=False)
+        plot.setMouseEnabled(False, False)
+        plot.hideButtons()
+        plot.showGrid(x=True, y=True, alpha=0.2)
+        plot.setLabel("left", title)
+        plot.setLabel("bottom", "Epoch")
+        plot.setMinimumSize(420, 180)
+        self.mainArea.layout().addWidget(plot)
+        return plot
+
+    def sizeHint(self) -> QSize:
+        return QSize(900, 560)
+
+    def _network_entries(self) -> "list[tuple[str, str, bool, str]]":
+        """(name, label, enabled, tooltip); networks without weights only from scratch."""
+        entries = []
+        for spec in MODELS.values():
+            ok, why = weights_available(spec)
+            enabled = ok or self.mode == "scratch"
+            entries.append((spec.name, spec.display_name, enabled,
+                            spec.description if ok else why))
+        return entries
+
+    def _refresh_networks(self):
+        self.network_items.clear()
+        for name, label, enabled, tooltip in self._network_entries():
+            item = QStandardItem(label)
+            item.setData(name, Qt.ItemDataRole.UserRole)
+            item.setToolTip(tooltip)
+            item.setEnabled(enabled)
+            self.network_items.appendRow(item)
+        names = list(MODELS)
+        if self.network not in names:
+            self.network = "squeezenet"
+        self.network_combo.setCurrentIndex(names.index(self.network))
+
+    def _sync_mode_buttons(self):
+        keys = [key for key, _ in MODES]
+        index = keys.index(self.mode) if self.mode in keys else 1
+        self.mode_buttons[index].setChecked(True)
+
+    def _update_size_range(self):
+        spec = get_spec(self.network)
+        self.size_spin.setRange(MIN_IMAGE_SIZE[spec.name], spec.input_size)
+        self.image_size = max(MIN_IMAGE_SIZE[spec.name], min(self.image_size, spec.input_size))
+        self.size_check.setText(f"Lower from {spec.input_size} to")
+        self.size_spin.setEnabled(self.lower_size)
+
+    # --- user actions ----------------------------------------------------------------------
+
+    def _network_activated(self, index: int):
+        name = self.network_items.item(index).data(Qt.ItemDataRole.UserRole)
+        if name != self.network:
+            self.network = name
+            self._update_size_range()
+            self.reset_to_preset()
+
+    def _mode_clicked(self, index: int):
+        mode = MODES[index][0]
+        if mode != self.mode:
+            self.mode = mode
+            self._refresh_networks()
+            self.reset_to_preset()
+
+    def _size_changed(self):
+        self.size_spin.setEnabled(self.lower_size)
+        self._settings_changed()
+
+    def _device_changed(self, index: int):
+        self.device = DEVICES[index][0]
+        self._settings_changed()
+
+    def set_network(self, network: str, mode: "str | None" = None):
+        """Choose a network (and mode) as a user would; resets to the preset."""
+        if mode is not None and mode != self.mode:
+            self._mode_clicked([key for key, _ in MODES].index(mode))
+            self._sync_mode_buttons()
+        self._network_activated(list(MODELS).index(get_spec(network).name))
+
+    def reset_to_preset(self):
+        """Epochs, batch size and learning rate from core.train.preset(network, mode)."""
+        self.epochs, self.batch_size, self.learning_rate = preset_values(self.network,
+                                                                         self.mode)
+        self._settings_changed()
+
+    def _settings_changed(self):
+        self.commit.deferred()
+
+    # --- input -----------------------------------------------------------------------------
+
+    @Inputs.data
+    def set_data(self, data: Optional[Table]):
+        self.Error.data.clear()
+        self.data = None
+        if data is not None:
+            reason = check_data(data)
+            if reason:
+                self.Error.data(reason)
+            else:
+                self.data = data
+        self.commit.now()
+
+    # --- training --------------------------------------------------------------------------
+
+    def weights_problem(self) -> Optional[str]:
+        """Why the chosen network cannot start from pretrained weights, or None."""
+        if self.mode == "scratch":
+            return None
+        ok, why = weights_available(self.network)
+        return None if ok else why
+
+    def create_learner(self) -> ImageClassifierLearner:
+        """An ImageClassifierLearner with this widget's settings (no callbacks)."""
+        rate = {"head_learning_rate" if self.mode == "last-layer" else "learning_rate":
+                float(self.learning_rate)}
+        return ImageClassifierLearner(
+            self.network, self.mode, epochs=int(self.epochs),
+            image_size=int(self.image_size) if self.lower_size else None,
+            batch_size=int(self.batch_size), device=self.device, **rate)
+
+    @gui.deferred
+    def commit(self):
+        self._discard_task()
+        self.Error.weights.clear()
+        self.Error.failed.clear()
+        self.Warning.clear()
+        self.Information.clear()
+        self.outcome = None
+        self._clear_plot()
+        problem = self.weights_problem()
+        if problem:
+            self.Error.weights(problem)
+            learner = None
+        else:
+            try:
+                learner = self.create_learner()
+            except ValueError as exc:
+                self.Error.failed(str(exc))
+                learner = None
+        self.Outputs.learner.send(learner)
+        self.Outputs.model.send(None)
+        if learner is None or self.data is None:
+            self.info_label.setText("No data." if self.data is None else "Nothing to train.")
+            return
+        self.info_label.setText(f"Training {get_spec(self.network).display_name} on "
+                                f"{len(self.data):,} images...")
+        self._stop = threading.Event()
+        self.cancel_button.setEnabled(True)
+        self.start(run_training, self.data, learner, stop=self._stop)
+
+    def stop_training(self):
+        """Cancel: stop after the current batch; the best model so far is output."""
+        if self.task is not None and self._stop is not None:
+            self._stop.set()
+            self.cancel_button.setEnabled(False)
+            self.info_label.setText("Stopping after the current batch...")
+
+    def _discard_task(self):
+        if self._stop is not None:
+            self._stop.set()
+        self.cancel()  # ConcurrentWidgetMixin: the result of a running task is dropped
+        self.cancel_button.setEnabled(False)
+
+    def on_partial_result(self, record: EpochRecord):
+        self.history.append(record)
+        self._update_plot()
+
+    def on_done(self, outcome: TrainingOutcome):
+        self.cancel_button.setEnabled(False)
+        self.outcome = outcome
+        model = outcome.model
+        if outcome.cancelled:
+            self.Warning.cancelled(outcome.epochs, model.best_epoch)
+        if outcome.skipped:
+            self.Warning.skipped(outcome.skipped)
+        self.history = list(model.history)
+        self._update_plot()
+        self._mark_best(model.best_epoch)
+        self.info_label.setText(summary(outcome))
+        self.Outputs.model.send(model)
+
+    def on_exception(self, ex: Exception):
+        self.cancel_button.setEnabled(False)
+        if isinstance(ex, Cancelled):
+            self.Information.nothing_trained()
+            self.info_label.setText("Cancelled; no model.")
+        else:
+            log.debug("training failed", exc_info=ex)
+            self.Error.failed(str(ex) or type(ex).__name__)
+            self.info_label.setText("No model.")
+        self.Outputs.model.send(None)
+
+    # --- the plot ----------------------------------------------------------------------------
+
+    def _clear_plot(self):
+        self.history = []
+        for plot, item in self.marks:
+            plot.removeItem(item)
+        self.marks = []
+        self._update_plot()
+
+    def _update_plot(self):
+        epochs = [r.epoch for r in self.history]
+        for name in ("loss", "accuracy"):
+            for which in ("train", "val"):
+                values = [getattr(r, f"{which}_{name}") for r in self.history]
+                keep = [i for i, v in enumerate(values) if not math.isnan(v)]  # no validation: NaN
+                self.curves[name, which].setData([epochs[i] for i in keep],
+                                                 [values[i] for i in keep])
+        switch = next((r.epoch for r in self.history if r.phase == "network"), None)
+        if switch is not None and switch > 1 and not self.marks:
+            self._add_marks(switch - 0.5, "whole network", Qt.PenStyle.DotLine, 0.2, (0, 1))
+
+    def _add_marks(self, x: float, label: str, style, position: float, anchor: tuple):
+        colour = self.palette().text().color()
+        for plot in (self.loss_plot, self.accuracy_plot):
+            # labelled only in the accuracy plot, low down, clear of the loss plot's legend
+            labelled = plot is self.accuracy_plot
+            line = pg.InfiniteLine(
+                x, angle=90, pen=pg.mkPen(colour, width=1, style=style),
+                label=label if labelled else None,
+                labelOpts=dict(position=position, color=colour, anchors=[anchor, anchor]))
+            plot.addItem(line)
+            self.marks.append((plot, line))
+
+    def _mark_best(self, epoch: int):
+        if epoch:
+            self._add_marks(epoch, f"best: {epoch}", Qt.PenStyle.DashLine, 0.06, (1, 1))
+
+    # --- housekeeping --------------------------------------------------------------------------
+
+    def onDeleteWidget(self):
+        if self._stop is not None:
+            self._stop.set()
+        self.shutdown()
+        super().onDeleteWidget()
+
+    def send_report(self):
+        items = [("Network", get_spec(self.network).display_name),
+                 ("Mode", dict(MODES)[self.mode]),
+                 ("Epochs", self.epochs),
+                 ("Image size", f"{self.image_size} px" if self.lower_size else "native"),
+                 ("Batch size", self.batch_size),
+                 ("Learning rate", self.learning_rate),
+                 ("Device", dict(DEVICES).get(self.device, self.device))]
+        self.report_items("Settings", items)
+        if self.outcome is not None:
+            self.report_paragraph("Training", summary(self.outcome))
+            self.report_plot("Loss", self.loss_plot)
+            self.report_plot("Accuracy", self.accuracy_plot)
+
+    @classmethod
+    def migrate_settings(cls, settings, version):
+        if version is None or version < 1:  # nothing older exists; keep the hook honest
+            if settings.get("mode") not in dict(MODES):
+                settings.pop("mode", None)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    import sys
+    from orangewidget.utils.widgetpreview import WidgetPreview
+    from orangecontrib.deepimage.core.images import find_images
+    from orangecontrib.deepimage.data import image_table
+    WidgetPreview(OWTrainer).run(image_table(find_images(sys.argv[1]), sys.argv[1]))
