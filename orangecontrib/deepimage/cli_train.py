@@ -181,9 +181,10 @@ def _scores(results, index: int) -> dict:
     import numpy as np
     from Orange.evaluation import AUC, CA, F1
     out = {}
-    for name, scorer in (("CA", CA), ("F1", F1), ("AUC", AUC)):
+    # F1 as Test & Score shows it by default ("average over classes"): weighted by class size
+    for name, score in (("CA", CA), ("F1", lambda r: F1(r, average="weighted")), ("AUC", AUC)):
         try:
-            out[name] = float(np.atleast_1d(scorer(results))[index])
+            out[name] = float(np.atleast_1d(score(results))[index])
         except Exception:  # e.g. AUC with a class missing from a fold
             out[name] = None
     return out

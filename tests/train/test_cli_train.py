@@ -32,15 +32,18 @@ def test_train_prints_epochs_and_writes_a_model_orange_loads(trained, colour_dir
     assert "best epoch" in err and "validation accuracy" in err and path.is_file()
 
 
-def test_evaluate_json_compares_with_logistic_regression(colour_dir, capsys):
-    code = main(["evaluate", str(colour_dir), "--mode", "last-layer", "--image-size", "32",
+def test_evaluate_json_compares_with_logistic_regression(tmp_path, write_colours, capsys):
+    # three classes: F1 must be averaged over them, as Test & Score does
+    write_colours(tmp_path, per_class=10, classes=("blue", "red", "green"))
+    code = main(["evaluate", str(tmp_path), "--mode", "last-layer", "--image-size", "32",
                  "--epochs", "20", "--folds", "2", "--compare-logreg", "--json"])
     assert code == 0
     captured = capsys.readouterr()
     report = json.loads(captured.out)  # exactly one JSON object on stdout
     assert set(report) == {"Image classifier (SqueezeNet 1.1)", "logistic regression"}
     for scores in report.values():
-        assert set(scores) == {"CA", "F1", "AUC"} and 0 <= scores["CA"] <= 1
+        assert set(scores) == {"CA", "F1", "AUC"}
+        assert all(0 <= value <= 1 for value in scores.values()), scores  # none is null
     assert report["Image classifier (SqueezeNet 1.1)"]["CA"] >= 0.8
     assert "Confusion matrix" in captured.err and "blue" in captured.err
 
