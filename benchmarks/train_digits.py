@@ -110,7 +110,8 @@ def epoch_timing(args) -> list[str]:
     import torch
 
     from orangecontrib.deepimage.core.models import get_spec
-    from orangecontrib.deepimage.core.train import _build_net, _optimizer, _param_groups, preset
+    from orangecontrib.deepimage.core.schedule import network_optimizers
+    from orangecontrib.deepimage.core.train import _build_net, preset
     lines = ["", "| network | image size | batch | s per batch (median) | s per epoch of 256 "
                  "images (scaled) |", "|---|---:|---:|---:|---:|"]
     for name in args.architectures:
@@ -119,7 +120,7 @@ def epoch_timing(args) -> list[str]:
                                      batch_size=args.timing_batch)
         net = _build_net(config, 10)
         net.train()
-        optimizer = _optimizer(_param_groups(net, config, head_only=False), config)
+        optimizers = network_optimizers(net, config)  # Adam on the last layer, SGD on the rest
         criterion = torch.nn.CrossEntropyLoss()
         size = spec.input_size
         x = torch.randint(0, 255, (config.batch_size, size, size, 3), dtype=torch.uint8)
@@ -135,16 +136,18 @@ def epoch_timing(args) -> list[str]:
                 logits, aux = backbone(features), None
             loss = criterion(logits, target) + (0.4 * criterion(aux, target)
                                                 if aux is not None else 0)
-            optimizer.zero_grad()
+            for optimizer in optimizers:
+                optimizer.zero_grad()
             loss.backward()
-            optimizer.step()
+            for optimizer in optimizers:
+                optimizer.step()
             times.append(time.perf_counter() - start)
         per_batch = float(np.median(times[1:]))
         per_epoch = per_batch * 256 / config.batch_size
         log(f"{name}: {per_batch:.2f} s per batch of {config.batch_size}")
         lines.append(f"| {spec.display_name} | {size} | {config.batch_size} | "
                      f"{per_batch:.2f} | {per_epoch:.0f} |")
-        del net, optimizer
+        del net, optimizers
     return lines
 
 

@@ -52,6 +52,7 @@ def test_run_training_reports_epochs_progress_and_returns_the_model(table):
     assert len(values) > 3  # per batch, not per epoch
     # the broken image and the unlabelled row are counted, not trained on
     assert (outcome.rows, outcome.skipped, outcome.unlabelled) == (len(table), 1, 1)
+    assert [table[s.index]["image"] for s in model.skipped] == ["blue/broken.png"]
     assert sum(model.class_counts) == len(table) - 2
     text = summary(outcome)
     assert f"Best epoch {model.best_epoch} of 3" in text
@@ -61,6 +62,26 @@ def test_run_training_reports_epochs_progress_and_returns_the_model(table):
     # the caller's learner gets no callbacks (it may be an output of the widget)
     assert learner.epoch_callback is None and learner.should_stop is None
     assert model.progress_callback is None and model.should_stop is None
+
+
+@pytest.mark.parametrize("mode", ["last-layer", "fine-tune"])
+def test_progress_is_the_engines_share_of_one_total(table, mode, monkeypatch):
+    """The engine's total is fixed from the start, so the percentage is done / total:
+    no phase gets a made-up share, and loading moves the bar too."""
+    from orangecontrib.deepimage.core import train
+    calls = []
+    real = train.train_classifier
+
+    def recording(*args, progress, **kw):
+        return real(*args, progress=lambda d, t: (calls.append((d, t)), progress(d, t)), **kw)
+
+    monkeypatch.setattr(train, "train_classifier", recording)
+    state = mock_state()
+    run_training(table, small_learner(mode, epochs=3, head_epochs=2), state)
+    values = [c.args[0] for c in state.set_progress_value.call_args_list]
+    assert len({t for _, t in calls}) == 1
+    assert values == pytest.approx([100 * d / t for d, t in calls])
+    assert 0 < values[0] < values[-1] == pytest.approx(100)
 
 
 def test_stop_event_keeps_the_best_model_so_far(table):

@@ -143,6 +143,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     import warnings
 
     from .core.weights import WeightsUnavailable
+    from .learner import count_of, skipped_message
     if args.output and not args.output.endswith(".pkcls"):
         return _error("the model file must end in .pkcls (Orange's Load Model reads those)")
     try:
@@ -157,17 +158,25 @@ def cmd_train(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("deepimage: interrupted; nothing written.", file=sys.stderr)
         return 130
+    # the learner's warning names three unreadable images; model.skipped has them all
+    summarised = skipped_message(model.skipped, ("was", "were"), "left out of training")
     for warning in caught:
-        if issubclass(warning.category, UserWarning):
+        if issubclass(warning.category, UserWarning) and str(warning.message) != summarised:
             print(f"deepimage: warning: {warning.message}", file=sys.stderr)
+    for skipped in model.skipped:
+        print(f"deepimage: warning: left out {skipped.source}: {skipped.reason}",
+              file=sys.stderr)
+    unread = (f"; {count_of(len(model.skipped), 'image')} could not be read"
+              if model.skipped else "")
     best = next((r for r in model.history if r.epoch == model.best_epoch), None)
     val = (f"validation accuracy {best.val_accuracy:.3f} (loss {best.val_loss:.4f})"
            if best is not None and best.val_loss == best.val_loss else "no validation split")
     print(f"Trained {model.spec.display_name} ({model.config.mode}, {model.image_size} px) on "
-          f"{sum(model.class_counts)} images of {len(model.class_values)} classes in "
+          f"{count_of(sum(model.class_counts), 'image')} of "
+          f"{count_of(len(model.class_values), 'class', 'classes')} in "
           f"{model.training_seconds:.1f} s: best epoch {model.best_epoch} of "
           f"{len(model.history)}, {val}"
-          f"{'; stopped early' if model.stopped_early else ''}.", file=sys.stderr)
+          f"{'; stopped early' if model.stopped_early else ''}{unread}.", file=sys.stderr)
     if args.output:
         tmp = args.output + ".part"
         with open(tmp, "wb") as f:

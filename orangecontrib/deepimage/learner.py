@@ -27,7 +27,8 @@ from .core.models import get_spec
 from .core.train import EpochRecord, TrainConfig, TrainResult, preset, weights_fingerprint
 from .data import image_paths
 
-__all__ = ["ImageClassifierLearner", "ImageClassifierModel", "find_image_column"]
+__all__ = ["ImageClassifierLearner", "ImageClassifierModel", "find_image_column",
+           "count_of", "skipped_message"]
 
 # Attributes that are shared, not copied, by deepcopy, and dropped when pickling:
 # a widget's bound method must not be deep-copied (with its widget) by Test & Score.
@@ -133,25 +134,40 @@ class ImageClassifierLearner(_Callbacks, Learner):
                                   progress=self.progress_callback,
                                   should_stop=self.should_stop,
                                   on_epoch=self.epoch_callback)
+        # positions among the labelled rows -> rows of ``data``
+        result = dataclasses.replace(result, skipped=tuple(
+            dataclasses.replace(s, index=int(known[s.index])) for s in result.skipped))
         if result.skipped:
-            warnings.warn(_skipped_message(result.skipped, "were left out of training"))
+            warnings.warn(skipped_message(result.skipped, ("was", "were"),
+                                          "left out of training"))
         return ImageClassifierModel(data.domain, result, column.name)
 
 
-def _skipped_message(skipped, what: str) -> str:
+def count_of(n: int, singular: str, plural: "str | None" = None) -> str:
+    """'1 image', '2 images', '1,234 images' (``plural`` for irregular nouns)."""
+    return f"{n:,} {singular if n == 1 else plural or singular + 's'}"
+
+
+def skipped_message(skipped, verb: "tuple[str, str]", rest: str) -> str:
+    """'1 image could not be read and was left out of training: a.png: not found', with
+    ``verb`` = (singular, plural) agreeing with the number of images."""
     examples = "; ".join(f"{s.source}: {s.reason}" for s in skipped[:3])
     more = f" (and {len(skipped) - 3} more)" if len(skipped) > 3 else ""
-    return f"{len(skipped)} image{'s' * (len(skipped) != 1)} could not be read and {what}: " \
-           f"{examples}{more}"
+    return f"{count_of(len(skipped), 'image')} could not be read and " \
+           f"{verb[len(skipped) != 1]} {rest}: {examples}{more}"
 
 
 class ImageClassifierModel(_Callbacks, Model):
     """A trained network as an Orange model: probabilities for every row of a table.
 
     Keeps the training ``history`` (EpochRecord per epoch), ``best_epoch``, the
-    ``config`` and the weights as numpy arrays (``state``); the torch network is
-    rebuilt from them on first use, on the CPU unless ``device`` says otherwise.
+    ``config``, the training images that could not be read (``skipped``: core.images.Skipped,
+    ``index`` the row of the training table) and the weights as numpy arrays
+    (``state``); the torch network is rebuilt from them on first use, on the CPU unless
+    ``device`` says otherwise.
     """
+
+    skipped: tuple = ()  # models pickled before it was kept
 
     def __init__(self, domain: Domain, result: TrainResult, image_column: str):
         super().__init__(domain)
@@ -163,6 +179,7 @@ class ImageClassifierModel(_Callbacks, Model):
         self.best_epoch = result.best_epoch
         self.stopped_early, self.cancelled = result.stopped_early, result.cancelled
         self.class_counts = result.class_counts
+        self.skipped = tuple(result.skipped)
         self.training_seconds = result.seconds
         self.state = {k: v.detach().cpu().numpy().copy()
                       for k, v in result.net.state_dict().items()}
@@ -218,7 +235,8 @@ class ImageClassifierModel(_Callbacks, Model):
                 progress=self.progress_callback, should_stop=self.should_stop)
             probs[rows] = predicted
             if skipped:
-                warnings.warn(_skipped_message(skipped, "get the training class frequencies"))
+                warnings.warn(skipped_message(skipped, ("gets", "get"),
+                                              "the training class frequencies"))
         return probs
 
     def embedder(self, **options):

@@ -3,7 +3,8 @@
 ``run_training(data, learner, state)`` runs in the widget's worker thread
 (Orange's ConcurrentWidgetMixin, as in Orange/widgets/data/owoutliers.py) and is
 tested here without a GUI. It reports progress per batch through
-``state.set_progress_value``, each finished epoch through
+``state.set_progress_value`` (the engine's done / total: its total is fixed from the
+start), each finished epoch through
 ``state.set_partial_result(EpochRecord)`` (the widget's live plot), and stops when
 ``state.is_interruption_requested()`` (the task is discarded) or when ``stop`` is set
 (the widget's Cancel button: training stops after the current batch and the best
@@ -22,7 +23,7 @@ from Orange.data import Table
 
 from .core.embed import resolve_device
 from .core.train import EpochRecord
-from .learner import ImageClassifierLearner, ImageClassifierModel
+from .learner import ImageClassifierLearner, ImageClassifierModel, count_of
 
 __all__ = ["TrainingOutcome", "check_data", "run_training", "summary"]
 
@@ -42,7 +43,7 @@ class TrainingOutcome:
     model: ImageClassifierModel
     rows: int  # rows of the input table
     unlabelled: int  # rows without a class, not used for training
-    skipped: int  # labelled rows whose image could not be read
+    skipped: int  # labelled rows whose image could not be read (``model.skipped``)
     device: str  # where the network trained ("cpu", "cuda")
 
     @property
@@ -71,25 +72,10 @@ def check_data(data: Table, learner: "ImageClassifierLearner | None" = None) -> 
     return None
 
 
-class _PhasedProgress:
-    """Turns train_classifier's (done, total) into a percentage that only rises.
-
-    The engine counts the images it loads (or embeds) first, with the total equal to
-    their number, and adds the epochs' batches to the total only after the split; its
-    raw ratio would reach 100% after loading and then fall back (and Orange's TaskState
-    ignores values that fall). Loading gets the first ``load_share`` percent.
-    """
-
-    def __init__(self, state: State, n_images: int, load_share: float):
-        self.state, self.n_images, self.load_share = state, n_images, load_share
-
-    def __call__(self, done: int, total: int) -> None:
-        if total <= self.n_images:
-            value = self.load_share * done / max(total, 1)
-        else:
-            value = self.load_share + (100 - self.load_share) * max(
-                done - self.n_images, 0) / (total - self.n_images)
-        self.state.set_progress_value(value)
+def _progress(state: State):
+    """train_classifier's (done, total) as a percentage; its total never changes during
+    a run and ``done`` only rises, so neither does the percentage."""
+    return lambda done, total: state.set_progress_value(100 * done / max(total, 1))
 
 
 def run_training(data: Table, learner: ImageClassifierLearner, state: State,
@@ -109,16 +95,13 @@ def run_training(data: Table, learner: ImageClassifierLearner, state: State,
 
     y = data.Y.ravel() if data.Y.ndim > 1 else data.Y
     labelled = int(np.sum(~np.isnan(y.astype(float))))
-    progress = _PhasedProgress(state, labelled, 50 if learner.mode == "last-layer" else 10)
     learner.should_stop = should_stop
-    learner.progress_callback = progress
+    learner.progress_callback = _progress(state)
     learner.epoch_callback = state.set_partial_result
     device = resolve_device(learner.config().device)
     model = learner(data)
     model.progress_callback = model.should_stop = None
-    skipped = getattr(model, "skipped", None)
-    n_skipped = len(skipped) if skipped is not None else labelled - int(sum(model.class_counts))
-    return TrainingOutcome(model, len(data), len(data) - labelled, n_skipped, device)
+    return TrainingOutcome(model, len(data), len(data) - labelled, len(model.skipped), device)
 
 
 def _percent(value: float) -> str:
@@ -137,12 +120,12 @@ def summary(outcome: TrainingOutcome) -> str:
         "Stopped early" if model.stopped_early else "Finished")
     used = int(sum(model.class_counts))
     parts.append(f"{how} after {model.training_seconds:.1f} s on {outcome.device.upper()}; "
-                 f"{used:,} images at {model.image_size} px.")
+                 f"{count_of(used, 'image')} at {model.image_size} px.")
     if outcome.skipped:
-        parts.append(f"{outcome.skipped:,} image{'s' * (outcome.skipped != 1)} could not be "
-                     f"read and {'were' if outcome.skipped != 1 else 'was'} left out.")
+        parts.append(f"{count_of(outcome.skipped, 'image')} could not be read and "
+                     f"{'were' if outcome.skipped != 1 else 'was'} left out.")
     if outcome.unlabelled:
-        parts.append(f"{outcome.unlabelled:,} row{'s' * (outcome.unlabelled != 1)} without "
-                     f"a class {'were' if outcome.unlabelled != 1 else 'was'} not used.")
+        parts.append(f"{count_of(outcome.unlabelled, 'row')} without a class "
+                     f"{'were' if outcome.unlabelled != 1 else 'was'} not used.")
     return " ".join(parts)
 

@@ -1,5 +1,6 @@
 """`deepimage train | evaluate | export`, run in-process as a user would type them."""
 import json
+import os
 import pickle
 
 import numpy as np
@@ -66,7 +67,12 @@ def test_export_runs_in_onnxruntime_like_torch(trained, colour_dir, tmp_path):
     import torch
     from orangecontrib.deepimage.core.images import find_images, load_image
     out = tmp_path / "colours.onnx"
-    assert main(["export", str(trained), "--onnx", str(out)]) == 0
+    umask = os.umask(0o022)
+    try:
+        assert main(["export", str(trained), "--onnx", str(out)]) == 0
+    finally:
+        os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o644  # not mkstemp's private 0600
     meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
     assert meta["deepimage.base_model"] == "squeezenet" and meta["deepimage.image_size"] == "32"
     assert json.loads(meta["deepimage.classes"]) == ["blue", "red"]
@@ -101,3 +107,14 @@ def test_one_class_folder_is_a_clear_error(tmp_path, capsys, write_colours):
     write_colours(tmp_path, per_class=3, classes=("red",))
     assert main(["train", str(tmp_path)]) == 2
     assert "one subfolder of images per class" in capsys.readouterr().err
+
+
+def test_train_lists_every_unreadable_image(tmp_path, capsys, write_colours):
+    write_colours(tmp_path, per_class=6)
+    for name in ("a.png", "b.png", "c.png", "d.png"):
+        (tmp_path / "red" / name).write_bytes(b"not a png")
+    assert main(["train", str(tmp_path), *FAST, "-q"]) == 0
+    err = capsys.readouterr().err
+    left_out = [line for line in err.splitlines() if "left out" in line]
+    assert len(left_out) == 4 and all(": " in line for line in left_out), err
+    assert "on 12 images of 2 classes" in err and "; 4 images could not be read." in err

@@ -189,3 +189,20 @@ def test_embedder_image_size_override(colour_dir, tmp_path):
     assert native.cached == 0 and not np.allclose(vectors, native.embeddings)
     onnx = Embedder("squeezenet", backend="onnx", image_size=48, cache=False).embed(paths)
     np.testing.assert_allclose(onnx.embeddings, vectors, rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize("mode", ["last-layer", "fine-tune"])
+def test_progress_has_one_total_from_the_start(colour_dir, tmp_path, mode):
+    """Unreadable images, early stopping and a merged last batch change the work, not the
+    total: the part not needed counts as done, and the count only rises."""
+    paths, labels = labelled(colour_dir)
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"not a png")
+    calls = []
+    result = train_classifier(paths + [str(bad)], labels + [0], 2,
+                              fast(mode, epochs=40, head_epochs=3, batch_size=5, patience=1),
+                              progress=lambda done, total: calls.append((done, total)))
+    assert len(result.skipped) == 1 and result.stopped_early
+    assert len({total for _, total in calls}) == 1
+    done = [d for d, _ in calls]
+    assert done == sorted(done) and done[-1] == calls[0][1] and done[0] > 0

@@ -88,6 +88,28 @@ def test_unreadable_images_get_the_prior_and_a_warning(fitted, colour_table, tmp
     assert probs[2].argmax() == 1 and not np.isnan(probs).any()
 
 
+def test_model_keeps_the_unreadable_training_images(colour_table, tmp_path):
+    table = colour_table.copy()
+    column = table.domain.metas.index(table.domain["image"])
+    with table.unlocked(table.metas):
+        table.metas[3, column] = "blue/missing.png"
+    with pytest.warns(UserWarning) as caught:
+        model = learner(epochs=3)(table)
+    message = str(caught[0].message)
+    assert message.startswith("1 image could not be read and was left out of training: ")
+    assert [(s.index, s.source.endswith("missing.png")) for s in model.skipped] == [(3, True)]
+    assert sum(model.class_counts) == len(table) - 1
+    assert pickle.loads(pickle.dumps(model)).skipped == model.skipped
+
+
+def test_one_unreadable_image_gets_the_prior_in_the_singular(fitted, colour_table):
+    table = colour_table[[0, 20]].copy()
+    with table.unlocked(table.metas):
+        table.metas[0, table.domain.metas.index(table.domain["image"])] = "blue/gone.png"
+    with pytest.warns(UserWarning, match="^1 image could not be read and gets the training"):
+        fitted(table, fitted.Probs)
+
+
 def test_new_images_from_another_folder_are_found(fitted, colour_dir, tmp_path):
     import shutil
     from orangecontrib.deepimage.core.images import find_images

@@ -1,4 +1,5 @@
 """Trainer widget, offscreen: real SqueezeNet at 32 px, real Orange widgets around it."""
+import logging
 import shutil
 import tempfile
 import threading
@@ -175,8 +176,22 @@ class TestOWTrainer(WidgetTest):
         self.assertEqual((len(model.history), model.best_epoch), (1, 1))
         self.assertTrue(w.Warning.cancelled.is_shown())
         self.assertIn("best model so far", str(w.Warning.cancelled))
+        self.assertIn("cancelled after 1 epoch:", str(w.Warning.cancelled))
         self.assertIn("Cancelled after", w.info_label.text())
         self.assertFalse(w.cancel_button.isEnabled())
+
+    def test_one_unreadable_image_is_reported_in_the_singular(self):
+        folder = tempfile.mkdtemp(prefix="trainer-broken-")
+        self.addCleanup(shutil.rmtree, folder, True)
+        table = colour_table(folder, per_class=6, broken=True)
+        w = self.widget
+        self.small(epochs=2)
+        self.send_signal(w.Inputs.data, table)
+        model = self.get_output(w.Outputs.model, wait=TIMEOUT)
+        self.assertEqual([s.source.endswith("broken.png") for s in model.skipped], [True])
+        self.assertEqual(str(w.Warning.skipped),
+                         "1 image could not be read and was left out of training.")
+        self.assertIn("1 image could not be read and was left out.", w.info_label.text())
 
     def test_gpu_choice_only_with_a_gpu_driver(self):
         for present in (False, True):
@@ -217,6 +232,17 @@ class TestConfusionMatrixToImageViewer(WidgetTest):
         super().tearDown()
 
     def test_misclassified_images_reach_the_viewer(self):
+        # Test & Score trains our learner in two threads at once here (the evaluation
+        # started for the first learner is cancelled, not stopped, when the second
+        # arrives); both export SqueezeNet to ONNX for the embeddings, and torch's
+        # exporter cannot run twice at once: no export may fail and fall back to torch
+        failures = []
+        handler = logging.Handler()
+        handler.emit = lambda record: failures.append(record.getMessage()) \
+            if "ONNX export failed" in record.getMessage() else None
+        embed_log = logging.getLogger("orangecontrib.deepimage.core.embed")
+        embed_log.addHandler(handler)
+        self.addCleanup(embed_log.removeHandler, handler)
         importer = self.create_widget(OWImportImages)
         importer.set_folder(self.folder)
         self.wait_until_finished(importer, timeout=TIMEOUT)
@@ -269,3 +295,4 @@ class TestConfusionMatrixToImageViewer(WidgetTest):
         # the mislabelled images are misclassified by both, so the selections are not empty
         for predicted in results.predicted:
             self.assertGreaterEqual(np.sum(results.actual != predicted), 1)
+        self.assertEqual(failures, [])

@@ -2,6 +2,13 @@
 
 The exported graph includes the spec's preprocessing: it takes the same uint8
 N x H x W x 3 RGB batch as the torch network, so both backends are fed alike.
+
+torch.onnx.export keeps its state in module globals (``GLOBALS.in_onnx_export``), so
+two exports at once in one process fail: the second raises "GLOBALS.in_onnx_export
+must be False". That happened when Test & Score trained the last-layer classifier in
+two threads (a cancelled evaluation's thread still running beside the new one), each
+exporting SqueezeNet at the same size for the embeddings. Exports here take turns
+(``_EXPORT_LOCK``), and a cached export is looked for again once it is our turn.
 """
 from __future__ import annotations
 
@@ -9,6 +16,7 @@ import copy
 import hashlib
 import os
 import tempfile
+import threading
 import warnings
 from pathlib import Path
 
@@ -21,6 +29,10 @@ __all__ = ["export_onnx", "export_classifier_onnx", "OnnxRunner", "onnx_provider
 
 INPUT_NAME = "images"
 OUTPUT_NAME = "embedding"
+
+# One export at a time in this process (see the module's docstring). Re-entrant, so
+# that OnnxRunner.for_network can hold it from its cache check through its export.
+_EXPORT_LOCK = threading.RLock()
 
 
 def export_onnx(net, spec: ModelSpec, path: "str | os.PathLike",
@@ -36,7 +48,7 @@ def export_onnx(net, spec: ModelSpec, path: "str | os.PathLike",
     fd, tmp = tempfile.mkstemp(suffix=".onnx.part", dir=path.parent)
     os.close(fd)
     try:
-        with warnings.catch_warnings():
+        with _EXPORT_LOCK, warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
             torch.onnx.export(net, (example,), tmp, dynamo=False, input_names=[INPUT_NAME],
                               output_names=[OUTPUT_NAME], opset_version=17,
@@ -85,7 +97,7 @@ def export_classifier_onnx(net, path: "str | os.PathLike", *, image_size: int,
     fd, tmp = tempfile.mkstemp(suffix=".onnx.part", dir=path.parent)
     os.close(fd)
     try:
-        with warnings.catch_warnings():
+        with _EXPORT_LOCK, warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.onnx.export(model, (example,), tmp, dynamo=False, input_names=[INPUT_NAME],
                               output_names=[OUTPUT_NAME, PROBABILITIES_NAME], opset_version=17,
@@ -98,6 +110,11 @@ def export_classifier_onnx(net, path: "str | os.PathLike", *, image_size: int,
             entry = proto.metadata_props.add()
             entry.key, entry.value = key, value
         onnx.save(proto, tmp)
+        # mkstemp makes the file private (0600); a model the user exports gets the
+        # permissions any file they write gets
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -156,13 +173,18 @@ class OnnxRunner:
     def for_network(cls, net, spec: ModelSpec, device: str,
                     cache_name: "str | None" = None,
                     image_size: "int | None" = None) -> "OnnxRunner":
-        """Export ``net``; kept in the cache folder when it has a stable name."""
+        """Export ``net``; kept in the cache folder when it has a stable name (and then
+        not exported again if another thread has just written that file)."""
         if cache_name is None:  # e.g. random weights: nothing worth keeping
             with tempfile.TemporaryDirectory(prefix="deepimage-onnx-") as folder:
                 path = export_onnx(net, spec, Path(folder) / "model.onnx", image_size)
                 return cls(path.read_bytes(), device)
-        return cls(export_onnx(net, spec, cls.cache_path(spec, cache_name), image_size),
-                   device)
+        with _EXPORT_LOCK:
+            runner = cls.from_cache(spec, cache_name, device)
+            if runner is not None:
+                return runner
+            path = export_onnx(net, spec, cls.cache_path(spec, cache_name), image_size)
+        return cls(path, device)
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         out = self.session.run([OUTPUT_NAME], {INPUT_NAME: np.ascontiguousarray(images)})[0]

@@ -7,14 +7,15 @@ all call :func:`train_classifier` and :func:`predict_proba`.
   core.embed.Embedder (its persistent cache makes reruns and Test & Score folds
   nearly free) and only the last layer is trained, on the embeddings: seconds on a CPU.
 - ``"fine-tune"``: the same, for ``head_epochs``, then the whole network trains,
-  the early layers at lower learning rates than the late ones.
+  the early layers at lower learning rates than the late ones, after a warm-up
+  (core.schedule says why and how).
 - ``"scratch"``: random initialisation, every layer at the same rate.
 
 A stratified validation split drives early stopping; the best epoch's weights are
 restored at the end. ``should_stop()`` is checked per batch: the run stops cleanly
 and keeps the best model so far (Cancelled is raised only when there is none yet).
 Decoded images are kept in memory between epochs and between Test & Score folds
-(core.imagecache).
+(core.imagecache). ``progress(done, total)`` has one total for the whole run.
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ import numpy as np
 from .embed import Cancelled, resolve_device
 from .images import Skipped
 from .models import get_spec
+from .schedule import head_optimizer, network_optimizers, warmup_cosine, warmup_steps
 
 __all__ = ["MODES", "OPTIMIZERS", "MIN_IMAGE_SIZE", "TrainConfig", "EpochRecord",
            "TrainResult", "preset", "train_classifier", "predict_proba", "weights_fingerprint"]
@@ -64,8 +66,9 @@ class TrainConfig:
     flip: bool = True  # random horizontal flips
     scale_jitter: float = 0.0  # enlarge up to (1 + this) and crop back: VGG's scale jitter
     head_epochs: int = 10  # fine-tune: epochs of the last layer alone, before the network
-    head_learning_rate: float = 1e-3  # the last layer alone trains with Adam (see _optimizer)
-    backbone_lr_factor: float = 0.1  # fine-tune: earliest layers at lr x this, rising to x sqrt
+    head_learning_rate: float = 1e-3  # the last layer trains with Adam (core.schedule)
+    backbone_lr_factor: float = 0.1  # fine-tune: earliest layers at lr x this, rising to lr
+    warmup_epochs: float = 1.0  # whole network: rates rise linearly over this many epochs
     validation_fraction: float = 0.2  # stratified; 0 turns early stopping off
     patience: int = 3  # epochs without a better validation loss before stopping
     class_weighting: bool = True  # weight classes inversely to their frequency
@@ -92,6 +95,9 @@ class TrainConfig:
             problems.append("the validation fraction must be at least 0 and below 1")
         if self.head_epochs < 0 or self.patience < 1:
             problems.append("head_epochs must be at least 0 and patience at least 1")
+        if not (self.warmup_epochs >= 0 and 0 < self.backbone_lr_factor <= 1):
+            problems.append("warmup_epochs must be at least 0 and backbone_lr_factor "
+                            "above 0 and at most 1")
         smallest = MIN_IMAGE_SIZE[spec.name]
         if self.image_size is not None and not smallest <= int(self.image_size) <= 1024:
             problems.append(f"{spec.display_name} needs images of at least {smallest} x "
@@ -181,16 +187,26 @@ class _Stop(Exception):
 
 
 class _Progress:
+    """``(done, total)`` for the progress callback. The total is planned when the run
+    starts and never changes; ``done`` only rises. Work that turns out not to be needed
+    (unreadable images, epochs after an early stop, a merged last batch) is counted as
+    done as soon as that is known."""
+
     def __init__(self, callback: "ProgressCallback | None", total: int):
         self.callback, self.total, self.done = callback, max(int(total), 1), 0
 
     def step(self, n: int = 1) -> None:
-        self.done = min(self.done + n, self.total)
+        if n <= 0:
+            return
+        self.done = min(self.done + int(n), self.total)
         if self.callback is not None:
             self.callback(self.done, self.total)
 
+    def advance_to(self, position: int) -> None:
+        self.step(int(position) - self.done)
+
     def finish(self) -> None:
-        self.step(self.total - self.done)
+        self.advance_to(self.total)
 
 
 def weights_fingerprint(net) -> str:
@@ -242,43 +258,6 @@ def _build_net(config: TrainConfig, n_classes: int):
     return EmbeddingNet(spec, backbone)
 
 
-def _optimizer(groups: list, config: TrainConfig, head_only: bool = False):
-    """The configured optimizer; the last layer alone always trains with Adam, because it
-    is a linear model on fixed embeddings whose scale differs from network to network
-    (SqueezeNet's Caffe features have norms in the hundreds) and Adam adapts to it."""
-    import torch
-    if head_only:
-        return torch.optim.Adam(groups, lr=config.head_learning_rate,
-                                weight_decay=config.weight_decay)
-    if config.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=config.learning_rate, momentum=config.momentum,
-                               weight_decay=config.weight_decay)
-    if config.optimizer == "rmsprop":  # Inception v3's: decay 0.9, epsilon 1.0
-        return torch.optim.RMSprop(groups, lr=config.learning_rate, alpha=0.9, eps=1.0,
-                                   momentum=config.momentum, weight_decay=config.weight_decay)
-    return torch.optim.Adam(groups, lr=config.learning_rate, weight_decay=config.weight_decay)
-
-
-def _param_groups(net, config: TrainConfig, head_only: bool) -> list:
-    """The last layer at the full rate; in fine-tuning, the backbone in four consecutive
-    chunks from lr x factor (earliest) up to lr x sqrt(factor)."""
-    head = list(net.backbone.get_classifier().parameters())
-    if head_only:
-        return [{"params": head}]
-    if config.mode == "scratch":
-        return [{"params": list(net.parameters())}]
-    head_ids = {id(p) for p in head}
-    rest = [p for p in net.backbone.parameters() if id(p) not in head_ids]
-    groups = [{"params": head}]
-    chunks = np.array_split(np.arange(len(rest)), 4)
-    for i, chunk in enumerate(chunks):
-        if len(chunk):
-            scale = config.backbone_lr_factor ** (1 - 0.5 * i / (len(chunks) - 1))
-            groups.append({"params": [rest[j] for j in chunk],
-                           "lr": config.learning_rate * scale})
-    return groups
-
-
 def _augment(x, config: TrainConfig, generator):
     """Random flips and scale jitter on a float N x H x W x 3 batch (pixel scale)."""
     import torch
@@ -310,6 +289,7 @@ class _Trainer:
         self.criterion, self.progress = criterion, progress
         self.should_stop, self.on_epoch, self.history = should_stop, on_epoch, history
         self.generator = generator
+        self.per_image = False  # progress: one unit per image (network) or per batch (head)
         self.amp = device.type == "cuda"
         self.best_loss = math.inf
         self.best_state = None
@@ -343,20 +323,28 @@ class _Trainer:
             loss = loss + self.config.aux_loss_weight * self.criterion(aux, target)
         return loss, logits
 
-    def run(self, forward, params, X_train, y_train, X_val, y_val, epochs: int, phase: str,
-            keep, augment: bool) -> None:
-        """Train ``epochs`` epochs (fewer with early stopping); raises _Stop on cancel."""
+    def run(self, forward, optimizers: list, X_train, y_train, X_val, y_val, epochs: int,
+            phase: str, keep, augment: bool, warmup_epochs: float = 0,
+            units_per_epoch: int = 0) -> None:
+        """Train ``epochs`` epochs (fewer with early stopping); raises _Stop on cancel.
+        Every rate rises over ``warmup_epochs``, then decays along a cosine to 1%.
+        Progress counts images in the network phase, batches on embeddings; each epoch
+        ends at its planned ``units_per_epoch``."""
         torch = self.torch
-        optimizer = _optimizer(params, self.config, head_only=phase == "head")
-        steps = max(1, epochs * len(self._batches(len(X_train), False)))
-        schedule = torch.optim.lr_scheduler.LambdaLR(  # cosine decay to 1% over the phase
-            optimizer, lambda step: 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * step / steps)))
+        self.per_image = phase == "network"
+        per_epoch = len(self._batches(len(X_train), False))
+        steps = max(1, epochs * per_epoch)
+        warmup = warmup_steps(warmup_epochs, per_epoch, epochs)
+        schedules = [torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: warmup_cosine(step, steps, warmup))
+            for optimizer in optimizers]
+        phase_start = self.progress.done
         scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         autocast = (lambda: torch.autocast("cuda", dtype=torch.float16)) if self.amp \
             else contextlib.nullcontext
         y_train_t = torch.as_tensor(y_train, dtype=torch.long)
         waited = 0
-        for _ in range(epochs):
+        for epoch in range(epochs):
             start = time.perf_counter()
             self.net.train()
             total_loss, correct, seen = 0.0, 0, 0
@@ -369,16 +357,20 @@ class _Trainer:
                     x = _augment(x.float(), self.config, self.generator)
                 with autocast():
                     loss, logits = self._loss(forward(x, True), target)
-                optimizer.zero_grad(set_to_none=True)
+                for optimizer in optimizers:
+                    optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
-                scaler.step(optimizer)
+                for optimizer in optimizers:
+                    scaler.step(optimizer)
                 scaler.update()
-                schedule.step()
+                for schedule in schedules:
+                    schedule.step()
                 total_loss += float(loss.detach()) * len(batch)
                 correct += int((logits.argmax(1) == target).sum())
                 seen += len(batch)
-                self.progress.step()
+                self.progress.step(len(batch) if self.per_image else 1)
             val_loss, val_acc = self.evaluate(forward, X_val, y_val, autocast)
+            self.progress.advance_to(phase_start + (epoch + 1) * units_per_epoch)
             record = EpochRecord(len(self.history) + 1, phase, total_loss / max(seen, 1),
                                  correct / max(seen, 1), val_loss, val_acc,
                                  time.perf_counter() - start)
@@ -394,6 +386,7 @@ class _Trainer:
                 waited += 1
                 if waited >= self.config.patience:
                     self.stopped_early = True
+                    self.progress.advance_to(phase_start + epochs * units_per_epoch)
                     return
 
     def evaluate(self, forward, X, y, autocast) -> "tuple[float, float]":
@@ -415,7 +408,7 @@ class _Trainer:
                     logits.float(), target, weight=self.criterion.weight,
                     reduction="sum"))
                 correct += int((logits.argmax(1) == target).sum())
-                self.progress.step()
+                self.progress.step(len(batch) if self.per_image else 1)
         weights = (self.criterion.weight.cpu()[torch.as_tensor(y)].sum().item()
                    if self.criterion.weight is not None else len(X))
         return total / max(weights, 1e-12), correct / len(X)
@@ -450,13 +443,16 @@ def _epochs(config: TrainConfig) -> "tuple[int, int]":
     return (config.head_epochs if config.mode == "fine-tune" else 0), config.epochs
 
 
-def _planned_work(labels: np.ndarray, config: TrainConfig) -> int:
-    """Progress units of a run on these labels: images loaded, then batches (at most)."""
+def _planned_work(labels: np.ndarray, config: TrainConfig) -> "tuple[int, ...]":
+    """Progress units of a run on these labels, roughly in proportion to the time each
+    takes: (images loaded, images embedded for fine-tuning's last-layer epochs, all the
+    last-layer epochs (a unit per batch of embeddings), all the network epochs (a unit
+    per image, trained or validated))."""
     train, val = stratified_split(labels, config.validation_fraction, config.seed)
-    per_epoch = sum(math.ceil(len(rows) / config.batch_size) for rows in (train, val))
     head, network = _epochs(config)
+    batches = sum(math.ceil(len(rows) / config.batch_size) for rows in (train, val))
     embedding = len(labels) if config.mode == "fine-tune" and head else 0
-    return len(labels) + embedding + per_epoch * (head + network)
+    return len(labels), embedding, batches * head, len(labels) * network
 
 
 def train_classifier(sources: Sequence[str], labels: Sequence[int], n_classes: int,
@@ -483,9 +479,10 @@ def train_classifier(sources: Sequence[str], labels: Sequence[int], n_classes: i
     net = _build_net(config, n_classes)
     generator = torch.Generator().manual_seed(config.seed)
 
-    # progress units: one per image loaded, one per batch trained or validated; the total
-    # is estimated from all labels now and made exact once the unreadable images are known
-    counter = _Progress(progress, _planned_work(labels, config))
+    # progress units (_planned_work): images loaded, embedded, trained and validated, and
+    # batches of embeddings; the total is planned from all labels and stays (_Progress)
+    head_epochs, net_epochs = _epochs(config)
+    counter = _Progress(progress, sum(_planned_work(labels, config)))
     load_progress = (lambda done, total: counter.step(done - counter.done))
     if config.mode == "last-layer":  # both raise Cancelled on should_stop()
         images = None
@@ -507,12 +504,14 @@ def train_classifier(sources: Sequence[str], labels: Sequence[int], n_classes: i
             n_classes * counts, 1), 0.0), dtype=torch.float32, device=device)
     criterion = torch.nn.CrossEntropyLoss(weight=weight,
                                           label_smoothing=config.label_smoothing)
-    head_epochs, net_epochs = _epochs(config)
-    counter.total = counter.done + _planned_work(y, config) - len(y)
+    # what the unreadable images would have cost is done: the rest is planned on ``y``
+    _, n_embed, head_units, net_units = _planned_work(y, config)
+    counter.advance_to(counter.total - n_embed - head_units - net_units)
 
     history: list[EpochRecord] = []
     trainer = _Trainer(net, config, device, criterion, counter, should_stop, on_epoch,
                        history, generator)
+    head_opt, fine_tune = None, config.mode == "fine-tune"
     cancelled = False
     try:
         if head_epochs:
@@ -522,10 +521,11 @@ def train_classifier(sources: Sequence[str], labels: Sequence[int], n_classes: i
                 counter.step(len(y))
             head = net.backbone.get_classifier()
             net.to(device)
+            head_opt = head_optimizer(net, config)  # goes on, moments and all, below
             trainer.run(lambda x, train: (net.backbone.head_from_embedding(x), None),
-                        _param_groups(net, config, head_only=True),
-                        embeddings[train_rows], y[train_rows], embeddings[val_rows],
-                        y[val_rows], head_epochs, "head", keep=head, augment=False)
+                        [head_opt], embeddings[train_rows], y[train_rows],
+                        embeddings[val_rows], y[val_rows], head_epochs, "head", keep=head,
+                        augment=False, units_per_epoch=head_units // head_epochs)
             trainer.restore()
             if net_epochs:
                 trainer.snapshot(net)  # the network phase must beat the best head
@@ -543,9 +543,11 @@ def train_classifier(sources: Sequence[str], labels: Sequence[int], n_classes: i
                     return backbone.forward_with_aux(x)
                 return backbone(x), None
 
-            trainer.run(forward, _param_groups(net, config, head_only=False),
+            trainer.run(forward, network_optimizers(net, config, head_opt),
                         images[train_rows], y[train_rows], images[val_rows], y[val_rows],
-                        net_epochs, "network", keep=net, augment=True)
+                        net_epochs, "network", keep=net, augment=True,
+                        warmup_epochs=config.warmup_epochs if fine_tune else 0,
+                        units_per_epoch=len(y))
     except _Stop:
         cancelled = True
         if trainer.best_state is None:

@@ -32,7 +32,7 @@ from orangecontrib.deepimage.core.embed import Cancelled, _cuda_possible
 from orangecontrib.deepimage.core.models import MODELS, get_spec
 from orangecontrib.deepimage.core.train import MIN_IMAGE_SIZE, EpochRecord, preset
 from orangecontrib.deepimage.core.weights import weights_available
-from orangecontrib.deepimage.learner import ImageClassifierLearner
+from orangecontrib.deepimage.learner import ImageClassifierLearner, count_of
 from orangecontrib.deepimage.training import TrainingOutcome, check_data, run_training, summary
 
 log = logging.getLogger(__name__)
@@ -81,9 +81,9 @@ class OWTrainer(OWWidget, ConcurrentWidgetMixin):
         failed = Msg("Training failed: {}")
 
     class Warning(OWWidget.Warning):
-        cancelled = Msg("Training was cancelled after {} epoch(s): the Model output is the "
-                        "best model so far (epoch {}).")
-        skipped = Msg("{} image(s) could not be read and were left out of training.")
+        cancelled = Msg("Training was cancelled after {}: the Model output is the best "
+                        "model so far (epoch {}).")
+        skipped = Msg("{} could not be read and {} left out of training.")
 
     class Information(OWWidget.Information):
         nothing_trained = Msg("Training was cancelled before the first epoch finished; "
@@ -354,7 +354,7 @@ class OWTrainer(OWWidget, ConcurrentWidgetMixin):
             self.info_label.setText("No data." if self.data is None else "Nothing to train.")
             return
         self.info_label.setText(f"Training {get_spec(self.network).display_name} on "
-                                f"{len(self.data):,} images...")
+                                f"{count_of(len(self.data), 'image')}...")
         self._stop = threading.Event()
         self.cancel_button.setEnabled(True)
         self.start(run_training, self.data, learner, stop=self._stop)
@@ -381,9 +381,10 @@ class OWTrainer(OWWidget, ConcurrentWidgetMixin):
         self.outcome = outcome
         model = outcome.model
         if outcome.cancelled:
-            self.Warning.cancelled(outcome.epochs, model.best_epoch)
+            self.Warning.cancelled(count_of(outcome.epochs, "epoch"), model.best_epoch)
         if outcome.skipped:
-            self.Warning.skipped(outcome.skipped)
+            self.Warning.skipped(count_of(outcome.skipped, "image"),
+                                 "was" if outcome.skipped == 1 else "were")
         self.history = list(model.history)
         self._update_plot()
         self._mark_best(model.best_epoch)

@@ -1,0 +1,84 @@
+"""core.schedule: the second stage of fine-tuning starts gently, and real runs show it."""
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from orangecontrib.deepimage.core import find_images
+from orangecontrib.deepimage.core.schedule import (NETWORK_HEAD_FACTOR, backbone_groups,
+                                                   head_optimizer, network_optimizers,
+                                                   warmup_cosine, warmup_steps)
+from orangecontrib.deepimage.core.train import _build_net, preset, train_classifier
+from trainer_images import make_colour_folders
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_no_loss_spike_when_the_whole_network_is_unfrozen(tmp_path, seed):
+    """40 noisy colour squares with 4 mislabelled, at 32 px, real SqueezeNet weights. The
+    last layer was switched from Adam to SGD at the network rate on unfreezing; on
+    SqueezeNet's large features that threw the training loss from about 0.5 to 4-40 and
+    validation accuracy to chance. Now the first network epochs stay near the last
+    head epoch's loss and keep the head's validation accuracy."""
+    folder = make_colour_folders(tmp_path, per_class=20, size=32, noise=150, swapped=2,
+                                 seed=seed)
+    paths = find_images(folder)
+    labels = [0 if "/blue/" in p else 1 for p in paths]
+    config = dataclasses.replace(preset("squeezenet", "fine-tune"), image_size=32, epochs=3,
+                                 head_epochs=5, patience=3, seed=seed)
+    result = train_classifier(paths, labels, 2, config)
+    head = [r for r in result.history if r.phase == "head"]
+    network = [r for r in result.history if r.phase == "network"]
+    assert len(head) == 5 and len(network) == 3
+    assert max(r.train_loss for r in network) < 1.5 * head[-1].train_loss
+    # 8 validation images: one may change sides, not half of them
+    assert min(r.val_accuracy for r in network) >= max(r.val_accuracy for r in head) - 0.13
+
+
+def test_warm_up_then_cosine_decay():
+    factors = [warmup_cosine(step, total=20, warmup=4) for step in range(20)]
+    assert factors[:4] == pytest.approx([0.2, 0.4, 0.6, 0.8])  # never zero, rising
+    assert factors[4] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(factors[4:], factors[5:]))
+    assert factors[-1] > 0.01 and warmup_cosine(20, 20, 4) == pytest.approx(0.01)
+    assert warmup_cosine(0, 10) == pytest.approx(1.0)  # no warm-up: the peak at once
+    assert warmup_steps(1.0, steps_per_epoch=5, epochs=10) == 5
+    assert warmup_steps(1.0, steps_per_epoch=5, epochs=2) == 3  # at most a third
+    assert warmup_steps(0, 5, 10) == 0
+
+
+def test_the_last_layer_keeps_its_adam_state_and_gets_a_lower_rate():
+    config = dataclasses.replace(preset("squeezenet", "fine-tune"), random_weights=True)
+    net = _build_net(config, 3)
+    head = head_optimizer(net, config)
+    conv10 = net.backbone.get_classifier()
+    conv10.weight.grad = torch.ones_like(conv10.weight)
+    conv10.bias.grad = torch.ones_like(conv10.bias)
+    head.step()
+    moments = head.state[conv10.weight]["exp_avg"].clone()
+    torch.optim.lr_scheduler.LambdaLR(head, lambda step: 0.5)  # the first stage's schedule
+
+    first, rest = network_optimizers(net, config, head)
+    assert first is head and torch.equal(head.state[conv10.weight]["exp_avg"], moments)
+    peak = config.head_learning_rate * NETWORK_HEAD_FACTOR
+    assert head.param_groups[0]["lr"] == head.param_groups[0]["initial_lr"] == peak
+    # a schedule made now starts from the new peak, not the first stage's rate
+    torch.optim.lr_scheduler.LambdaLR(head, lambda step: 1.0)
+    assert head.param_groups[0]["lr"] == pytest.approx(peak)
+    assert isinstance(rest, torch.optim.SGD)
+    trained = {id(p) for g in rest.param_groups for p in g["params"]}
+    assert id(conv10.weight) not in trained
+    assert trained == {id(p) for p in net.backbone.parameters()} - {
+        id(conv10.weight), id(conv10.bias)}
+
+
+def test_backbone_rates_rise_from_the_earliest_layers_to_the_network_rate():
+    config = dataclasses.replace(preset("squeezenet", "fine-tune"), random_weights=True,
+                                 backbone_lr_factor=0.01)
+    rates = [g["lr"] for g in backbone_groups(_build_net(config, 2), config)]
+    assert len(rates) == 4 and rates == sorted(rates)
+    np.testing.assert_allclose([rates[0], rates[-1]],
+                               [config.learning_rate * 0.01, config.learning_rate])
+    scratch = dataclasses.replace(config, mode="scratch")
+    (only,) = network_optimizers(_build_net(scratch, 2), scratch)
+    assert len(only.param_groups) == 1 and only.param_groups[0]["lr"] == scratch.learning_rate
