@@ -1,18 +1,23 @@
 """Load on the embedding server over loopback, next to local `deepimage embed`.
 
 One run, same images: N single-image requests in Orange's protocol (POST
-/image/squeezenet, raw JPEG) at a fixed concurrency against `deepimage serve`
-(SqueezeNet, CPU) with dynamic batching, then with it off (--no-batching), then
-local batched `deepimage embed --no-cache` on the same files. Reports throughput,
-p50/p99 latency and errors. The load generator (httpx, asyncio) runs on the same
-computer as the server, so both share its cores.
+/image/squeezenet, raw JPEG) at a fixed concurrency against three `deepimage serve`
+processes (SqueezeNet, CPU), all started up front: dynamic batching with the
+defaults (at most 4 images per call on a CPU, no waiting), batching off
+(--no-batching), and dynamic batching with --max-batch 64 (the GPU default). The N
+requests go in R rounds of N/R; in each round every server gets the same slice in
+turn (the order alternates), so a shared machine's changing load hits all three
+alike. Then local batched `deepimage embed --no-cache` on the same files. Reports
+throughput, p50/p99 latency, errors, images per network call, the batched/off
+ratio of every round and the load average. The load generator (httpx, asyncio)
+runs on the same computer as the servers, so they share its cores.
 
 Images: N distinct JPEGs, random crops of ../shared/data/photos (else
 tutorials/sample-photos), resized to 227x227 and saved at PIL's default quality
 (75), as Orange's client would send them; fixed seed; caches in a temp folder.
 
-    python benchmarks/server_load.py                 # N=2000, concurrency 32
-    python benchmarks/server_load.py --requests 500
+    python benchmarks/server_load.py                 # N=2000, concurrency 32, 4 rounds
+    python benchmarks/server_load.py --requests 500 --rounds 2
 """
 from __future__ import annotations
 
@@ -116,35 +121,60 @@ async def load(base: str, images: list[bytes], concurrency: int) -> dict:
         start = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         seconds = time.perf_counter() - start
-    latencies.sort()
-    return {"seconds": seconds, "rate": len(images) / seconds, "errors": errors,
-            "p50": statistics.median(latencies) * 1000,
-            "p99": latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))] * 1000}
+    return {"seconds": seconds, "errors": errors, "latencies": latencies}
 
 
-def batch_stats(base: str) -> str:
-    text = httpx.get(base + "/metrics").text
+def batch_counts(base: str) -> tuple[float, float]:
+    """(images, network calls) so far, from the server's /metrics."""
     values = {}
-    for line in text.splitlines():
+    for line in httpx.get(base + "/metrics").text.splitlines():
         for name in ("deepimage_batch_size_sum", "deepimage_batch_size_count"):
             if line.startswith(name + "{"):
                 values[name] = float(line.split()[-1])
-    if values.get("deepimage_batch_size_count"):
-        return (f"{values['deepimage_batch_size_sum'] / values['deepimage_batch_size_count']:.1f}"
-                f" images per network call")
-    return "n/a"
+    return (values.get("deepimage_batch_size_sum", 0.0),
+            values.get("deepimage_batch_size_count", 0.0))
 
 
-def run_server(label: str, extra: list[str], images, warmup, concurrency, env, folder) -> dict:
-    process, base = start_server(extra, env, folder / f"server-{label}.log")
+def run_servers(configs: dict, images, warmup, concurrency, rounds, env, folder) -> dict:
+    """Every server in ``configs`` ({label: extra options}) gets every slice, in turn."""
+    servers = {}
     try:
-        asyncio.run(load(base, warmup, concurrency))  # untimed: threads, arenas, connections
-        result = asyncio.run(load(base, images, concurrency))
-        result["batches"] = batch_stats(base)
+        for label, extra in configs.items():
+            servers[label] = start_server(extra, env, folder / f"server-{label}.log")
+        counts = {}
+        for label, (_, base) in servers.items():
+            asyncio.run(load(base, warmup, concurrency))  # untimed: threads, arenas, connections
+            counts[label] = batch_counts(base)
+        results = {label: {"seconds": 0.0, "errors": [], "latencies": [], "rounds": []}
+                   for label in configs}
+        size = -(-len(images) // rounds)
+        for r in range(rounds):
+            part = images[r * size:(r + 1) * size]
+            order = list(servers) if r % 2 == 0 else list(reversed(servers))
+            for label in order:
+                print(f"  round {r + 1}/{rounds}: {label} ...", file=sys.stderr)
+                got = asyncio.run(load(servers[label][1], part, concurrency))
+                result = results[label]
+                result["seconds"] += got["seconds"]
+                result["errors"] += got["errors"]
+                result["latencies"] += got["latencies"]
+                result["rounds"].append(len(part) / got["seconds"])
+        for label, (_, base) in servers.items():
+            result = results[label]
+            latencies = sorted(result["latencies"])
+            result["rate"] = len(latencies) / result["seconds"]
+            result["p50"] = statistics.median(latencies) * 1000
+            result["p99"] = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))] * 1000
+            done, calls = batch_counts(base)
+            before_images, before_calls = counts[label]
+            result["batches"] = (f"{(done - before_images) / (calls - before_calls):.1f} images "
+                                 f"per network call" if calls > before_calls else "n/a")
     finally:
-        process.terminate()
-        process.wait(30)
-    return result
+        for process, _ in servers.values():
+            process.terminate()
+        for process, _ in servers.values():
+            process.wait(30)
+    return results
 
 
 def run_local(folder: Path, env: dict) -> dict:
@@ -164,6 +194,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=4)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="deepimage-server-bench-") as tmp:
         folder = Path(tmp)
@@ -177,11 +208,12 @@ def main() -> None:
         subprocess.run([sys.executable, "-m", "orangecontrib.deepimage.cli", "embed",
                         str(folder / "images" / "img00000.jpg"), "--no-cache", "-q", "-o",
                         str(folder / "warm.npy")], env=env, check=True)
-        print("server, batching on ...", file=sys.stderr)
-        batched = run_server("batched", [], images, warmup, args.concurrency, env, folder)
-        print("server, batching off ...", file=sys.stderr)
-        single = run_server("single", ["--no-batching"], images, warmup, args.concurrency,
-                            env, folder)
+        print("servers: batching on (defaults), off, --max-batch 64 ...", file=sys.stderr)
+        results = run_servers({"batched": [], "off": ["--no-batching"],
+                               "max-batch 64": ["--max-batch", "64"]},
+                              images, warmup, args.concurrency, args.rounds, env, folder)
+        batched, single, big = results["batched"], results["off"], results["max-batch 64"]
+        load_servers = os.getloadavg()[0]
         print("local deepimage embed ...", file=sys.stderr)
         local = run_local(folder, env)
         load_after = os.getloadavg()[0]
@@ -190,12 +222,15 @@ def main() -> None:
     local_wall = n / local["seconds"]
     print(f"Machine: {os.cpu_count()} cores, {platform.machine()} {platform.system()}, Python "
           f"{platform.python_version()}; 1-min load average {load_before:.1f} before, "
-          f"{load_after:.1f} after. {n} requests, concurrency {args.concurrency}, "
-          f"SqueezeNet on CPU (onnxruntime), loopback; the load generator shares the cores.\n")
+          f"{load_servers:.1f} after the servers, {load_after:.1f} after the local run. {n} "
+          f"requests per server in {args.rounds} interleaved rounds, concurrency "
+          f"{args.concurrency}, SqueezeNet on CPU (onnxruntime), loopback; the load generator "
+          f"shares the cores.\n")
     print("| what | images/s | vs local (wall) | p50 ms | p99 ms | errors | batches |")
     print("|---|---:|---:|---:|---:|---:|---|")
     for label, result in (("server, dynamic batching (Orange protocol)", batched),
-                          ("server, batching off (`--no-batching`)", single)):
+                          ("server, batching off (`--no-batching`)", single),
+                          ("server, dynamic batching, `--max-batch 64`", big)):
         print(f"| {label} | {result['rate']:.1f} | {result['rate'] / local_wall:.0%} | "
               f"{result['p50']:.0f} | {result['p99']:.0f} | {len(result['errors'])} | "
               f"{result['batches']} |")
@@ -203,12 +238,17 @@ def main() -> None:
           f"| 100% | | | 0 | 16 per call |")
     print(f"| local, rate the CLI prints | {local['printed']:.1f} | "
           f"{local['printed'] / local_wall:.0%} | | | | |")
-    print(f"\nBatching on vs off: {batched['rate'] / single['rate']:.2f}x the throughput. "
+    print(f"\nBatching on vs off: {batched['rate'] / single['rate']:.2f}x the throughput "
+          f"(--max-batch 64 vs off: {big['rate'] / single['rate']:.2f}x). "
           f"Target (>= 80% of local, zero errors): "
           f"{batched['rate'] / local_wall:.0%} of local by wall clock, "
           f"{batched['rate'] / local['printed']:.0%} of the rate local prints; "
           f"{len(batched['errors'])} errors.")
-    for result in (batched, single):
+    print("Batched/off throughput in each round: " + ", ".join(
+        f"{a / b:.2f}" for a, b in zip(batched["rounds"], single["rounds"])) +
+          "; --max-batch 64/off: " + ", ".join(
+        f"{a / b:.2f}" for a, b in zip(big["rounds"], single["rounds"])) + ".")
+    for result in (batched, single, big):
         for error in result["errors"][:5]:
             print(f"  error: {error}")
 

@@ -38,7 +38,8 @@ async def _load_all(app: FastAPI) -> None:
         for plan in state.plans.values():
             log.info("Loading %s ...", plan.name)
             served = await loop.run_in_executor(None, load_model, plan, settings, state.device)
-            batcher = Batcher(served.name, served.run, max_batch=settings.max_batch,
+            batcher = Batcher(served.name, served.run,
+                              max_batch=settings.batch_limit(served.device),
                               max_delay=settings.max_delay_ms / 1000,
                               max_queued=settings.max_queued_images,
                               batching=settings.batching, metrics=state.metrics)

@@ -18,6 +18,10 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 __all__ = ["Settings", "ConfigError", "is_loopback", "NAME_PATTERN"]
 
+# Default --max-batch by device (see Settings.batch_limit).
+GPU_MAX_BATCH = 64
+CPU_MAX_BATCH = 4
+
 # What a served model may be called: it appears in URLs, never as a path.
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 
@@ -59,8 +63,10 @@ class Settings(BaseSettings):
                                           "fine-tuned network exported as .onnx")
     device: str = "auto"
     backend: str = "auto"
-    max_batch: int = Field(64, ge=1, le=4096)
-    max_delay_ms: float = Field(5.0, ge=0, le=10_000)
+    max_batch: "int | None" = Field(None, ge=1, le=4096, description=(
+        "most images in one network call; default (None): 64 on a GPU, 4 on a CPU"))
+    max_delay_ms: float = Field(0.0, ge=0, le=10_000, description=(
+        "longest wait of an idle network for images still being decoded; 0: never wait"))
     batching: bool = True
     token_file: "Path | None" = None
     tokens: Annotated[list[str], NoDecode] = Field(default_factory=list, repr=False)
@@ -74,6 +80,18 @@ class Settings(BaseSettings):
     crop: bool = False
     random_weights: bool = Field(False, description="TESTING ONLY: untrained networks")
     log_level: str = "info"
+
+    def batch_limit(self, device: str) -> int:
+        """--max-batch, or the default for ``device``: 64 on a GPU, 4 on a CPU.
+
+        On a CPU a network call costs about the same per image at 1 to 4 images and
+        more at 8 and up (caches), and big batches answer many requests at the same
+        instant, which makes clients send them back in bursts; small batches keep the
+        network busy and the answers spread out (benchmarks/README.md, server_load.py).
+        """
+        if self.max_batch is not None:
+            return self.max_batch
+        return GPU_MAX_BATCH if str(device).startswith("cuda") else CPU_MAX_BATCH
 
     @field_validator("models", "weights", "tokens", mode="before")
     @classmethod

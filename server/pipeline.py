@@ -57,11 +57,22 @@ def _decode(data: bytes, size: int, max_pixels: int, crop: bool) -> "np.ndarray 
 
 
 async def decode(state, data: bytes, model: ServedModel) -> "np.ndarray | ImageFailure":
-    """Decode and resize one image to the model's input size, in the decode pool."""
+    """Decode and resize one image to the model's input size, in the decode pool.
+
+    The model's batcher is told while the image is being decoded (with --max-delay-ms,
+    an idle network may wait for it to join the next call).
+    """
     settings = state.settings
     loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(state.decode_pool, _decode, data, model.input_size,
-                                      settings.max_pixels, settings.crop)
+    batcher = state.batchers.get(model.name)
+    if batcher is not None:
+        batcher.arriving(1)
+    try:
+        return await loop.run_in_executor(state.decode_pool, _decode, data, model.input_size,
+                                          settings.max_pixels, settings.crop)
+    finally:
+        if batcher is not None:
+            batcher.arriving(-1)
 
 
 async def embed_images(state, model: ServedModel, images: list[np.ndarray]) -> np.ndarray:

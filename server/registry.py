@@ -128,8 +128,8 @@ def load_model(plan: ModelPlan, settings: Settings, device: str) -> ServedModel:
         served = _load_onnx(plan, device)
     else:
         served = _load_registry(plan, settings, device)
-    warm = np.zeros((min(settings.max_batch, 8), served.input_size, served.input_size, 3),
-                    np.uint8)
+    warm = np.zeros((min(settings.batch_limit(served.device), 8), served.input_size,
+                     served.input_size, 3), np.uint8)
     out = served.run(warm[:1])
     if out.shape != (1, served.dim):
         raise RuntimeError(f"{plan.name}: the network returned {out.shape}, not (1, {served.dim})")
@@ -142,7 +142,7 @@ def _load_registry(plan: ModelPlan, settings: Settings, device: str) -> ServedMo
     embedder = Embedder(plan.registry_name, device=device, backend=settings.backend,
                         weights_file=plan.weights_file, cache=False,
                         random_weights=settings.random_weights,
-                        batch_size=max(settings.max_batch, 1), max_pixels=settings.max_pixels)
+                        batch_size=settings.batch_limit(device), max_pixels=settings.max_pixels)
     spec = embedder.spec
     weights_id = embedder.weights_id or f"random-{uuid.uuid4().hex[:12]}"
     title = spec.display_name + (" (random weights, for testing)" if settings.random_weights

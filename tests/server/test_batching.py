@@ -1,8 +1,9 @@
-"""The dynamic batcher: gathering, order, switching off, bounded queue, failures."""
+"""The dynamic batcher: gathering, order, switching off, waiting, bounded queue, failures."""
 from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -17,14 +18,20 @@ def images(first: int, count: int) -> np.ndarray:
 
 
 class Network:
-    """Records each call's batch size; the 'embedding' is the image's pixel value."""
+    """Records each call's batch size; the 'embedding' is the image's pixel value.
+
+    ``gate`` cleared holds every call until it is set; ``entered`` is set when a call
+    has started (so a test knows the network is busy).
+    """
 
     def __init__(self):
         self.calls = []
         self.gate = threading.Event()
         self.gate.set()
+        self.entered = threading.Event()
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
+        self.entered.set()
         self.gate.wait(10)
         self.calls.append(len(batch))
         return batch[:, 0, 0, :1].astype(np.float32)
@@ -34,21 +41,40 @@ def run(coroutine):
     return asyncio.run(coroutine)
 
 
-@pytest.mark.parametrize("batching, calls", [(True, [10]), (False, [1] * 10)])
-def test_concurrent_requests_share_one_call_unless_switched_off(batching, calls):
+async def busy(batcher: Batcher, network: Network) -> asyncio.Future:
+    """Submit one image (number 255) and return once the network is running it, held
+    at its gate: what is submitted next waits for, and gathers behind, this call."""
+    network.gate.clear()
+    first = asyncio.ensure_future(batcher.submit(images(255, 1)))
+    assert await asyncio.to_thread(network.entered.wait, 10)
+    return first
+
+
+async def queued(batcher: Batcher, count: int) -> None:
+    """Until ``count`` images wait for, or are in, a network call."""
+    while batcher.queued < count:
+        await asyncio.sleep(0.001)
+
+
+@pytest.mark.parametrize("batching, calls", [(True, [1, 10]), (False, [1] * 11)])
+def test_requests_that_come_during_a_call_share_the_next_unless_switched_off(batching, calls):
     network = Network()
 
     async def main():
-        batcher = Batcher("net", network, max_batch=64, max_delay=0.05, batching=batching)
+        batcher = Batcher("net", network, max_batch=64, batching=batching)
         batcher.start()
         try:
-            results = await asyncio.gather(*(batcher.submit(images(i, 1)) for i in range(10)))
+            first = await busy(batcher, network)
+            rest = [asyncio.ensure_future(batcher.submit(images(i, 1))) for i in range(10)]
+            await queued(batcher, 11)
+            network.gate.set()
+            return await first, await asyncio.gather(*rest)
         finally:
             await batcher.stop()
-        return results
 
-    results = run(main())
-    assert network.calls == calls
+    first, results = run(main())
+    assert network.calls == calls  # 11 requests, 2 network calls when batching
+    assert int(first[0, 0]) == 255
     assert [int(r[0, 0]) for r in results] == list(range(10))  # each got its own row
 
 
@@ -56,19 +82,110 @@ def test_batches_never_exceed_max_batch_and_multi_image_submissions_stay_whole()
     network = Network()
 
     async def main():
-        batcher = Batcher("net", network, max_batch=4, max_delay=0.05)
+        batcher = Batcher("net", network, max_batch=4)
         batcher.start()
         try:
-            return await asyncio.gather(batcher.submit(images(0, 3)),
-                                        batcher.submit(images(3, 3)),
-                                        batcher.submit(images(6, 1)))
+            held = await busy(batcher, network)
+            jobs = [asyncio.ensure_future(batcher.submit(images(0, 3))),
+                    asyncio.ensure_future(batcher.submit(images(3, 3))),
+                    asyncio.ensure_future(batcher.submit(images(6, 1)))]
+            await queued(batcher, 8)
+            network.gate.set()
+            await held
+            return await asyncio.gather(*jobs)
         finally:
             await batcher.stop()
 
     first, second, third = run(main())
-    assert network.calls == [3, 4]
+    assert network.calls == [1, 3, 4]
     assert first[:, 0].tolist() == [0, 1, 2] and second[:, 0].tolist() == [3, 4, 5]
     assert third[:, 0].tolist() == [6]
+
+
+def test_a_lone_request_on_an_idle_network_is_not_held_for_max_delay():
+    network = Network()
+
+    async def main():
+        # a minute of allowed delay: the old design (wait for company up to max_delay
+        # whenever a batch is not full) held this request for all of it
+        batcher = Batcher("net", network, max_batch=64, max_delay=60)
+        batcher.start()
+        try:
+            return await asyncio.wait_for(batcher.submit(images(7, 1)), 30)
+        finally:
+            await batcher.stop()
+
+    assert int(run(main())[0, 0]) == 7
+    assert network.calls == [1]
+
+
+def test_an_idle_network_waits_for_images_still_being_decoded_with_max_delay():
+    network = Network()
+
+    async def main():
+        batcher = Batcher("net", network, max_batch=64, max_delay=60)
+        batcher.start()
+        try:
+            batcher.arriving(1)  # two images are being decoded ...
+            batcher.arriving(1)
+            first = asyncio.ensure_future(batcher.submit(images(0, 1)))
+            await queued(batcher, 1)
+            await asyncio.sleep(0.05)
+            assert network.calls == []  # ... so the first one waits for them
+            rest = [asyncio.ensure_future(batcher.submit(images(i, 1))) for i in (1, 2)]
+            await queued(batcher, 3)
+            batcher.arriving(-1)
+            batcher.arriving(-1)
+            return await asyncio.wait_for(asyncio.gather(first, *rest), 30)
+        finally:
+            await batcher.stop()
+
+    results = run(main())
+    assert network.calls == [3]
+    assert [int(r[0, 0]) for r in results] == [0, 1, 2]
+
+
+def test_without_max_delay_nothing_waits_for_images_being_decoded():
+    network = Network()
+
+    async def main():
+        batcher = Batcher("net", network, max_batch=64, max_delay=0)
+        batcher.start()
+        try:
+            batcher.arriving(1)  # never finishes decoding
+            return await asyncio.wait_for(batcher.submit(images(3, 1)), 30)
+        finally:
+            await batcher.stop()
+
+    assert int(run(main())[0, 0]) == 3
+    assert network.calls == [1]
+
+
+def test_the_network_runs_in_its_own_thread_one_call_at_a_time():
+    threads, active, most = set(), [0], [0]
+    lock = threading.Lock()
+
+    def network(batch):
+        with lock:
+            threads.add(threading.get_ident())
+            active[0] += 1
+            most[0] = max(most[0], active[0])
+        time.sleep(0.002)
+        with lock:
+            active[0] -= 1
+        return batch[:, 0, 0, :1].astype(np.float32)
+
+    async def main():
+        batcher = Batcher("net", network, max_batch=2)
+        batcher.start()
+        try:
+            await asyncio.gather(*(batcher.submit(images(i, 1)) for i in range(20)))
+        finally:
+            await batcher.stop()
+
+    run(main())
+    assert threading.get_ident() not in threads and len(threads) == 1
+    assert most[0] == 1
 
 
 def test_the_queue_is_bounded():

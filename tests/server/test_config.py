@@ -60,6 +60,14 @@ def test_settings_from_the_environment(monkeypatch):
     assert TOKEN not in repr(settings)
 
 
+def test_max_batch_defaults_by_device_and_a_given_one_wins():
+    assert Settings().max_batch is None and Settings().max_delay_ms == 0
+    assert Settings().batch_limit("cpu") == 4
+    assert Settings().batch_limit("cuda") == Settings().batch_limit("cuda:1") == 64
+    assert Settings(max_batch=64).batch_limit("cpu") == 64
+    assert Settings(max_batch=2).batch_limit("cuda") == 2
+
+
 def test_missing_weights_are_named_before_starting(tmp_path, capsys):
     with pytest.raises(ConfigError, match="vgg16-397923af.pth"):
         create_app(Settings(models=["vgg16"]))
