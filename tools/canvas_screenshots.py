@@ -15,10 +15,22 @@ clusters in Hierarchical Clustering, selects three thumbnails in Image Viewer an
     doc/widgets/images/image-embedder.png     their nodes as a double-click
     doc/widgets/images/image-viewer.png       on the canvas opens them
 
+Then it opens a second workflow window (File > New), builds Import Images (the same
+digits) -> Trainer in it through the canvas' scheme API, with the Trainer set for a
+quick CPU run (SqueezeNet, Fine-tune, images lowered to 64 px, TRAINER_EPOCHS epochs
+after the last layer's own), waits until the training has finished and saves
+
+    doc/widgets/images/trainer.png            the Trainer's window (980 x 600)
+
 Settings, caches and the embedding cache live in a temporary folder, so the user's
 Orange settings are neither used nor changed and every run starts the same way (the
 embedding runs from scratch). Waiting is polling with a deadline (--timeout); the
 widgets' messages are printed. Look at the PNGs before committing them.
+
+Fonts: the status bars summarise Learner and Model outputs with Orange's symbols U+1F13B
+and U+1F13C (squared L and M); where no installed font has them (DejaVu alone does not)
+they are drawn as empty boxes, so install one first (Debian: fonts-symbola). The script
+warns when fontconfig finds none.
 """
 from __future__ import annotations
 
@@ -26,6 +38,7 @@ import argparse
 import atexit
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -40,6 +53,14 @@ WIDGET_PNGS = {  # node title -> (file, window size or None for the widget's own
     "Image Viewer": ("doc/widgets/images/image-viewer.png", (900, 600)),
 }
 CANVAS_SIZE = (1180, 500)
+TRAINER_PNG = "doc/widgets/images/trainer.png"
+TRAINER_SIZE = (980, 600)
+TRAINER_EPOCHS = 4  # whole-network epochs at most: seconds on two CPU cores at 64 px
+# the Trainer's settings as a user would set them (batch size and learning rate stay at
+# the SqueezeNet fine-tuning preset); random flips are not a widget setting
+TRAINER_SETTINGS = {"network": "squeezenet", "mode": "fine-tune", "epochs": TRAINER_EPOCHS,
+                    "lower_size": True, "image_size": 64, "device": "cpu",
+                    "auto_apply": True}
 
 
 def isolate_settings() -> str:
@@ -59,6 +80,11 @@ def main(argv=None) -> int:
                         help="seconds to wait for each step (default 300)")
     args = parser.parse_args(argv)
     isolate_settings()
+    if shutil.which("fc-list") and not subprocess.run(
+            ["fc-list", ":charset=1f13b 1f13c"], capture_output=True, text=True).stdout:
+        print("Warning: no font has the Learner/Model symbols U+1F13B, U+1F13C; the "
+              "Trainer's status bar will show boxes (Debian: apt-get install "
+              "fonts-symbola).", flush=True)
     if not os.path.isdir(os.path.join(ROOT, "tutorials", "digits")):
         sys.path.insert(0, os.path.join(ROOT, "tutorials"))
         from make_digits import write_digits
@@ -161,6 +187,51 @@ def main(argv=None) -> int:
             print(f"Saved {path}")
         report(clustering)
 
+    def drive_trainer(window) -> None:
+        """A new workflow window with Import Images (the digits) -> Trainer; train, save."""
+        from orangecanvas import config
+        from orangecanvas.scheme import SchemeLink, SchemeNode
+        trainer_window = window.create_new_window()  # as File > New does
+        trainer_window.show()
+        scheme = config.workflow_constructor(parent=trainer_window)
+        scheme.title = "Trainer screenshot"
+        trainer_window.set_scheme(scheme)
+        registry = trainer_window.widget_registry
+        source = SchemeNode(registry.widget(
+            "orangecontrib.deepimage.widgets.owimportimages.OWImportImages"),
+            title="Import Images", position=(80, 160))
+        sink = SchemeNode(registry.widget(
+            "orangecontrib.deepimage.widgets.owtrainer.OWTrainer"),
+            title="Trainer", position=(240, 160), properties=dict(TRAINER_SETTINGS))
+        for node in (source, sink):
+            scheme.add_node(node)
+        scheme.add_link(SchemeLink(source, source.output_channel("Data"),
+                                   sink, sink.input_channel("Data")))
+        wait_until("the Trainer's widgets", lambda: all(
+            scheme.widget_for_node(n) for n in (source, sink)))
+        importer, trainer = scheme.widget_for_node(source), scheme.widget_for_node(sink)
+        importer.set_folder(os.path.join(ROOT, "tutorials", "digits"))  # as Browse would
+        started = time.monotonic()
+
+        def trained() -> bool:
+            if trainer.Error.active:
+                report(trainer)
+                raise RuntimeError("the Trainer failed")
+            return (trainer.outcome is not None and trainer.task is None
+                    and not scheme.signal_manager.has_pending())
+        wait_until("the training", trained)
+        print(f"Trained in {time.monotonic() - started:.0f} s: "
+              f"{trainer.info_label.text()}", flush=True)
+        trainer_window.current_document().scene().clearSelection()
+        QCoreApplication.sendEvent(sink, WorkflowEvent(WorkflowEvent.NodeActivateRequest))
+        trainer.resize(*TRAINER_SIZE)
+        wait_until("the Trainer to show", trainer.isVisible)
+        settle()
+        report(importer)
+        report(trainer)
+        trainer.grab().save(os.path.join(ROOT, TRAINER_PNG))
+        print(f"Saved {TRAINER_PNG}")
+
     class ScreenshotMain(OMain):
         def activate_default_config(self):
             super().activate_default_config()  # sets the application's QSettings names
@@ -178,6 +249,7 @@ def main(argv=None) -> int:
                 code = 0
                 try:
                     drive(self.window)
+                    drive_trainer(self.window)
                 except Exception:  # pylint: disable=broad-except
                     traceback.print_exc()
                     code = 1
