@@ -57,9 +57,9 @@ TRAINER_PNG = "doc/widgets/images/trainer.png"
 TRAINER_SIZE = (980, 600)
 TRAINER_EPOCHS = 4  # whole-network epochs at most: seconds on two CPU cores at 64 px
 # the Trainer's settings as a user would set them (batch size and learning rate stay at
-# the SqueezeNet fine-tuning preset); random flips are not a widget setting
+# the SqueezeNet fine-tuning preset); no random flips: a mirrored digit is not a digit
 TRAINER_SETTINGS = {"network": "squeezenet", "mode": "fine-tune", "epochs": TRAINER_EPOCHS,
-                    "lower_size": True, "image_size": 64, "device": "cpu",
+                    "lower_size": True, "image_size": 64, "flip": False, "device": "cpu",
                     "auto_apply": True}
 
 

@@ -68,11 +68,14 @@ class TestOWTrainer(WidgetTest):
         w.controls.learning_rate.setValue(0.0123)
         w.controls.lower_size.setChecked(True)
         w.controls.image_size.setValue(40)
+        self.assertTrue(self.get_output(w.Outputs.learner).config().flip)
+        w.controls.flip.setChecked(False)
         w.device_combo.setCurrentIndex(1)
         w.device_combo.activated.emit(1)
         config = self.get_output(w.Outputs.learner).config()
         self.assertEqual((config.epochs, config.batch_size, config.learning_rate,
-                          config.image_size, config.device), (7, 5, 0.0123, 40, "cpu"))
+                          config.image_size, config.device, config.flip),
+                         (7, 5, 0.0123, 40, "cpu", False))
         # the image size cannot go below what the network accepts
         w.controls.image_size.setValue(1)
         self.assertEqual(self.get_output(w.Outputs.learner).config().image_size,

@@ -97,6 +97,7 @@ class OWTrainer(OWWidget, ConcurrentWidgetMixin):
     image_size: int = Setting(64)
     batch_size: int = Setting(_DEFAULT_BATCH)
     learning_rate: float = Setting(_DEFAULT_RATE)
+    flip: bool = Setting(True)
     device: str = Setting("auto")
     auto_apply: bool = Setting(True)
     graph_name = "loss_plot.plotItem"
@@ -162,6 +163,11 @@ class OWTrainer(OWWidget, ConcurrentWidgetMixin):
             autoDefault=False, tooltip="Epochs, batch size and learning rate as the "
                                        "network's preset for this mode")
         form.addRow("Learning rate:", rate_row)
+        self.flip_check = gui.checkBox(
+            None, self, "flip", "Random horizontal flips", callback=self._settings_changed,
+            tooltip="Show the network mirrored copies while it trains. Turn this off when "
+                    "mirroring changes what an image is: digits, letters, text, maps.")
+        form.addRow("Augment:", self.flip_check)
         self.device_combo = QComboBox()
         self.device_combo.addItems([label for _, label in DEVICES])
         keys = [d for d, _ in DEVICES]
@@ -327,7 +333,8 @@ class OWTrainer(OWWidget, ConcurrentWidgetMixin):
         return ImageClassifierLearner(
             self.network, self.mode, epochs=int(self.epochs),
             image_size=int(self.image_size) if self.lower_size else None,
-            batch_size=int(self.batch_size), device=self.device, **rate)
+            batch_size=int(self.batch_size), flip=bool(self.flip), device=self.device,
+            **rate)
 
     @gui.deferred
     def commit(self):
@@ -454,6 +461,7 @@ class OWTrainer(OWWidget, ConcurrentWidgetMixin):
                  ("Image size", f"{self.image_size} px" if self.lower_size else "native"),
                  ("Batch size", self.batch_size),
                  ("Learning rate", self.learning_rate),
+                 ("Random flips", "yes" if self.flip else "no"),
                  ("Device", dict(DEVICES).get(self.device, self.device))]
         self.report_items("Settings", items)
         if self.outcome is not None:
