@@ -6,7 +6,6 @@ requests with 503 + Retry-After, refuse batches over a size, count what it recei
 """
 from __future__ import annotations
 
-import os
 import secrets
 import socket
 import threading
@@ -18,6 +17,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from orangecontrib.deepimage.core.images import ImageError, decode_image
+
+from live_server import LiveServer
 
 
 class Knobs:
@@ -168,47 +169,8 @@ def cosine(a, b):
     return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
 
 
-class RealServer:
-    """`deepimage serve` in a subprocess on a free loopback port, ready when started."""
+class RealServer(LiveServer):
+    """`deepimage serve` (torch backend, quiet log) on a free loopback port."""
 
     def __init__(self, log_dir, *options: str):
-        import subprocess
-        import sys
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = open(os.path.join(log_dir, f"serve-{self.port}.log"), "w+")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "orangecontrib.deepimage.cli", "serve", "--host",
-             "127.0.0.1", "--port", str(self.port), "--backend", "torch",
-             "--log-level", "warning", *options],
-            stdout=self.log, stderr=subprocess.STDOUT)
-
-    def wait_ready(self, timeout: float = 120) -> "RealServer":
-        import httpx
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                break
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        self.log.flush()
-        with open(self.log.name) as f:
-            output = f.read()
-        self.stop()
-        raise RuntimeError(f"deepimage serve did not become ready:\n{output}")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except Exception:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
+        super().__init__(log_dir, "--backend", "torch", "--log-level", "warning", *options)

@@ -7,10 +7,6 @@ which a uvicorn subprocess inherits.
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
 import time
 
 import pytest
@@ -23,6 +19,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from orangecontrib.deepimage.server.app import create_app  # noqa: E402
 from orangecontrib.deepimage.server.config import Settings  # noqa: E402
 
+from live_server import LiveServer  # noqa: E402
 from server_helpers import TOKEN  # noqa: E402
 
 
@@ -83,50 +80,16 @@ def onnx_model(tmp_path):
     return path
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def live_server(tmp_path_factory):
     """`deepimage serve` in a subprocess on 127.0.0.1 (with a token file); its base URL."""
-    import httpx
     folder = tmp_path_factory.mktemp("live-server")
     token_file = folder / "tokens"
     token_file.write_text(f"# lab tokens\n{TOKEN}\n")
-    port = free_port()
-    log = open(folder / "server.log", "w+")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "orangecontrib.deepimage.cli", "serve", "--port", str(port),
-         "--models", "squeezenet", "--token-file", str(token_file), "--max-delay-ms", "2"],
-        stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
-    base = f"http://127.0.0.1:{port}"
+    server = LiveServer(folder, "--models", "squeezenet", "--token-file", str(token_file),
+                        "--max-delay-ms", "2").wait_ready()
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            if process.poll() is not None:
-                log.seek(0)
-                raise RuntimeError(f"deepimage serve exited ({process.returncode}):\n"
-                                   f"{log.read()}")
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError("deepimage serve did not become ready")
-            time.sleep(0.2)
-        yield base
+        yield server.url
     finally:
-        process.terminate()
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.seek(0)
-        server_log = log.read()
-        log.close()
-        assert TOKEN not in server_log, "the access token was written to the server log"
+        server.stop()
+        assert TOKEN not in server.output(), "the access token was written to the server log"

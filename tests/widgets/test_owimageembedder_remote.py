@@ -1,11 +1,7 @@
 """Image Embedder against a real `deepimage serve` on 127.0.0.1 (uvicorn, real SqueezeNet)."""
 import os
 import shutil
-import socket
-import subprocess
-import sys
 import tempfile
-import time
 from unittest import mock
 
 import numpy as np
@@ -16,60 +12,32 @@ from orangecontrib.deepimage.core.embed import Embedder
 from orangecontrib.deepimage.data import image_paths, image_table
 from orangecontrib.deepimage.widgets.owimageembedder import OWImageEmbedder
 
+from live_server import LiveServer
 from test_owimageembedder import MemoryKeyring, make_photos
 
 TOKEN = "widget-test-token-0123456789abcdef"
 TIMEOUT = 60000
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class TestRemoteEmbedding(WidgetTest):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        import httpx
         cls.tmp = tempfile.mkdtemp(prefix="embedder-remote-")
         token_file = os.path.join(cls.tmp, "tokens")
         with open(token_file, "w") as f:
             f.write(TOKEN + "\n")
-        cls.url = f"http://127.0.0.1:{free_port()}"
-        cls.log = open(os.path.join(cls.tmp, "server.log"), "w+")
-        cls.server = subprocess.Popen(
-            [sys.executable, "-m", "orangecontrib.deepimage.cli", "serve",
-             "--port", cls.url.rsplit(":", 1)[1], "--models", "squeezenet",
-             "--token-file", token_file, "--max-delay-ms", "2"],
-            stdout=cls.log, stderr=subprocess.STDOUT,
-            env={**os.environ, "DEEPIMAGE_CACHE_DIR": os.path.join(cls.tmp, "server-cache")})
-        deadline = time.monotonic() + 180
-        while True:
-            if cls.server.poll() is not None:
-                cls.log.seek(0)
-                raise RuntimeError(f"deepimage serve exited:\n{cls.log.read()}")
-            try:
-                if httpx.get(f"{cls.url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError("deepimage serve did not become ready")
-            time.sleep(0.2)
+        cls.server = LiveServer(
+            cls.tmp, "--models", "squeezenet", "--token-file", token_file,
+            "--max-delay-ms", "2",
+            env={"DEEPIMAGE_CACHE_DIR": os.path.join(cls.tmp, "server-cache")}).wait_ready()
+        cls.url = cls.server.url
         cls.folder = make_photos(os.path.join(cls.tmp, "photos"), seed=3)
         cls.table = image_table(find_images(cls.folder), cls.folder)
 
     @classmethod
     def tearDownClass(cls):
-        cls.server.terminate()
-        try:
-            cls.server.wait(20)
-        except subprocess.TimeoutExpired:
-            cls.server.kill()
-            cls.server.wait()
-        cls.log.close()
+        cls.server.stop()
         shutil.rmtree(cls.tmp, ignore_errors=True)
         super().tearDownClass()
 
