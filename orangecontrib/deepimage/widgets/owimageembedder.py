@@ -13,7 +13,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Optional
 
 from AnyQt.QtCore import Qt
-from AnyQt.QtGui import QStandardItem, QStandardItemModel
+from AnyQt.QtGui import QStandardItemModel
 from AnyQt.QtWidgets import QComboBox, QFormLayout, QLineEdit, QPushButton, QStyle
 
 from Orange.base import Model
@@ -31,6 +31,7 @@ from orangecontrib.deepimage.data import image_column
 from orangecontrib.deepimage.embedding import (
     CUSTOM, LOCAL, SERVER, EmbedderChoice, EmbedderPool, EmbeddingOutcome, run_embedding,
     server_host, summary)
+from orangecontrib.deepimage.widgets.utils import fill_combo_items
 
 log = logging.getLogger(__name__)
 
@@ -197,15 +198,9 @@ class OWImageEmbedder(OWWidget, ConcurrentWidgetMixin):
 
     def _refresh_models(self):
         """Rebuild the model list; keep the chosen model, else fall back to SqueezeNet."""
-        self.model_items.clear()
-        keys = []
-        for key, label, enabled, tooltip in self._model_entries():
-            item = QStandardItem(label)
-            item.setData(key, Qt.ItemDataRole.UserRole)
-            item.setToolTip(tooltip)
-            item.setEnabled(enabled)
-            self.model_items.appendRow(item)
-            keys.append((key, enabled))
+        entries = self._model_entries()
+        fill_combo_items(self.model_items, entries)
+        keys = [(key, enabled) for key, _, enabled, _ in entries]
         usable = [k for k, enabled in keys if enabled]
         if self.model_key not in usable:
             self.model_key = f"{LOCAL}:squeezenet"

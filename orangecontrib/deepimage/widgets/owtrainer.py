@@ -16,7 +16,7 @@ from typing import List, Optional
 
 import pyqtgraph as pg
 from AnyQt.QtCore import QSize, Qt
-from AnyQt.QtGui import QColor, QStandardItem, QStandardItemModel
+from AnyQt.QtGui import QColor, QStandardItemModel
 from AnyQt.QtWidgets import (QButtonGroup, QComboBox, QFormLayout, QPushButton, QRadioButton,
                              QStyle)
 
@@ -34,6 +34,7 @@ from orangecontrib.deepimage.core.train import MIN_IMAGE_SIZE, EpochRecord, pres
 from orangecontrib.deepimage.core.weights import weights_available
 from orangecontrib.deepimage.learner import ImageClassifierLearner, count_of
 from orangecontrib.deepimage.training import TrainingOutcome, check_data, run_training, summary
+from orangecontrib.deepimage.widgets.utils import fill_combo_items
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ class OWTrainer(OWWidget, ConcurrentWidgetMixin):
     name = "Trainer"
     description = "Fine-tune a deep network on images; a learner for Test & Score."
     icon = "icons/Trainer.svg"
-    priority = 30
+    priority = 40
     keywords = "trainer, fine-tune, train, deep, network, learner, squeezenet, vgg, inception"
 
     class Inputs:
@@ -239,13 +240,7 @@ class OWTrainer(OWWidget, ConcurrentWidgetMixin):
         return entries
 
     def _refresh_networks(self):
-        self.network_items.clear()
-        for name, label, enabled, tooltip in self._network_entries():
-            item = QStandardItem(label)
-            item.setData(name, Qt.ItemDataRole.UserRole)
-            item.setToolTip(tooltip)
-            item.setEnabled(enabled)
-            self.network_items.appendRow(item)
+        fill_combo_items(self.network_items, self._network_entries())
         names = list(MODELS)
         if self.network not in names:
             self.network = "squeezenet"
