@@ -13,7 +13,7 @@ from typing import Awaitable, TypeVar
 
 import numpy as np
 
-from orangecontrib.deepimage.core.images import ImageError, decode_image
+from orangecontrib.deepimage.core.images import ImageError, TooManyPixels, decode_image
 
 from .batching import QueueFull
 from .errors import ApiError
@@ -37,12 +37,8 @@ class ImageFailure:
 
 
 def _failure(exc: ImageError) -> ImageFailure:
-    reason = str(exc)
-    # core's decode_image says "... megapixel limit" (our check, from the header) or
-    # "too many pixels (...)" (Pillow's own bomb check, also from the header)
-    kind = ("too_many_pixels" if "megapixel limit" in reason or "too many pixels" in reason
-            else "bad_image")
-    return ImageFailure(reason, kind)
+    return ImageFailure(str(exc), "too_many_pixels" if isinstance(exc, TooManyPixels)
+                        else "bad_image")
 
 
 def _decode(data: bytes, size: int, max_pixels: int, crop: bool) -> "np.ndarray | ImageFailure":

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image, ImageFile
 
 from orangecontrib.deepimage.core.images import (
-    ImageError, Skipped, decode_image, find_images, load_image, read_bytes)
+    ImageError, Skipped, TooManyPixels, decode_image, find_images, load_image, read_bytes)
 
 RED, BLUE, WHITE = (255, 0, 0), (0, 0, 255), (255, 255, 255)
 
@@ -251,7 +251,7 @@ def test_pixel_limit_checked_before_decoding(tmp_path, monkeypatch):
     calls, real_load = [], ImageFile.ImageFile.load
     monkeypatch.setattr(ImageFile.ImageFile, "load", lambda self, *a, **k: (
         calls.append(self.size), real_load(self, *a, **k))[1])
-    with pytest.raises(ImageError) as excinfo:
+    with pytest.raises(TooManyPixels) as excinfo:  # an ImageError the server answers 413
         load_image(path, max_pixels=1_000_000)
     assert "megapixel" in reason(excinfo)
     assert calls == []
@@ -265,7 +265,7 @@ def test_pixel_limit_checked_before_decoding(tmp_path, monkeypatch):
     (20000, 20000, "pixels"),     # 400 MP: also over Pillow's own bomb limit
 ])
 def test_huge_header_rejected_by_default(width, height, word):
-    with pytest.raises(ImageError) as excinfo:
+    with pytest.raises(TooManyPixels) as excinfo:
         decode_image(png_header(width, height))
     assert word in reason(excinfo)
 
@@ -280,6 +280,7 @@ def test_max_pixels_above_pillow_limit_is_honoured(monkeypatch):
         decode_image(png_header(20000, 20000), max_pixels=1_000_000_000)
     text = reason(excinfo)
     assert "pixel" not in text and ("truncated" in text or "corrupt" in text)
+    assert not isinstance(excinfo.value, TooManyPixels)
 
 
 def test_skipped_is_frozen_dataclass():

@@ -20,8 +20,8 @@ import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 __all__ = ["IMAGE_EXTENSIONS", "DEFAULT_MAX_PIXELS", "DEFAULT_MAX_BYTES", "Skipped",
-           "ImageError", "find_images", "read_bytes", "decode_image", "load_image",
-           "is_url"]
+           "ImageError", "TooManyPixels", "find_images", "read_bytes", "decode_image",
+           "load_image", "is_url"]
 
 IMAGE_EXTENSIONS = frozenset({
     ".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".tif", ".tiff", ".bmp", ".dib",
@@ -46,6 +46,10 @@ class Skipped:
 
 class ImageError(Exception):
     """An image could not be used; ``str(error)`` is the one-line reason."""
+
+
+class TooManyPixels(ImageError):
+    """The header gives more pixels than the limit (nothing was decoded)."""
 
 
 def is_url(source: str) -> bool:
@@ -205,13 +209,13 @@ def _decode(data: bytes, size: "tuple[int, int] | None", max_pixels: int,
     except UnidentifiedImageError:
         raise ImageError("not an image Pillow can read") from None
     except Image.DecompressionBombError as exc:
-        raise ImageError(f"too many pixels ({exc})") from None
+        raise TooManyPixels(f"too many pixels ({exc})") from None
     except Exception as exc:
         raise ImageError(f"not a readable image ({type(exc).__name__}: {exc})") from None
     try:
         width, height = image.size
         if width * height > max_pixels:
-            raise ImageError(f"{width}x{height} is {width * height / 1e6:.0f} megapixels, over "
+            raise TooManyPixels(f"{width}x{height} is {width * height / 1e6:.0f} megapixels, over "
                              f"the {max_pixels / 1e6:g} megapixel limit")
         if width == 0 or height == 0:
             raise ImageError("image has no pixels")
