@@ -31,10 +31,11 @@ import httpx
 import numpy as np
 from PIL import Image
 
-from .core.cache import EmbeddingCache, content_hash
+from .core.cache import EmbeddingCache
 from .core.embed import (BatchResult, Cancelled, EmbeddingResult, ProgressCallback,
-                         StopCallback, _Step, gather, open_cache, vector_cache_key)
-from .core.images import DEFAULT_MAX_PIXELS, Skipped, decode_image, read_bytes
+                         StopCallback, _Step, gather, iter_steps, open_cache, prepare_source,
+                         vector_cache_key)
+from .core.images import DEFAULT_MAX_PIXELS, Skipped
 from .core.models import MODELS, UnknownModel, get_spec
 
 __all__ = ["RemoteEmbedder", "list_models", "RemoteError", "AccessRefused",
@@ -387,14 +388,9 @@ class RemoteEmbedder:
 
     def _prepare(self, source: str):
         """(content hash, cached vector or None, encoded upload or None); ImageError if bad."""
-        data = read_bytes(source)
-        key = content_hash(data) if self.cache is not None else None
-        if key is not None:
-            vector = self.cache.get(self.cache_key, key)
-            if vector is not None:
-                return key, vector, None
-        size = (self.input_size, self.input_size)
-        return key, None, self._encode(decode_image(data, size, self.max_pixels, self.crop))
+        key, vector, pixels = prepare_source(source, self.cache, self.cache_key,
+                                             self.input_size, self.max_pixels, self.crop)
+        return key, vector, None if pixels is None else self._encode(pixels)
 
     # -- requests (in the request threads) --------------------------------------------
 
@@ -512,11 +508,9 @@ class RemoteEmbedder:
             self._stale = False
         self._stop.clear()
         window = max(2 * self.batch_size * self.in_flight, 4 * self.workers)
-        decoding: collections.deque[tuple[int, Future]] = collections.deque()
         sending: collections.deque[tuple[Future, int]] = collections.deque()
-        todo = iter(enumerate(sources))
         taken = 0  # inputs put into steps
-        decode_pool = ThreadPoolExecutor(self.workers, thread_name_prefix="deepimage-decode")
+        steps = iter_steps(sources, self._prepare, self.batch_size, self.workers, window)
         send_pool = ThreadPoolExecutor(self.in_flight, thread_name_prefix="deepimage-send")
         if self.protocol == "orange":
             self._orange_pool = ThreadPoolExecutor(4 * self.in_flight,
@@ -525,28 +519,12 @@ class RemoteEmbedder:
         def stopping() -> bool:
             return should_stop is not None and should_stop()
 
-        def take() -> "tuple[int, Future]":
-            while len(decoding) <= window:
-                item = next(todo, None)
-                if item is None:
-                    break
-                decoding.append((item[0], decode_pool.submit(self._prepare, item[1])))
-            return decoding.popleft()
-
-        def next_step() -> _Step:
-            step = _Step()
-            while taken + step.handled < len(sources) and len(step.images) < self.batch_size \
-                    and step.handled < 4 * self.batch_size:
-                index, future = take()
-                step.add(index, sources[index], future)
-            return step
-
         try:
             while taken < len(sources) or sending:
                 if stopping():
                     raise Cancelled()
                 while taken < len(sources) and len(sending) < self.in_flight:
-                    step = next_step()
+                    step = next(steps)
                     taken += step.handled
                     if step.images and self._offline is not None:
                         raise self._offline  # images to send, and no server
@@ -564,11 +542,9 @@ class RemoteEmbedder:
                 yield result
         finally:
             self._stop.set()  # ends retry waits in the request threads
-            for _, future in decoding:
-                future.cancel()
             for future, _ in sending:
                 future.cancel()
-            decode_pool.shutdown(wait=False, cancel_futures=True)
+            steps.close()  # cancels the decoding still queued
             send_pool.shutdown(wait=False, cancel_futures=True)
             if self._orange_pool is not None:
                 self._orange_pool.shutdown(wait=False, cancel_futures=True)

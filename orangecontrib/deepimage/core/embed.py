@@ -27,7 +27,7 @@ from .models import ModelSpec, get_spec
 
 __all__ = ["Cancelled", "Embedder", "EmbeddingResult", "BatchResult", "resolve_device",
            "embed_images", "PIPELINE_VERSION", "resolve_backend", "vector_cache_key",
-           "open_cache", "gather"]
+           "open_cache", "gather", "prepare_source", "iter_steps"]
 
 log = logging.getLogger(__name__)
 
@@ -202,6 +202,56 @@ class _Step:
                            self.skipped, len(self.cached_indices), done)
 
 
+
+def prepare_source(source: str, cache: "EmbeddingCache | None", cache_key: "str | None",
+                   size: int, max_pixels: int, crop: bool):
+    """Runs in a decoding thread: (content hash, cached vector or None, decoded image or
+    None). Shared by local and remote embedding (client.py); ImageError if unusable."""
+    data = read_bytes(source)
+    key = content_hash(data) if cache is not None else None
+    if key is not None:
+        vector = cache.get(cache_key, key)
+        if vector is not None:
+            return key, vector, None
+    return key, None, decode_image(data, (size, size), max_pixels, crop)
+
+
+def iter_steps(sources: Sequence[str], prepare: Callable, batch_size: int, workers: int,
+               window: int, should_stop: "StopCallback | None" = None) -> Iterator[_Step]:
+    """The pipeline's steps, in input order: ``prepare(source)`` runs in ``workers``
+    threads, at most ``window`` sources ahead of the consumer. A step ends with
+    ``batch_size`` images to embed, or after many cache hits and skips, so that progress
+    is reported regularly. Raises Cancelled before a step when ``should_stop()`` is true.
+    Shared by Embedder and the remote client (client.py)."""
+    pending: collections.deque[tuple[int, Future]] = collections.deque()
+    todo = iter(enumerate(sources))
+    taken = 0
+    with ThreadPoolExecutor(workers, thread_name_prefix="deepimage-decode") as pool:
+        def take() -> "tuple[int, Future]":
+            """The oldest job in flight; keeps ``window`` jobs in flight."""
+            while len(pending) <= window:
+                item = next(todo, None)
+                if item is None:
+                    break
+                pending.append((item[0], pool.submit(prepare, item[1])))
+            return pending.popleft()
+
+        try:
+            while taken < len(sources):
+                if should_stop is not None and should_stop():
+                    raise Cancelled()
+                step = _Step()
+                while taken + step.handled < len(sources) \
+                        and len(step.images) < batch_size \
+                        and step.handled < 4 * batch_size:
+                    index, future = take()
+                    step.add(index, sources[index], future)
+                taken += step.handled
+                yield step
+        finally:
+            for _, future in pending:
+                future.cancel()
+
 class _TorchRunner:
     def __init__(self, net, device: str):
         import torch
@@ -313,14 +363,8 @@ class Embedder:
 
     def _prepare(self, source: str):
         """Runs in a worker: (content hash, cached vector or None, decoded image or None)."""
-        data = read_bytes(source)
-        key = content_hash(data) if self.cache is not None else None
-        if key is not None:
-            vector = self.cache.get(self._vector_key, key)
-            if vector is not None:
-                return key, vector, None
-        return key, None, decode_image(data, (self.image_size, self.image_size),
-                                       self.max_pixels, self.crop)
+        return prepare_source(source, self.cache, self._vector_key, self.image_size,
+                              self.max_pixels, self.crop)
 
     def iter_embed(self, sources: Sequence[str], progress: "ProgressCallback | None" = None,
                    should_stop: "StopCallback | None" = None) -> Iterator[BatchResult]:
@@ -331,39 +375,15 @@ class Embedder:
         """
         sources = [os.fspath(s) for s in sources]
         window = max(2 * self.batch_size, 4 * self.workers)
-        pending: collections.deque[tuple[int, Future]] = collections.deque()
-        todo = iter(enumerate(sources))
         done = 0
-        with ThreadPoolExecutor(self.workers, thread_name_prefix="deepimage-decode") as pool:
-            def take() -> "tuple[int, Future]":
-                """The oldest job in flight; keeps ``window`` jobs in flight."""
-                while len(pending) <= window:
-                    item = next(todo, None)
-                    if item is None:
-                        break
-                    pending.append((item[0], pool.submit(self._prepare, item[1])))
-                return pending.popleft()
-
-            try:
-                while done < len(sources):
-                    if should_stop is not None and should_stop():
-                        raise Cancelled()
-                    step = _Step()
-                    # a step ends with a full batch for the network, or after many
-                    # cache hits and skips, so that progress is reported regularly
-                    while done + step.handled < len(sources) \
-                            and len(step.images) < self.batch_size \
-                            and step.handled < 4 * self.batch_size:
-                        index, future = take()
-                        step.add(index, sources[index], future)
-                    result = self._finish(step, done + step.handled)
-                    done = result.done
-                    if progress is not None:
-                        progress(done, len(sources))
-                    yield result
-            finally:
-                for _, future in pending:
-                    future.cancel()
+        with contextlib.closing(iter_steps(sources, self._prepare, self.batch_size,
+                                           self.workers, window, should_stop)) as steps:
+            for step in steps:
+                result = self._finish(step, done + step.handled)
+                done = result.done
+                if progress is not None:
+                    progress(done, len(sources))
+                yield result
 
     def _finish(self, step: "_Step", done: int) -> BatchResult:
         """Run the network on a step's images, cache them, merge in the cached ones."""
