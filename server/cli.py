@@ -12,13 +12,6 @@ import sys
 
 __all__ = ["register", "cmd_serve"]
 
-# option name -> Settings field, for the options whose default is "not given"
-_FIELDS = ("host", "port", "models", "weights", "device", "backend", "max_batch",
-           "max_delay_ms", "token_file", "max_request_bytes", "max_pixels",
-           "max_images_per_request", "max_pending_requests", "max_queued_images",
-           "request_timeout_s", "decode_threads", "log_level")
-
-
 def register(commands) -> None:
     """Add `serve` to the `deepimage` sub-commands."""
     serve = commands.add_parser(
@@ -27,7 +20,9 @@ def register(commands) -> None:
                     "Orange's own protocol (/image/MODEL, for ORANGE_EMBEDDING_API_URL). "
                     "Every option can also be set as DEEPIMAGE_SERVER_<OPTION> (e.g. "
                     "DEEPIMAGE_SERVER_MODELS=squeezenet,vgg16).")
-    S = argparse.SUPPRESS  # not given: the environment or the default decides
+    # not given: the environment or the default decides. Every option's dest is the
+    # name of a Settings field, so cmd_serve hands over whatever was given.
+    S = argparse.SUPPRESS
     serve.add_argument("--host", default=S, help="address to listen on (default 127.0.0.1; "
                                                  "any other needs access tokens)")
     serve.add_argument("--port", type=int, default=S, help="TCP port (default 8000)")
@@ -87,9 +82,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"deepimage: error: the server needs its extra packages ({exc.name} is "
               f"missing): pip install 'Orange3-DeepImage[server]'", file=sys.stderr)
         return 2
-    given = {name: getattr(args, name) for name in _FIELDS + ("batching", "crop",
-                                                              "random_weights")
-             if hasattr(args, name)}
+    given = {name: value for name, value in vars(args).items()
+             if name in Settings.model_fields}
     try:
         settings = Settings(**given)
     except ValidationError as exc:

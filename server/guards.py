@@ -11,25 +11,16 @@
 """
 from __future__ import annotations
 
-import json
 import logging
 import time
 
-from .errors import ApiError
+from .errors import ApiError, error_response
 
 __all__ = ["GuardMiddleware"]
 
 log = logging.getLogger("orangecontrib.deepimage.server.access")
 
 EMBED_PREFIXES = ("/image/", "/v1/embed/", "/t/")
-
-
-async def _send_json(send, status: int, detail: str, headers: "dict[str, str] | None" = None):
-    body = json.dumps({"detail": detail}).encode()
-    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
-    await send({"type": "http.response.start", "status": status, "headers": raw})
-    await send({"type": "http.response.body", "body": body})
 
 
 class GuardMiddleware:
@@ -68,17 +59,18 @@ class GuardMiddleware:
                 declared = -1
             if declared < 0:
                 self.metrics.error("bad_request")
-                return await _send_json(send, 400, "Content-Length is not a number.")
+                return await error_response(400, "Content-Length is not a number.")(
+                    scope, receive, send)
             if declared > limit:
                 self.metrics.error("body_too_large")
-                return await _send_json(send, 413, self._too_large(declared))
+                return await error_response(413, self._too_large(declared))(scope, receive, send)
         embedding = scope["path"].startswith(EMBED_PREFIXES) and scope["method"] == "POST"
         if embedding:
             if self.state.pending >= self.settings.max_pending_requests:
                 self.metrics.error("overloaded")
-                return await _send_json(
-                    send, 503, f"The server is busy ({self.state.pending} requests in "
-                               f"progress); retry in a moment.", {"Retry-After": "1"})
+                return await error_response(
+                    503, f"The server is busy ({self.state.pending} requests in progress); "
+                         f"retry in a moment.", {"Retry-After": "1"})(scope, receive, send)
             self.state.pending += 1
             self.metrics.pending_requests.set(self.state.pending)
         received = 0
@@ -96,7 +88,7 @@ class GuardMiddleware:
             await self.app(scope, limited_receive, send)
         except ApiError as exc:  # raised while no route handler could catch it
             self.metrics.error(exc.kind)
-            await _send_json(send, exc.status, exc.detail, exc.headers)
+            await error_response(exc.status, exc.detail, exc.headers)(scope, receive, send)
         finally:
             if embedding:
                 self.state.pending -= 1

@@ -100,18 +100,14 @@ def plan_models(settings: Settings) -> list[ModelPlan]:
     return list(plans.values())
 
 
-def _onnx_metadata(path: Path) -> dict[str, str]:
+def _onnx_base_model(path: Path) -> str:
     import onnx
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:
         raise ConfigError(f"{path} is not a readable ONNX file ({type(exc).__name__}: "
                           f"{exc}).") from None
-    return {prop.key: prop.value for prop in model.metadata_props}
-
-
-def _onnx_base_model(path: Path) -> str:
-    meta = _onnx_metadata(path)
+    meta = {prop.key: prop.value for prop in model.metadata_props}
     base = meta.get("deepimage.base_model")
     if not base:
         raise ConfigError(f"{path} has no deepimage.base_model metadata: export it with "
@@ -153,14 +149,15 @@ def _load_registry(plan: ModelPlan, settings: Settings, device: str) -> ServedMo
 
 def _load_onnx(plan: ModelPlan, device: str) -> ServedModel:
     from orangecontrib.deepimage.core.onnx import OnnxRunner
-    meta = _onnx_metadata(plan.onnx_file)
+    runner = OnnxRunner(plan.onnx_file, device)
+    # the session has parsed the file: its metadata, without parsing it again
+    meta = runner.session.get_modelmeta().custom_metadata_map
     spec = get_spec(plan.registry_name)
     try:
         size = int(meta.get("deepimage.image_size") or spec.input_size)
         classes = tuple(json.loads(meta.get("deepimage.classes") or "[]"))
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"{plan.onnx_file}: bad deepimage metadata ({exc}).") from None
-    runner = OnnxRunner(plan.onnx_file, device)
     dim = int(runner(np.zeros((1, size, size, 3), np.uint8)).shape[1])
     providers = runner.session.get_providers()
     on_gpu = bool(providers) and providers[0] == "CUDAExecutionProvider"
