@@ -17,7 +17,8 @@ from Orange.data import ContinuousVariable, DiscreteVariable, Domain, StringVari
 from .core.embed import EmbeddingResult
 from .core.images import describe, is_url
 
-__all__ = ["image_table", "embeddings_table", "image_column", "image_paths", "common_root"]
+__all__ = ["image_table", "embeddings_table", "with_reasons", "image_column", "image_paths",
+           "common_root"]
 
 
 def common_root(paths: Sequence[str]) -> str:
@@ -97,13 +98,19 @@ def embeddings_table(table: Table, result: EmbeddingResult) -> tuple[Table, "Tab
         embedded.X[:, len(table.domain.attributes):] = result.embeddings
     skipped = None
     if result.skipped:
-        reason = StringVariable("reason")
-        skipped_domain = Domain(table.domain.attributes, table.domain.class_vars,
-                                table.domain.metas + (reason,))
-        skipped = table[[s.index for s in result.skipped]].transform(skipped_domain)
-        with skipped.unlocked(skipped.metas):
-            skipped.metas[:, -1] = [s.reason for s in result.skipped]
+        skipped = with_reasons(table[[s.index for s in result.skipped]],
+                               [s.reason for s in result.skipped])
     return embedded, skipped
+
+
+def with_reasons(table: Table, reasons: Sequence[str], keep_class: bool = True) -> Table:
+    """``table`` with a ``reason`` meta, one line per row: the layout of the Skipped outputs."""
+    domain = Domain(table.domain.attributes, table.domain.class_vars if keep_class else None,
+                    table.domain.metas + (StringVariable("reason"),))
+    out = table.transform(domain)
+    with out.unlocked(out.metas):
+        out.metas[:, -1] = list(reasons)
+    return out
 
 
 def image_column(table: Table) -> "StringVariable | None":

@@ -12,16 +12,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
-import numpy as np
-from Orange.data import Domain, StringVariable, Table
+from Orange.data import Table
 from PIL import Image, UnidentifiedImageError
 
 from .core.embed import Cancelled
-from .core.images import IMAGE_EXTENSIONS
-from .data import image_table
+from .core.images import IMAGE_EXTENSIONS, _is_hidden
+from .data import image_table, with_reasons
 
-__all__ = ["FolderScan", "ImportResult", "scan_folder", "probe_image", "run_import",
-           "summary"]
+__all__ = ["FolderScan", "ImportResult", "scan_folder", "shown_size", "probe_image",
+           "run_import", "summary"]
 
 #: EXIF orientations that turn the picture by 90 degrees (width and height swap)
 _TRANSPOSED_ORIENTATIONS = {5, 6, 7, 8}
@@ -47,10 +46,6 @@ class ImportResult:
     n_images: int
     n_classes: int
     n_skipped: int
-
-
-def _is_hidden(name: str) -> bool:
-    return name.startswith(".") or name.startswith("__MACOSX")
 
 
 def _sort_key(root: str) -> Callable[[str], list[str]]:
@@ -99,6 +94,17 @@ def scan_folder(root: str, should_stop: Callable[[], bool] = lambda: False,
     return FolderScan(root, tuple(sorted(images, key=key)), tuple(sorted(others, key=key)))
 
 
+def shown_size(image: Image.Image) -> "tuple[int, int]":
+    """(width, height) of an opened image as it is shown: EXIF rotation by 90 degrees
+    swaps them. Reads the header only; a broken EXIF block counts as no rotation."""
+    width, height = image.size
+    try:
+        orientation = image.getexif().get(0x0112)
+    except Exception:  # a broken EXIF block does not make a broken image
+        orientation = None
+    return (height, width) if orientation in _TRANSPOSED_ORIENTATIONS else (width, height)
+
+
 def probe_image(path: str) -> "tuple[dict, Optional[str]]":
     """({size, width, height}, None) from the file's header, or (partial info, reason).
 
@@ -114,11 +120,7 @@ def probe_image(path: str) -> "tuple[dict, Optional[str]]":
         return info, "empty file (0 bytes)"
     try:
         with Image.open(path) as image:
-            width, height = image.size
-            try:
-                orientation = image.getexif().get(0x0112)
-            except Exception:  # a broken EXIF block does not make a broken image
-                orientation = None
+            width, height = shown_size(image)
     except UnidentifiedImageError:
         return info, "not an image Pillow can read (unknown or corrupt header)"
     except PermissionError:
@@ -129,8 +131,6 @@ def probe_image(path: str) -> "tuple[dict, Optional[str]]":
         return info, f"unreadable header ({type(exc).__name__}: {exc})"
     if width == 0 or height == 0:
         return info, "image has no pixels"
-    if orientation in _TRANSPOSED_ORIENTATIONS:
-        width, height = height, width
     info["width"], info["height"] = width, height
     return info, None
 
@@ -140,13 +140,7 @@ def _skipped_table(root: str, paths: list[str], info: list[dict],
     """The skipped files in the image layout (no class), with a ``reason`` meta."""
     if not paths:
         return None
-    table = image_table(paths, root, info)
-    reason = StringVariable("reason")
-    domain = Domain([], None, table.domain.metas + (reason,))
-    skipped = table.transform(domain)
-    with skipped.unlocked(skipped.metas):
-        skipped.metas[:, -1] = np.array(reasons, dtype=object)
-    return skipped
+    return with_reasons(image_table(paths, root, info), reasons, keep_class=False)
 
 
 def run_import(root: str, state, workers: int = 2) -> ImportResult:

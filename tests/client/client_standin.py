@@ -64,6 +64,16 @@ def make_app(embedder, knobs: Knobs) -> FastAPI:
                 return error(503, "busy", **{"Retry-After": knobs.retry_after})
         return None
 
+    def gate(request: Request, model: str) -> "JSONResponse | None":
+        """What both embed routes answer before embedding: token, busy, unknown model."""
+        if (bad := refused(request)) is not None:
+            return bad
+        if (busy := count_and_maybe_fail()) is not None:
+            return busy
+        if model != spec.name:
+            return error(404, f"unknown model {model!r}")
+        return None
+
     def embed(blobs: list[bytes]) -> list:
         out, good, where = [], [], []
         for blob in blobs:
@@ -103,12 +113,8 @@ def make_app(embedder, knobs: Knobs) -> FastAPI:
     async def embed_many(model: str, request: Request):
         if not knobs.v1:
             return error(404, "Not Found")
-        if (bad := refused(request)) is not None:
-            return bad
-        if (busy := count_and_maybe_fail()) is not None:
-            return busy
-        if model != spec.name:
-            return error(404, f"unknown model {model!r}")
+        if (stop := gate(request, model)) is not None:
+            return stop
         form = await request.form()
         parts = form.getlist("images")
         if not parts:
@@ -121,12 +127,8 @@ def make_app(embedder, knobs: Knobs) -> FastAPI:
 
     @app.post("/image/{model}")
     async def embed_one(model: str, request: Request):
-        if (bad := refused(request)) is not None:
-            return bad
-        if (busy := count_and_maybe_fail()) is not None:
-            return busy
-        if model != spec.name:
-            return error(404, f"unknown model {model!r}")
+        if (stop := gate(request, model)) is not None:
+            return stop
         result = embed([await request.body()])[0]
         if "error" in result:
             return error(422, result["error"])

@@ -29,8 +29,8 @@ from orangecontrib.deepimage.core.models import MODELS
 from orangecontrib.deepimage.core.weights import weights_available
 from orangecontrib.deepimage.data import image_column
 from orangecontrib.deepimage.embedding import (
-    CUSTOM, LOCAL, SERVER, EmbedderChoice, EmbedderPool, EmbeddingOutcome, run_embedding,
-    server_host, summary)
+    CUSTOM, LOCAL, SERVER, EmbedderChoice, EmbedderPool, EmbeddingOutcome, NotAnImageModel,
+    run_embedding, server_host, summary)
 from orangecontrib.deepimage.widgets.utils import fill_combo_items
 
 log = logging.getLogger(__name__)
@@ -384,7 +384,6 @@ class OWImageEmbedder(OWWidget, ConcurrentWidgetMixin):
 
     def on_exception(self, ex: Exception):
         self.cancel_button.setEnabled(False)
-        from orangecontrib.deepimage.embedding import NotAnImageModel
         if isinstance(ex, NotAnImageModel):
             self.Error.not_image_model(str(ex))
         else:

@@ -19,7 +19,7 @@ from Orange.widgets.utils.annotated_data import create_annotated_table
 from Orange.widgets.utils.itemmodels import DomainModel
 from Orange.widgets.widget import Input, Msg, Output, OWWidget
 
-from orangecontrib.deepimage.data import image_paths
+from orangecontrib.deepimage.data import image_column, image_paths
 from orangecontrib.deepimage.widgets.utils.thumbnails import Failed, ThumbnailLoader
 from orangecontrib.deepimage.widgets.utils.thumbnailview import ThumbnailModel, ThumbnailView
 
@@ -147,9 +147,7 @@ class OWImageViewer(OWWidget):
             self.Error.no_image_column()
             self.data = None
         if self.data is not None:
-            typed = [v for v in self.image_model if isinstance(v, StringVariable)
-                     and v.attributes.get("type") == "image"]
-            self.image_attr = typed[0] if typed else next(
+            self.image_attr = image_column(data) or next(
                 v for v in self.image_model if isinstance(v, Variable))
             self.title_attr = default_title(domain, self.image_attr)
             self.openContext(data)
@@ -253,11 +251,8 @@ if __name__ == "__main__":  # pragma: no cover
 
     from orangewidget.utils.widgetpreview import WidgetPreview
 
-    from orangecontrib.deepimage.imports import run_import
-
-    class _State:
-        def __getattr__(self, name):
-            return (lambda *a: False)
+    from orangecontrib.deepimage.core.images import find_images
+    from orangecontrib.deepimage.data import image_table
 
     folder = sys.argv[1] if len(sys.argv) > 1 else "."
-    WidgetPreview(OWImageViewer).run(run_import(folder, _State()).data)
+    WidgetPreview(OWImageViewer).run(image_table(find_images(folder), folder))

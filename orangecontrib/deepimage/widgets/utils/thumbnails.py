@@ -19,12 +19,12 @@ from AnyQt.QtGui import QImage
 from PIL import Image
 
 from orangecontrib.deepimage.core.images import ImageError, decode_image, read_bytes
+from orangecontrib.deepimage.imports import shown_size
 
 __all__ = ["ThumbnailLoader", "Failed", "thumbnail_array", "size_bucket", "SIZE_BUCKETS"]
 
 #: thumbnails are decoded at one of these sides (px) and scaled when painted
 SIZE_BUCKETS = (64, 128, 256, 512, 1024)
-_TRANSPOSED_ORIENTATIONS = {5, 6, 7, 8}
 
 
 def size_bucket(side: int) -> int:
@@ -40,12 +40,7 @@ def thumbnail_array(source: str, side: int) -> np.ndarray:
     data = read_bytes(source)
     try:
         with Image.open(io.BytesIO(data)) as header:
-            width, height = header.size
-            try:
-                if header.getexif().get(0x0112) in _TRANSPOSED_ORIENTATIONS:
-                    width, height = height, width
-            except Exception:  # broken EXIF: decode_image decides
-                pass
+            width, height = shown_size(header)
     except Exception:
         width = height = 0  # decode_image gives the reason
     if width > 0 and height > 0:
