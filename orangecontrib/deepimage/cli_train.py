@@ -34,7 +34,8 @@ def _training_arguments(parser: argparse.ArgumentParser) -> None:
                              "lower is faster for small images)")
     parser.add_argument("--batch-size", type=int, default=None, metavar="N")
     parser.add_argument("--lr", type=float, default=None, metavar="X",
-                        help="learning rate (default: the network's preset)")
+                        help="learning rate (last-layer: the last layer's; default: the "
+                             "network's preset)")
     parser.add_argument("--head-epochs", type=int, default=None, metavar="N",
                         help="fine-tune: epochs of the last layer alone first")
     parser.add_argument("--patience", type=int, default=None, metavar="N",
@@ -168,7 +169,7 @@ def cmd_train(args: argparse.Namespace) -> int:
               file=sys.stderr)
     unread = (f"; {count_of(len(model.skipped), 'image')} could not be read"
               if model.skipped else "")
-    best = next((r for r in model.history if r.epoch == model.best_epoch), None)
+    best = model.best
     val = (f"validation accuracy {best.val_accuracy:.3f} (loss {best.val_loss:.4f})"
            if best is not None and best.val_loss == best.val_loss else "no validation split")
     print(f"Trained {model.spec.display_name} ({model.config.mode}, {model.image_size} px) on "

@@ -28,7 +28,7 @@ from .core.train import EpochRecord, TrainConfig, TrainResult, preset, weights_f
 from .data import image_paths
 
 __all__ = ["ImageClassifierLearner", "ImageClassifierModel", "find_image_column",
-           "count_of", "skipped_message"]
+           "labelled_rows", "rate_field", "count_of", "skipped_message"]
 
 # Attributes that are shared, not copied, by deepcopy, and dropped when pickling:
 # a widget's bound method must not be deep-copied (with its widget) by Test & Score.
@@ -45,6 +45,19 @@ def find_image_column(domain: Domain,
         if var.name == preferred:
             return var
     return images[0] if images else None
+
+
+def labelled_rows(data: Table) -> "tuple[np.ndarray, np.ndarray]":
+    """(positions of the rows that have a class, their class indices as int64)."""
+    y = data.Y.ravel() if data.Y.ndim > 1 else data.Y
+    known = np.flatnonzero(~np.isnan(y.astype(float)))
+    return known, y[known].astype(np.int64)
+
+
+def rate_field(mode: str) -> str:
+    """The TrainConfig field that is ``mode``'s learning rate: "last-layer" trains the
+    last layer alone, with Adam at ``head_learning_rate``; the others at ``learning_rate``."""
+    return "head_learning_rate" if mode == "last-layer" else "learning_rate"
 
 
 class _Callbacks:
@@ -71,9 +84,11 @@ class ImageClassifierLearner(_Callbacks, Learner):
     """Trains (or fine-tunes) a network on the images of a table.
 
     Parameters mirror core.train.TrainConfig; those left as None take the
-    network's preset (``core.train.preset(model, mode)``). Set ``progress_callback``
-    (``(done, total)``), ``should_stop`` (``() -> bool``, checked per batch) and
-    ``epoch_callback`` (``(EpochRecord) -> None``) to follow or stop training.
+    network's preset (``core.train.preset(model, mode)``). ``learning_rate`` is the
+    rate the mode trains at (``rate_field(mode)``: the last layer's in "last-layer").
+    Set ``progress_callback`` (``(done, total)``), ``should_stop`` (``() -> bool``,
+    checked per batch) and ``epoch_callback`` (``(EpochRecord) -> None``) to follow or
+    stop training.
     """
 
     supports_weights = False
@@ -104,8 +119,9 @@ class ImageClassifierLearner(_Callbacks, Learner):
     def config(self) -> TrainConfig:
         """The TrainConfig these parameters give (preset values where they are None)."""
         chosen = {name: getattr(self, name) for name in (
-            "epochs", "image_size", "batch_size", "learning_rate", "validation_fraction",
+            "epochs", "image_size", "batch_size", "validation_fraction",
             "patience", "class_weighting", "seed", "device", "random_weights")}
+        chosen[rate_field(self.mode)] = self.learning_rate
         chosen.update(self.options)
         chosen = {k: v for k, v in chosen.items() if v is not None}
         return dataclasses.replace(preset(self.model, self.mode), **chosen)
@@ -127,9 +143,8 @@ class ImageClassifierLearner(_Callbacks, Learner):
             raise ValueError(reason)
         column = find_image_column(data.domain)
         paths = image_paths(data, column)
-        y = data.Y.ravel() if data.Y.ndim > 1 else data.Y
-        known = np.flatnonzero(~np.isnan(y.astype(float)))
-        result = train_classifier([paths[i] for i in known], y[known].astype(np.int64),
+        known, labels = labelled_rows(data)
+        result = train_classifier([paths[i] for i in known], labels,
                                   len(data.domain.class_var.values), self.config(),
                                   progress=self.progress_callback,
                                   should_stop=self.should_stop,
@@ -206,6 +221,11 @@ class ImageClassifierModel(_Callbacks, Model):
             net.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in self.state.items()})
             self._net = net = net.eval()
         return net
+
+    @property
+    def best(self) -> "EpochRecord | None":
+        """The epoch whose weights the model has (None if it has no history)."""
+        return next((r for r in self.history if r.epoch == self.best_epoch), None)
 
     @property
     def prior(self) -> np.ndarray:

@@ -23,7 +23,7 @@ from Orange.data import Table
 
 from .core.embed import resolve_device
 from .core.train import EpochRecord
-from .learner import ImageClassifierLearner, ImageClassifierModel, count_of
+from .learner import ImageClassifierLearner, ImageClassifierModel, count_of, labelled_rows
 
 __all__ = ["TrainingOutcome", "check_data", "run_training", "summary"]
 
@@ -52,7 +52,7 @@ class TrainingOutcome:
 
     @property
     def best(self) -> "EpochRecord | None":
-        return next((r for r in self.model.history if r.epoch == self.model.best_epoch), None)
+        return self.model.best
 
     @property
     def epochs(self) -> int:
@@ -64,11 +64,10 @@ def check_data(data: Table, learner: "ImageClassifierLearner | None" = None) -> 
     reason = (learner or ImageClassifierLearner()).incompatibility_reason(data.domain)
     if reason:
         return reason
-    y = data.Y.ravel() if data.Y.ndim > 1 else data.Y
-    known = y[~np.isnan(y.astype(float))]
-    if len(np.unique(known)) < 2:
+    classes = len(np.unique(labelled_rows(data)[1]))
+    if classes < 2:
         return ("Training needs images of at least two classes; this data has "
-                f"{len(np.unique(known))} (the class is '{data.domain.class_var.name}').")
+                f"{classes} (the class is '{data.domain.class_var.name}').")
     return None
 
 
@@ -93,8 +92,7 @@ def run_training(data: Table, learner: ImageClassifierLearner, state: State,
     def should_stop() -> bool:
         return state.is_interruption_requested() or (stop is not None and stop.is_set())
 
-    y = data.Y.ravel() if data.Y.ndim > 1 else data.Y
-    labelled = int(np.sum(~np.isnan(y.astype(float))))
+    labelled = len(labelled_rows(data)[0])
     learner.should_stop = should_stop
     learner.progress_callback = _progress(state)
     learner.epoch_callback = state.set_partial_result

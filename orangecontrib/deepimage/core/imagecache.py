@@ -10,15 +10,15 @@ was resized to. Decoding itself is core.images.decode_image: one pipeline.
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
 
-from .images import DEFAULT_MAX_PIXELS, ImageError, Skipped, decode_image, is_url, read_bytes
+from .images import DEFAULT_MAX_PIXELS, Skipped, is_url, load_image
 
 __all__ = ["DecodedImageCache", "LoadedImages", "load_images", "decoded_cache"]
 
@@ -107,7 +107,7 @@ def _decode(source: str, size: int, max_pixels: int, cache: "DecodedImageCache |
     key = cache.key(source, size) if cache is not None else None
     image = cache.get(key) if cache is not None else None
     if image is None:
-        image = decode_image(read_bytes(source), (size, size), max_pixels)
+        image = load_image(source, (size, size), max_pixels)
         if cache is not None:
             cache.put(key, image)
     return image
@@ -120,11 +120,12 @@ def load_images(sources: Sequence[str], size: int, *,
                 workers: "int | None" = None,
                 max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImages:
     """Decode and resize ``sources`` to size x size in a thread pool (Pillow releases
-    the GIL), through the in-memory cache. Unreadable images are reported, never fatal.
+    the GIL), through the in-memory cache: core.embed's pipeline (iter_steps), with
+    decoding as its only work. Unreadable images are reported, never fatal.
 
     Raises core.embed.Cancelled when ``should_stop()`` turns true.
     """
-    from .embed import Cancelled
+    from .embed import iter_steps
     if cache is True:
         cache = decoded_cache
     elif cache is False:
@@ -134,25 +135,21 @@ def load_images(sources: Sequence[str], size: int, *,
     ok = np.zeros(len(sources), bool)
     skipped: list[Skipped] = []
     workers = workers or min(8, os.cpu_count() or 2)
-    chunk = 64
-    with ThreadPoolExecutor(workers, thread_name_prefix="deepimage-train-decode") as pool:
-        for start in range(0, len(sources), chunk):
-            if should_stop is not None and should_stop():
-                raise Cancelled()
-            part = sources[start:start + chunk]
-            futures = [pool.submit(_decode, s, size, max_pixels, cache) for s in part]
-            for offset, (source, future) in enumerate(zip(part, futures)):
-                index = start + offset
-                try:
-                    out[index] = future.result()
-                    ok[index] = True
-                except ImageError as exc:
-                    skipped.append(Skipped(index, source, str(exc)))
-                except Exception as exc:  # a decoder bug must not end the run
-                    skipped.append(Skipped(index, source,
-                                           f"unexpected error ({type(exc).__name__}: {exc})"))
+    chunk, done = 64, 0
+
+    def prepare(source: str):  # (content key, cached vector, image), as iter_steps wants
+        return None, None, _decode(source, size, max_pixels, cache)
+
+    with contextlib.closing(iter_steps(sources, prepare, chunk, workers,
+                                       max(2 * chunk, 4 * workers), should_stop)) as steps:
+        for step in steps:
+            for index, image in zip(step.indices, step.images):
+                out[index] = image
+            ok[step.indices] = True
+            skipped += step.skipped
+            done += step.handled
             if progress is not None:
-                progress(start + len(part), len(sources))
+                progress(done, len(sources))
     indices = np.flatnonzero(ok)
     images = out if len(indices) == len(sources) else out[indices]
     return LoadedImages(images, indices, tuple(skipped))

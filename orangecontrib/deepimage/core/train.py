@@ -238,15 +238,23 @@ def stratified_split(labels: np.ndarray, fraction: float,
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
 
 
-def _build_net(config: TrainConfig, n_classes: int):
+def _weights_location(config: TrainConfig):
+    """The pretrained weights a run starts from (core.weights); None for untrained."""
+    from .weights import locate_weights
+    untrained = config.mode == "scratch" or config.random_weights
+    return None if untrained else locate_weights(get_spec(config.model), config.weights_file)
+
+
+def _build_net(config: TrainConfig, n_classes: int, location=None):
     import torch
     from .networks import EmbeddingNet, build_backbone
     spec = get_spec(config.model)
     torch.manual_seed(config.seed)
     backbone = build_backbone(spec)
-    if config.mode != "scratch" and not config.random_weights:
-        from .weights import load_pretrained, locate_weights
-        load_pretrained(backbone, spec, locate_weights(spec, config.weights_file))
+    location = location or _weights_location(config)
+    if location is not None:
+        from .weights import load_pretrained
+        load_pretrained(backbone, spec, location)
     backbone.reset_classifier(n_classes)
     if config.mode != "scratch":
         # a new last layer starts at zero: uniform probabilities, no random first guesses
@@ -416,26 +424,20 @@ class _Trainer:
         return total / max(weights, 1e-12), correct / len(X)
 
 
-def _embed_for_head(net, config: TrainConfig, sources, images, device: str, progress,
-                    should_stop):
-    """Embeddings for the last-layer phase: through Embedder's persistent cache when the
-    weights are the standard pretrained ones, else with ``net`` itself."""
+def _embed_for_head(net, config: TrainConfig, device: str, sources=None, images=None,
+                    weights_id=None, progress=None, should_stop=None):
+    """Embeddings for the last-layer phase, with ``net`` itself: of ``sources`` (through
+    Embedder's persistent cache, shared with Image Embedder, when ``weights_id`` names
+    the pretrained weights ``net`` has), or of the decoded ``images``."""
     from .embed import Embedder
-    if images is None and not config.random_weights:
-        embedder = Embedder(config.model, device=device, weights_file=config.weights_file,
-                            image_size=config.size, cache=True)
-        result = embedder.embed(sources, progress, should_stop)
-        return result.embeddings, result.indices, tuple(result.skipped)
-    embedder = Embedder(config.model, device=device, backend="torch", net=net,
-                        weights_id=None, cache=False, image_size=config.size,
-                        batch_size=config.batch_size)
-    if images is None:
-        result = embedder.embed(sources, progress, should_stop)
-        return result.embeddings, result.indices, tuple(result.skipped)
-    try:
+    cached = images is None and weights_id is not None
+    embedder = Embedder(config.model, device=device, backend="auto" if cached else "torch",
+                        net=net, weights_id=weights_id if cached else None, cache=cached,
+                        image_size=config.size, batch_size=None if cached else config.batch_size)
+    if images is not None:
         return embedder.embed_arrays(images), None, ()
-    finally:
-        net.to("cpu")
+    result = embedder.embed(sources, progress, should_stop)
+    return result.embeddings, result.indices, tuple(result.skipped)
 
 
 def _epochs(config: TrainConfig) -> "tuple[int, int]":
@@ -478,7 +480,8 @@ def train_classifier(sources: Sequence[str], labels: Sequence[int], n_classes: i
         raise ValueError("Training a classifier needs images of at least two classes.")
     device_name = resolve_device(config.device)
     device = torch.device(device_name)
-    net = _build_net(config, n_classes)
+    location = _weights_location(config)  # located (and digested) once
+    net = _build_net(config, n_classes, location)
     generator = torch.Generator().manual_seed(config.seed)
 
     # progress units (_planned_work): images loaded, embedded, trained and validated, and
@@ -488,8 +491,9 @@ def train_classifier(sources: Sequence[str], labels: Sequence[int], n_classes: i
     load_progress = (lambda done, total: counter.step(done - counter.done))
     if config.mode == "last-layer":  # both raise Cancelled on should_stop()
         images = None
-        embeddings, kept, skipped = _embed_for_head(net, config, sources, None, device_name,
-                                                    load_progress, should_stop)
+        embeddings, kept, skipped = _embed_for_head(
+            net, config, device_name, sources, weights_id=location and location.identity,
+            progress=load_progress, should_stop=should_stop)
     else:
         loaded = load_images(sources, config.size, progress=load_progress,
                              should_stop=should_stop)
@@ -513,13 +517,11 @@ def train_classifier(sources: Sequence[str], labels: Sequence[int], n_classes: i
     history: list[EpochRecord] = []
     trainer = _Trainer(net, config, device, criterion, counter, should_stop, on_epoch,
                        history, generator)
-    head_opt, fine_tune = None, config.mode == "fine-tune"
-    cancelled = False
+    head_opt, fine_tune, cancelled = None, config.mode == "fine-tune", False
     try:
         if head_epochs:
             if config.mode == "fine-tune":
-                embeddings = _embed_for_head(net, config, None, images, device_name, None,
-                                             None)[0]
+                embeddings = _embed_for_head(net, config, device_name, images=images)[0]
                 counter.step(len(y))
             head = net.backbone.get_classifier()
             net.to(device)
@@ -533,10 +535,8 @@ def train_classifier(sources: Sequence[str], labels: Sequence[int], n_classes: i
                 trainer.snapshot(net)  # the network phase must beat the best head
                 trainer.stopped_early = False
         if net_epochs:
-            if device.type == "cuda":
-                net.to(device, memory_format=torch.channels_last)
-            else:
-                net.to(device)
+            net.to(device, memory_format=torch.channels_last if device.type == "cuda"
+                   else torch.preserve_format)
             backbone = net.backbone
 
             def forward(x, train):

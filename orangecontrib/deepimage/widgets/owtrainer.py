@@ -32,7 +32,7 @@ from orangecontrib.deepimage.core.embed import Cancelled, _cuda_possible
 from orangecontrib.deepimage.core.models import MODELS, get_spec
 from orangecontrib.deepimage.core.train import MIN_IMAGE_SIZE, EpochRecord, preset
 from orangecontrib.deepimage.core.weights import weights_available
-from orangecontrib.deepimage.learner import ImageClassifierLearner, count_of
+from orangecontrib.deepimage.learner import ImageClassifierLearner, count_of, rate_field
 from orangecontrib.deepimage.training import TrainingOutcome, check_data, run_training, summary
 from orangecontrib.deepimage.widgets.utils import fill_combo_items
 
@@ -52,11 +52,10 @@ TRAIN_COLOUR, VAL_COLOUR = QColor("#1f77b4"), QColor("#ff7f0e")
 
 
 def preset_values(network: str, mode: str) -> "tuple[int, int, float]":
-    """(epochs, batch size, learning rate) the preset gives. In "last layer only" the
-    last layer trains alone, with Adam at the head learning rate, so that is the rate."""
+    """(epochs, batch size, learning rate) the preset gives; the rate is the one the
+    mode trains at (learner.rate_field: the last layer's in "last layer only")."""
     config = preset(network, mode)
-    rate = config.head_learning_rate if mode == "last-layer" else config.learning_rate
-    return config.epochs, config.batch_size, rate
+    return config.epochs, config.batch_size, getattr(config, rate_field(mode))
 
 
 _DEFAULT_EPOCHS, _DEFAULT_BATCH, _DEFAULT_RATE = preset_values("squeezenet", "fine-tune")
@@ -323,13 +322,11 @@ class OWTrainer(OWWidget, ConcurrentWidgetMixin):
 
     def create_learner(self) -> ImageClassifierLearner:
         """An ImageClassifierLearner with this widget's settings (no callbacks)."""
-        rate = {"head_learning_rate" if self.mode == "last-layer" else "learning_rate":
-                float(self.learning_rate)}
         return ImageClassifierLearner(
             self.network, self.mode, epochs=int(self.epochs),
             image_size=int(self.image_size) if self.lower_size else None,
-            batch_size=int(self.batch_size), flip=bool(self.flip), device=self.device,
-            **rate)
+            batch_size=int(self.batch_size), learning_rate=float(self.learning_rate),
+            flip=bool(self.flip), device=self.device)
 
     @gui.deferred
     def commit(self):
