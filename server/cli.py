@@ -10,6 +10,8 @@ import argparse
 import logging
 import sys
 
+from orangecontrib.deepimage.core.embed import BACKENDS, DEVICES
+
 __all__ = ["register", "cmd_serve"]
 
 def register(commands) -> None:
@@ -32,9 +34,9 @@ def register(commands) -> None:
     serve.add_argument("--weights", action="append", default=S, metavar="NAME=FILE",
                        help="weights file of a registry model, or a fine-tuned network "
                             "exported as FILE.onnx served under NAME (repeatable)")
-    serve.add_argument("--device", default=S, choices=("auto", "cpu", "cuda"),
+    serve.add_argument("--device", default=S, choices=DEVICES,
                        help="where the networks run (default: a GPU when there is one)")
-    serve.add_argument("--backend", default=S, choices=("auto", "torch", "onnx"),
+    serve.add_argument("--backend", default=S, choices=BACKENDS,
                        help="auto: onnxruntime on a CPU, torch with mixed precision on a GPU")
     serve.add_argument("--max-batch", type=int, default=S, metavar="N",
                        help="most images in one network call (default 64 on a GPU, 4 on "

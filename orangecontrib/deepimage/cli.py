@@ -13,6 +13,8 @@ import sys
 import time
 from typing import Sequence, TextIO
 
+from .core.embed import BACKENDS, DEVICES
+
 __all__ = ["main", "build_parser"]
 
 OUTPUT_FORMATS = (".csv", ".tab", ".npy")
@@ -64,9 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="squeezenet (default, fast), vgg16, vgg19 or inception-v3")
     embed.add_argument("-o", "--output", metavar="FILE",
                        help="write .csv (image, n0..), .tab (Orange table) or .npy")
-    embed.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
+    embed.add_argument("--device", default="auto", choices=DEVICES,
                        help="where the network runs (default: a GPU when there is one)")
-    embed.add_argument("--backend", default="auto", choices=("auto", "torch", "onnx"),
+    embed.add_argument("--backend", default="auto", choices=BACKENDS,
                        help="auto: onnxruntime on the CPU, torch on a GPU")
     embed.add_argument("--batch-size", type=int, default=None, metavar="N",
                        help="images per network call (default 16 on CPU, 64 on GPU)")

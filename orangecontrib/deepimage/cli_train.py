@@ -13,6 +13,8 @@ import os
 import sys
 from typing import TextIO
 
+from .core.embed import DEVICES
+
 __all__ = ["register"]
 
 MODES = ("fine-tune", "last-layer", "scratch")
@@ -44,7 +46,7 @@ def _training_arguments(parser: argparse.ArgumentParser) -> None:
                         help="fraction of images held out for early stopping (default 0.2)")
     parser.add_argument("--no-flip", action="store_true",
                         help="no random horizontal flips (for text, digits, ...)")
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--device", default="auto", choices=DEVICES)
     parser.add_argument("--seed", type=int, default=0, metavar="N")
     parser.add_argument("--random-weights", action="store_true", help=argparse.SUPPRESS)
 

@@ -16,10 +16,10 @@ from Orange.data import Table
 from PIL import Image, UnidentifiedImageError
 
 from .core.embed import Cancelled
-from .core.images import IMAGE_EXTENSIONS, _is_hidden
+from .core.images import IMAGE_EXTENSIONS, is_hidden, shown_size
 from .data import image_table, with_reasons
 
-__all__ = ["FolderScan", "ImportResult", "scan_folder", "shown_size", "probe_image",
+__all__ = ["FolderScan", "ImportResult", "scan_folder", "probe_image",
            "run_import", "summary"]
 
 #: EXIF orientations that turn the picture by 90 degrees (width and height swap)
@@ -75,7 +75,7 @@ def scan_folder(root: str, should_stop: Callable[[], bool] = lambda: False,
         except OSError:  # an unreadable subfolder is left out, the rest imported
             continue
         for entry in entries:
-            if _is_hidden(entry.name):
+            if is_hidden(entry.name):
                 continue
             try:
                 is_dir = entry.is_dir()
@@ -92,17 +92,6 @@ def scan_folder(root: str, should_stop: Callable[[], bool] = lambda: False,
         on_found(len(images) + len(others))
     key = _sort_key(root)
     return FolderScan(root, tuple(sorted(images, key=key)), tuple(sorted(others, key=key)))
-
-
-def shown_size(image: Image.Image) -> "tuple[int, int]":
-    """(width, height) of an opened image as it is shown: EXIF rotation by 90 degrees
-    swaps them. Reads the header only; a broken EXIF block counts as no rotation."""
-    width, height = image.size
-    try:
-        orientation = image.getexif().get(0x0112)
-    except Exception:  # a broken EXIF block does not make a broken image
-        orientation = None
-    return (height, width) if orientation in _TRANSPOSED_ORIENTATIONS else (width, height)
 
 
 def probe_image(path: str) -> "tuple[dict, Optional[str]]":

@@ -198,7 +198,7 @@ class TestOWTrainer(WidgetTest):
 
     def test_gpu_choice_only_with_a_gpu_driver(self):
         for present in (False, True):
-            with mock.patch.object(owtrainer, "_cuda_possible", return_value=present):
+            with mock.patch.object(owtrainer, "cuda_possible", return_value=present):
                 widget = self.create_widget(OWTrainer)
             self.assertEqual(widget.device_combo.model().item(2).isEnabled(), present)
 

@@ -27,7 +27,8 @@ from .models import ModelSpec, get_spec
 
 __all__ = ["Cancelled", "Embedder", "EmbeddingResult", "BatchResult", "resolve_device",
            "embed_images", "PIPELINE_VERSION", "resolve_backend", "vector_cache_key",
-           "open_cache", "gather", "prepare_source", "iter_steps"]
+           "open_cache", "gather", "prepare_source", "iter_steps", "cuda_possible",
+           "DEVICES", "BACKENDS"]
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ def open_cache(cache: "EmbeddingCache | bool | str | os.PathLike | None") -> "Em
 def resolve_backend(backend: str, device: str) -> str:
     """'auto' -> onnxruntime on the CPU (about 3x faster there), torch with AMP on a GPU."""
     backend = (backend or "auto").lower()
-    if backend not in ("auto", "torch", "onnx"):
+    if backend not in BACKENDS:
         raise ValueError(f"Unknown backend {backend!r}: choose auto, torch or onnx.")
     if backend != "auto":
         return backend
@@ -88,7 +89,11 @@ def resolve_backend(backend: str, device: str) -> str:
     return "onnx"
 
 
-def _cuda_possible() -> bool:
+DEVICES = ("auto", "cpu", "cuda")  # the choices every caller offers
+BACKENDS = ("auto", "torch", "onnx")
+
+
+def cuda_possible() -> bool:
     """False when no NVIDIA driver is installed, so that the CPU path never imports torch."""
     if "torch" in sys.modules:
         return True
@@ -109,7 +114,7 @@ def resolve_device(device: str = "auto") -> str:
         return device
     if device not in ("auto", "mps") and not device.startswith("cuda"):
         raise ValueError(f"Unknown device {device!r}: choose auto, cpu or cuda.")
-    if device == "auto" and not _cuda_possible():
+    if device == "auto" and not cuda_possible():
         return "cpu"
     import torch
     if device == "auto":

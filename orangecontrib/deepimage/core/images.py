@@ -21,7 +21,7 @@ from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 __all__ = ["IMAGE_EXTENSIONS", "DEFAULT_MAX_PIXELS", "DEFAULT_MAX_BYTES", "Skipped",
            "ImageError", "TooManyPixels", "find_images", "read_bytes", "decode_image",
-           "load_image", "is_url"]
+           "load_image", "is_url", "is_hidden", "shown_size"]
 
 IMAGE_EXTENSIONS = frozenset({
     ".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".tif", ".tiff", ".bmp", ".dib",
@@ -56,7 +56,8 @@ def is_url(source: str) -> bool:
     return isinstance(source, str) and source.lower().startswith(("http://", "https://"))
 
 
-def _is_hidden(name: str) -> bool:
+def is_hidden(name: str) -> bool:
+    """Hidden files and folders (dot files, macOS archive folders), skipped when scanning."""
     return name.startswith(".") or name.startswith("__MACOSX")
 
 
@@ -80,9 +81,9 @@ def find_images(paths: "Iterable[str | os.PathLike] | str | os.PathLike",
             continue
         folder_images = []
         for root, dirs, files in os.walk(path):
-            dirs[:] = sorted(d for d in dirs if not _is_hidden(d)) if recursive else []
+            dirs[:] = sorted(d for d in dirs if not is_hidden(d)) if recursive else []
             folder_images += [os.path.join(root, f) for f in files
-                              if not _is_hidden(f) and os.path.splitext(f)[1].lower() in extensions]
+                              if not is_hidden(f) and os.path.splitext(f)[1].lower() in extensions]
         found += sorted(folder_images, key=lambda p: os.path.relpath(p, path).split(os.sep))
     return found
 
@@ -250,6 +251,21 @@ def load_image(source: "str | os.PathLike", size: "tuple[int, int] | None" = Non
                max_pixels: int = DEFAULT_MAX_PIXELS, crop: bool = False) -> np.ndarray:
     """Read and decode one file or URL (see decode_image)."""
     return decode_image(read_bytes(source), size, max_pixels, crop)
+
+
+#: EXIF orientations that turn the picture by 90 degrees (width and height swap)
+_TRANSPOSED_ORIENTATIONS = {5, 6, 7, 8}
+
+
+def shown_size(image: Image.Image) -> "tuple[int, int]":
+    """(width, height) of an opened image as it is shown: EXIF rotation by 90 degrees
+    swaps them. Reads the header only; a broken EXIF block counts as no rotation."""
+    width, height = image.size
+    try:
+        orientation = image.getexif().get(0x0112)
+    except Exception:  # a broken EXIF block does not make a broken image
+        orientation = None
+    return (height, width) if orientation in _TRANSPOSED_ORIENTATIONS else (width, height)
 
 
 def describe(path: "str | os.PathLike") -> dict:

@@ -24,7 +24,7 @@ from Orange.widgets.utils.concurrent import ConcurrentWidgetMixin, FutureWatcher
 from Orange.widgets.utils.itemmodels import DomainModel
 from Orange.widgets.widget import Input, Msg, Output, OWWidget
 
-from orangecontrib.deepimage.core.embed import _cuda_possible
+from orangecontrib.deepimage.core.embed import cuda_possible
 from orangecontrib.deepimage.core.models import MODELS
 from orangecontrib.deepimage.core.weights import weights_available
 from orangecontrib.deepimage.data import image_column
@@ -148,7 +148,7 @@ class OWImageEmbedder(OWWidget, ConcurrentWidgetMixin):
         row = gui.hBox(box)
         gui.widgetLabel(row, "Device:")
         row.layout().addWidget(self.device_combo, 1)
-        if not _cuda_possible():
+        if not cuda_possible():
             item = self.device_combo.model().item(2)
             if item is not None:
                 item.setEnabled(False)

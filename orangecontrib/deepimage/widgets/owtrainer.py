@@ -28,7 +28,7 @@ from Orange.widgets.utils.concurrent import ConcurrentWidgetMixin
 from Orange.widgets.visualize.utils.plotutils import PlotWidget
 from Orange.widgets.widget import Input, Msg, Output, OWWidget
 
-from orangecontrib.deepimage.core.embed import Cancelled, _cuda_possible
+from orangecontrib.deepimage.core.embed import Cancelled, cuda_possible
 from orangecontrib.deepimage.core.models import MODELS, get_spec
 from orangecontrib.deepimage.core.train import MIN_IMAGE_SIZE, EpochRecord, preset
 from orangecontrib.deepimage.core.weights import weights_available
@@ -174,7 +174,7 @@ class OWTrainer(OWWidget, ConcurrentWidgetMixin):
         self.device_combo.setCurrentIndex(keys.index(self.device) if self.device in keys else 0)
         self.device_combo.activated.connect(self._device_changed)
         self.device_combo.setToolTip("'Automatic' trains on an NVIDIA GPU when there is one.")
-        if not _cuda_possible():
+        if not cuda_possible():
             item = self.device_combo.model().item(2)
             item.setEnabled(False)
             item.setToolTip("No NVIDIA GPU driver on this computer.")

@@ -18,8 +18,8 @@ from AnyQt.QtCore import QObject, pyqtSignal as Signal
 from AnyQt.QtGui import QImage
 from PIL import Image
 
-from orangecontrib.deepimage.core.images import ImageError, decode_image, read_bytes
-from orangecontrib.deepimage.imports import shown_size
+from orangecontrib.deepimage.core.images import (ImageError, decode_image, read_bytes,
+                                                  shown_size)
 
 __all__ = ["ThumbnailLoader", "Failed", "thumbnail_array", "size_bucket", "SIZE_BUCKETS"]
 
