@@ -113,13 +113,17 @@ def with_reasons(table: Table, reasons: Sequence[str], keep_class: bool = True) 
     return out
 
 
-def image_column(table: Table) -> "StringVariable | None":
-    """The image path column: the one marked type=image, else a string meta of paths."""
-    string_vars = [v for v in table.domain.metas if isinstance(v, StringVariable)]
-    for var in string_vars:
-        if var.attributes.get("type") == "image":
+def image_column(data: "Table | Domain",
+                 preferred: "str | None" = None) -> "StringVariable | None":
+    """The image path column: the text meta marked type=image (the one named
+    ``preferred`` when there are several); None when there is none."""
+    domain = data if isinstance(data, Domain) else data.domain
+    images = [v for v in domain.metas
+              if isinstance(v, StringVariable) and v.attributes.get("type") == "image"]
+    for var in images:
+        if var.name == preferred:
             return var
-    return None
+    return images[0] if images else None
 
 
 def image_paths(table: Table, column: "StringVariable | None" = None) -> list[str]:

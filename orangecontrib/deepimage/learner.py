@@ -20,31 +20,20 @@ from typing import Callable, Optional
 
 import numpy as np
 from Orange.base import Learner, Model
-from Orange.data import Domain, StringVariable, Table
+from Orange.data import Domain, Table
 from Orange.util import dummy_callback
 
 from .core.models import get_spec
 from .core.train import EpochRecord, TrainConfig, TrainResult, preset, weights_fingerprint
-from .data import image_paths
+from .data import image_column, image_paths
 
-__all__ = ["ImageClassifierLearner", "ImageClassifierModel", "find_image_column",
-           "labelled_rows", "rate_field", "count_of", "skipped_message"]
+__all__ = ["ImageClassifierLearner", "ImageClassifierModel", "labelled_rows", "rate_field",
+           "count_of", "skipped_message"]
 
 # Attributes that are shared, not copied, by deepcopy, and dropped when pickling:
 # a widget's bound method must not be deep-copied (with its widget) by Test & Score.
 _CALLBACKS = ("progress_callback", "should_stop", "epoch_callback")
 _CONFIG_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig))
-
-
-def find_image_column(domain: Domain,
-                      preferred: "str | None" = None) -> "StringVariable | None":
-    """The text meta marked type=image (the one named ``preferred`` if there are several)."""
-    images = [v for v in domain.metas
-              if isinstance(v, StringVariable) and v.attributes.get("type") == "image"]
-    for var in images:
-        if var.name == preferred:
-            return var
-    return images[0] if images else None
 
 
 def labelled_rows(data: Table) -> "tuple[np.ndarray, np.ndarray]":
@@ -127,7 +116,7 @@ class ImageClassifierLearner(_Callbacks, Learner):
         return dataclasses.replace(preset(self.model, self.mode), **chosen)
 
     def incompatibility_reason(self, domain: Domain) -> Optional[str]:
-        if find_image_column(domain) is None:
+        if image_column(domain) is None:
             return ("Image classifier needs a column of images (a text column marked "
                     "type=image, as Import Images makes); this data has none.")
         class_var = domain.class_var
@@ -141,7 +130,7 @@ class ImageClassifierLearner(_Callbacks, Learner):
         reason = self.incompatibility_reason(data.domain)
         if reason:
             raise ValueError(reason)
-        column = find_image_column(data.domain)
+        column = image_column(data.domain)
         paths = image_paths(data, column)
         known, labels = labelled_rows(data)
         result = train_classifier([paths[i] for i in known], labels,
@@ -243,7 +232,7 @@ class ImageClassifierModel(_Callbacks, Model):
 
     def predict_storage(self, data: Table) -> np.ndarray:
         from .core.train import predict_proba
-        column = find_image_column(data.domain, self.image_column)
+        column = image_column(data.domain, self.image_column)
         if column is None:
             raise ValueError("The data has no image column (a text column marked "
                              "type=image), so the image classifier cannot predict.")
