@@ -57,6 +57,7 @@ class EmbedderChoice:
     server_url: str = ""
     token: str = field(default="", repr=False)  # never in logs or tracebacks
     model_id: int = 0
+    use_cache: bool = True  # False: embed every image again (and keep nothing)
 
     def label(self) -> str:
         """How the widget names this choice: 'SqueezeNet 1.1 (on this computer)'."""
@@ -82,7 +83,8 @@ class EmbeddingOutcome:
 
 def _remote_embedder(choice: EmbedderChoice):
     from .client import RemoteEmbedder  # only when the user picked a server
-    return RemoteEmbedder(choice.server_url, choice.model, token=choice.token or None)
+    return RemoteEmbedder(choice.server_url, choice.model, token=choice.token or None,
+                          cache=choice.use_cache)
 
 
 def make_embedder(choice: EmbedderChoice, custom_model: Any = None):
@@ -93,11 +95,11 @@ def make_embedder(choice: EmbedderChoice, custom_model: Any = None):
                 f"The connected model ({type(custom_model).__name__}) cannot embed images: "
                 "connect a model from Trainer, or disconnect the Model input to use "
                 "a pretrained network.")
-        return custom_model.embedder(device=choice.device, cache=True)
+        return custom_model.embedder(device=choice.device, cache=choice.use_cache)
     if choice.where == SERVER:
         return _remote_embedder(choice)
     from .core.embed import Embedder
-    return Embedder(choice.model, device=choice.device, cache=True)
+    return Embedder(choice.model, device=choice.device, cache=choice.use_cache)
 
 
 class EmbedderPool:

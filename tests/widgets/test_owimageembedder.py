@@ -167,6 +167,19 @@ class TestOWImageEmbedder(WidgetTest):
         self.assertEqual(self.widget.device, "cpu")
         self.assertEqual(self.widget.pool.loads, 2)
 
+    def test_reuse_of_cached_embeddings_can_be_turned_off(self):
+        first, _ = self.embed(self.table)
+        self.embed(self.table)
+        self.assertIn("(6 from cache)", self.widget.summary_label.text())
+        self.widget.controls.use_cache.click()  # untick "Reuse embeddings computed before"
+        self.wait_until_finished(timeout=60000)
+        self.assertFalse(self.widget.use_cache)
+        self.assertFalse(self.widget.current_choice().use_cache)
+        again = self.get_output(self.widget.Outputs.embeddings)
+        self.assertIn("Embedded 6 images", self.widget.summary_label.text())
+        self.assertNotIn("from cache", self.widget.summary_label.text())
+        np.testing.assert_allclose(again.X, first.X, rtol=1e-5, atol=1e-5)
+
     def test_cancel(self):
         folder = tempfile.mkdtemp(prefix="embedder-cancel-")
         self.addCleanup(shutil.rmtree, folder, True)

@@ -99,6 +99,7 @@ class OWImageEmbedder(OWWidget, ConcurrentWidgetMixin):
     model_key: str = Setting(f"{LOCAL}:squeezenet")
     device: str = Setting("auto")
     server_url: str = Setting("")
+    use_cache: bool = Setting(True)
     auto_commit: bool = Setting(True)
 
     def __init__(self):
@@ -153,6 +154,12 @@ class OWImageEmbedder(OWWidget, ConcurrentWidgetMixin):
             if item is not None:
                 item.setEnabled(False)
                 item.setToolTip("No NVIDIA GPU driver on this computer.")
+
+        gui.checkBox(box, self, "use_cache", "Reuse embeddings computed before",
+                     callback=self._settings_changed,
+                     tooltip="Embeddings are kept on this computer, by image content and "
+                             "network, so a re-run is instant. Untick to embed every image "
+                             "again, e.g. to time the network or a server.")
 
         box = gui.vBox(self.controlArea, "Info")
         self.summary_label = gui.widgetLabel(box, "No data.")
@@ -346,11 +353,13 @@ class OWImageEmbedder(OWWidget, ConcurrentWidgetMixin):
     def current_choice(self) -> EmbedderChoice:
         """What the controls say to embed with."""
         if self.custom_model is not None:
-            return EmbedderChoice(CUSTOM, "custom", self.device, model_id=id(self.custom_model))
+            return EmbedderChoice(CUSTOM, "custom", self.device, model_id=id(self.custom_model),
+                                  use_cache=self.use_cache)
         where, _, name = self.model_key.partition(":")
         if where == SERVER:
-            return EmbedderChoice(SERVER, name, "auto", self.server_url, self.token)
-        return EmbedderChoice(LOCAL, name, self.device)
+            return EmbedderChoice(SERVER, name, "auto", self.server_url, self.token,
+                                  use_cache=self.use_cache)
+        return EmbedderChoice(LOCAL, name, self.device, use_cache=self.use_cache)
 
     @gui.deferred
     def commit(self):
