@@ -29,10 +29,14 @@ setup(
     # server/ sits at the top of the repository (it is deployed on its own) but is
     # installed as orangecontrib.deepimage.server, beside the core it imports.
     packages=find_namespace_packages(include=["orangecontrib.*"]) + [
-        "orangecontrib.deepimage.server",
+        "orangecontrib.deepimage.server", "orangecontrib.deepimage.tutorials",
         *("orangecontrib.deepimage.server." + p for p in find_namespace_packages("server"))],
-    package_dir={"orangecontrib.deepimage.server": "server"},
-    package_data={"orangecontrib.deepimage.widgets": ["icons/*.svg"]},
+    # tutorials/ too: the lessons live at the top for teachers, and are installed for
+    # Orange Canvas' example browser (entry point orange.widgets.tutorials)
+    package_dir={"orangecontrib.deepimage.server": "server",
+                 "orangecontrib.deepimage.tutorials": "tutorials"},
+    package_data={"orangecontrib.deepimage.widgets": ["icons/*.svg"],
+                  "orangecontrib.deepimage.tutorials": ["*.ows", "*.md", "images/*.png"]},
     install_requires=[
         "Orange3>=3.36",
         "orange-widget-base>=4.22",
@@ -51,11 +55,13 @@ setup(
                    "python-multipart>=0.0.9", "httpx>=0.27", "prometheus-client>=0.17"],
         "test": ["pytest>=7", "PyQt6>=6.5", "httpx>=0.27", "schemathesis>=4.0"],
         "bench": ["Orange3-ImageAnalytics>=0.13"],
+        "doc": ["sphinx>=7", "myst-parser>=2", "furo>=2024.1"],
     },
     entry_points={
         "orange3.addon": ("Orange3-DeepImage = orangecontrib.deepimage",),
         "orange.widgets": ("Deep Image = orangecontrib.deepimage.widgets",),
         "orange.canvas.help": ("html-index = orangecontrib.deepimage.widgets:WIDGET_HELP_PATH",),
+        "orange.widgets.tutorials": ("deepimage = orangecontrib.deepimage.tutorials",),
         "console_scripts": ("deepimage = orangecontrib.deepimage.cli:main",),
     },
     keywords=["orange3 add-on", "deep learning", "image embedding", "pytorch"],

@@ -1,0 +1,78 @@
+"""The first widgets of every lesson, without a screen: Import Images and Image Embedder.
+
+The lessons' scripts share these steps; they call the same functions as the widgets
+(``run_import``, ``run_embedding``), so a script and its workflow see the same table.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from typing import Optional
+
+import numpy as np
+from Orange.data import Table
+
+from orangecontrib.deepimage.data import image_column
+from orangecontrib.deepimage.embedding import EmbedderChoice, EmbedderPool, run_embedding
+from orangecontrib.deepimage.embedding import summary as embedding_summary
+from orangecontrib.deepimage.imports import run_import
+from orangecontrib.deepimage.imports import summary as import_summary
+from orangecontrib.deepimage.tutorials.make_digits import write_digits
+
+
+class PrintedState:
+    """What the widgets' background work reports (status and progress), printed."""
+
+    def __init__(self, step: str):
+        self.step = step
+        self.shown = -1
+
+    def set_status(self, text: str) -> None:
+        pass
+
+    def set_progress_value(self, value: float) -> None:
+        tenth = int(value // 10)
+        if tenth > self.shown and sys.stdout.isatty():
+            self.shown = tenth
+            print(f"\r{self.step}: {value:3.0f}%", end="", flush=True)
+
+    def is_interruption_requested(self) -> bool:
+        return False
+
+    def done(self, text: str) -> None:
+        print(f"\r{self.step}: {text}", flush=True)
+
+
+def import_images(folder: str, per_class: Optional[int] = None) -> Table:
+    """Import Images: the folder's images as a table, class from the subfolders.
+
+    The digits are written first when the folder is missing. With ``per_class``, only
+    the first ``per_class`` images of each class are kept.
+    """
+    if not os.path.isdir(folder):
+        print(f"Writing the digits to {folder} (once) ...", flush=True)
+        write_digits(folder, per_class or 50)
+    state = PrintedState("Import Images")
+    imported = run_import(folder, state)
+    data = imported.data
+    if data is None or data.domain.class_var is None:
+        raise SystemExit(f"{folder} needs one subfolder of images per class, "
+                         "at least two; the subfolder names become the classes.")
+    if per_class is not None:
+        classes = data.Y.astype(int)
+        keep = [row for value in range(len(data.domain.class_var.values))
+                for row in np.flatnonzero(classes == value)[:per_class]]
+        data = data[sorted(keep)]
+    state.done(f"{len(data)} images in {len(data.domain.class_var.values)} classes"
+               + ("" if per_class is None else f" (of {import_summary(imported)})"))
+    return data
+
+
+def embed_images(data: Table, choice: Optional[EmbedderChoice] = None) -> Table:
+    """Image Embedder: add the network's numbers to every image (SqueezeNet on this
+    computer unless ``choice`` says otherwise); unreadable images drop out."""
+    state = PrintedState("Image Embedder")
+    outcome = run_embedding(data, image_column(data), choice or EmbedderChoice(),
+                            EmbedderPool(), state)
+    state.done(embedding_summary(outcome.result))
+    return outcome.embedded
