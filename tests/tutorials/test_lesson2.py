@@ -1,0 +1,235 @@
+"""Lesson 2 (tutorials/lesson2_classification.*): the workflow names existing widgets and
+channels, stores the lesson's settings and no path of the author's machine, opens with
+the misclassified cells of Confusion Matrix selected, and runs; the scripted equivalent
+evaluates both methods on every image and lists exactly the misclassified ones."""
+import importlib
+import os
+import pickle
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from orangecanvas.registry import CategoryDescription, WidgetRegistry
+from orangecanvas.scheme.readwrite import loads, parse_ows_stream, scheme_load
+from orangewidget.workflow.discovery import widget_desc_from_module
+
+from orangecontrib.deepimage.data import image_paths
+from orangecontrib.deepimage.tutorials import lesson2_classification as lesson
+from orangecontrib.deepimage.tutorials.make_digits import write_digits
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKFLOW = ROOT / "tutorials" / "lesson2_classification.ows"
+TITLES = ["Import Images", "Image Embedder", "Logistic Regression", "Trainer",
+          "Test and Score", "Confusion Matrix", "Image Viewer"]
+DIGITS = tuple(str(d) for d in range(10))
+
+
+def widget_class(qualified_name):
+    module, name = qualified_name.rsplit(".", 1)
+    return getattr(importlib.import_module(module), name)
+
+
+def registry_for(parsed):
+    """A registry holding just the workflow's widgets (full discovery takes seconds)."""
+    registry = WidgetRegistry()
+    for node in parsed.nodes:
+        if registry.has_widget(node.qualified_name):
+            continue
+        desc = widget_desc_from_module(node.qualified_name.rsplit(".", 1)[0])
+        if not registry.has_category(desc.category):
+            registry.register_category(CategoryDescription(name=desc.category))
+        registry.register_widget(desc)
+    return registry
+
+
+def parse(path=WORKFLOW):
+    with open(path, "rb") as f:
+        return parse_ows_stream(f)
+
+
+def settings():
+    parsed = parse()
+    return {n.title: loads(n.data.data, n.data.format) for n in parsed.nodes}
+
+
+def test_workflow_names_existing_widgets_and_channels():
+    from orangewidget.widget import OWBaseWidget
+    parsed = parse()
+    assert [n.title for n in parsed.nodes] == TITLES
+    classes = {n.id: widget_class(n.qualified_name) for n in parsed.nodes}
+    assert all(issubclass(c, OWBaseWidget) for c in classes.values())
+    titles = {n.id: n.title for n in parsed.nodes}
+    for link in parsed.links:
+        outputs = [o.name for o in classes[link.source_node_id].get_signals("outputs")]
+        inputs = [i.name for i in classes[link.sink_node_id].get_signals("inputs")]
+        assert link.source_channel in outputs and link.sink_channel in inputs
+    assert [(titles[l.source_node_id], l.source_channel, titles[l.sink_node_id],
+             l.sink_channel) for l in parsed.links] == [
+        ("Import Images", "Data", "Image Embedder", "Images"),
+        ("Image Embedder", "Embeddings", "Test and Score", "Data"),
+        # this order makes Logistic Regression learner 0 and the Trainer learner 1
+        ("Logistic Regression", "Learner", "Test and Score", "Learner"),
+        ("Trainer", "Learner", "Test and Score", "Learner"),
+        ("Test and Score", "Evaluation Results", "Confusion Matrix", "Evaluation Results"),
+        ("Confusion Matrix", "Selected Data", "Image Viewer", "Data")]
+    assert parsed.title.startswith("Lesson 2") and "make_digits" in parsed.description
+    notes = [a for a in parsed.annotations if a.type == "text"]
+    assert len(notes) == 5 and all(a.params.text for a in notes)
+
+
+def test_workflow_stores_no_path_of_the_authors_machine():
+    props = settings()
+    (recent,) = props["Import Images"]["recent_paths"]
+    assert (recent.prefix, recent.relpath) == ("basedir", "digits")
+    assert not os.path.isabs(recent.abspath)
+
+    def strings(value):
+        if isinstance(value, str):
+            yield value
+        elif isinstance(value, dict):
+            for item in value.items():
+                yield from strings(item)
+        elif isinstance(value, (list, tuple, set)):
+            for item in value:
+                yield from strings(item)
+        elif hasattr(value, "__dict__"):
+            yield from strings(vars(value))
+    for title, values in props.items():
+        assert not any(os.path.isabs(s) for s in strings(values)), title
+    text = WORKFLOW.read_text(encoding="utf-8")
+    for folder in ("/home/", "/root/", "/work/", "/tmp/", "C:\\"):
+        assert folder not in text
+
+
+def test_workflow_stores_the_lessons_settings():
+    """The settings the lesson note explains, which are also the script's defaults."""
+    from Orange.widgets.evaluate.owtestandscore import OWTestAndScore
+    props = settings()
+    assert props["Image Embedder"]["model_key"] == "local:squeezenet"
+    assert "token" not in props["Image Embedder"]
+    trainer = props["Trainer"]
+    assert {k: trainer[k] for k in ("network", "mode", "epochs", "lower_size", "image_size",
+                                    "batch_size", "learning_rate", "flip", "device")} == dict(
+        network=lesson.NETWORK, mode=lesson.MODE, epochs=lesson.EPOCHS, lower_size=True,
+        image_size=lesson.IMAGE_SIZE, batch_size=lesson.BATCH_SIZE,
+        learning_rate=lesson.LEARNING_RATE, flip=lesson.FLIP, device=lesson.DEVICE)
+    assert not trainer["flip"]  # a mirrored digit is not a digit
+    scores = props["Test and Score"]
+    assert scores["resampling"] == OWTestAndScore.KFold and scores["cv_stratified"]
+    assert OWTestAndScore.NFolds[scores["n_folds"]] == lesson.FOLDS == 3
+    assert scores["comparison_criterion"] == 1  # CA (after AUC) in Test and Score's list
+    # a learner built from the stored settings trains as the script's does
+    from orangecontrib.deepimage.learner import ImageClassifierLearner
+    stored = ImageClassifierLearner(
+        trainer["network"], trainer["mode"], epochs=trainer["epochs"],
+        image_size=trainer["image_size"], batch_size=trainer["batch_size"],
+        learning_rate=trainer["learning_rate"], flip=trainer["flip"], device=trainer["device"])
+    assert stored.config() == lesson.make_learners()[1].config()
+
+
+def test_confusion_matrix_opens_with_the_misclassified_cells_selected():
+    matrix = settings()["Confusion Matrix"]
+    assert matrix["selected_learner"] == [1]  # the Trainer's fine-tuned network
+    (context,) = matrix["context_settings"]
+    assert tuple(context.classes) == DIGITS  # restored for the digits' classes
+    cells = {(i, j) for i in range(10) for j in range(10) if i != j}
+    assert context.values["selection"] == cells  # what "Select Misclassified" selects
+    assert pickle.loads(pickle.dumps(matrix))  # the workflow stores it as a pickle
+
+
+def test_script_evaluates_both_methods_on_every_image(tmp_path, capsys):
+    folder = tmp_path / "digits"  # missing: the script writes the digits first
+    result = lesson.run(str(folder), per_class=4, folds=2, epochs=1)
+    assert sorted(os.listdir(folder)) == list(DIGITS)
+    assert len(result.data) == 40 and result.data.X.shape == (40, 512)
+    results = result.results
+    assert [m.name for m in result.methods] == ["Logistic Regression",
+                                               "Image classifier (SqueezeNet 1.1)"]
+    assert not any(results.failed)
+    # every image predicted once by each method, by a model that did not train on it
+    assert sorted(results.row_indices) == list(range(40))
+    assert results.predicted.shape == (2, 40) and not np.isnan(results.predicted).any()
+    assert np.allclose(results.probabilities.sum(axis=2), 1)
+    paths = np.array(image_paths(result.data))[results.row_indices]
+    for i, method in enumerate(result.methods):
+        wrong = results.actual != results.predicted[i]
+        assert sorted(m.path for m in method.mistakes) == sorted(paths[wrong])
+        assert all(m.actual != m.predicted and os.path.basename(os.path.dirname(m.path))
+                   == m.actual for m in method.mistakes)
+        matrix = result.confusion_matrix(i)
+        assert matrix.sum() == 40 and matrix.trace() == 40 - len(method.mistakes)
+        assert method.ca == pytest.approx(1 - len(method.mistakes) / 40)
+        assert 0 <= method.auc <= 1 and 0 <= method.f1 <= 1
+    # SqueezeNet's numbers tell digits apart even from 2 examples of each (chance: 10 %)
+    assert result.methods[0].ca > 0.3
+    text = lesson.report(result)
+    assert "Confusion matrix of Logistic Regression" in text
+    assert f"predicted {40 - len(result.methods[1].mistakes)} of 40" in text
+
+
+def test_script_command_line(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        lesson.main(["--folds", "1"])
+    assert "--folds must be at least 2" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        lesson.main(["--per-class", "2", "--folds", "3"])
+    # both ways of starting it in a shell find the package
+    for command in ([sys.executable, str(ROOT / "tutorials" / "lesson2_classification.py"),
+                     "--help"],
+                    [sys.executable, "-m",
+                     "orangecontrib.deepimage.tutorials.lesson2_classification", "--help"]):
+        done = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path,
+                              timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert "--per-class" in done.stdout and "--epochs" in done.stdout
+
+
+def test_loaded_workflow_runs_to_the_misclassified_images(tmp_path):
+    """Copied with a few digits to another folder, the workflow runs as saved: Test and
+    Score cross-validates both learners, and Image Viewer receives the images the
+    Trainer's network got wrong, selected by the stored Confusion Matrix selection."""
+    from AnyQt.QtWidgets import QApplication
+    from orangewidget.workflow.widgetsscheme import WidgetsScheme
+    app = QApplication.instance() or QApplication([])
+    shutil.copy(WORKFLOW, tmp_path / WORKFLOW.name)
+    write_digits(str(tmp_path / "digits"), per_class=3)  # 3 folds: 1 of each digit per fold
+    scheme = WidgetsScheme()
+    scheme.set_runtime_env("basedir", str(tmp_path))
+    with open(tmp_path / WORKFLOW.name, "rb") as f:
+        scheme_load(scheme, f, registry=registry_for(parse()))
+    widgets = {n.title: scheme.widget_manager.widget_for_node(n) for n in scheme.nodes}
+    try:
+        matrix, viewer = widgets["Confusion Matrix"], widgets["Image Viewer"]
+        deadline = time.monotonic() + 180
+        while (matrix.results is None or scheme.signal_manager.has_pending()) \
+                and time.monotonic() < deadline:
+            app.processEvents()
+            time.sleep(0.02)
+        for title, widget in widgets.items():
+            assert not widget.Error.active, (title, [str(m) for m in widget.Error.active])
+        assert widgets["Import Images"].current_folder() == str(tmp_path / "digits")
+        results = matrix.results
+        assert results is not None and results.predicted.shape == (2, 30)
+        assert matrix.learners == ["Logistic Regression", "Image classifier (SqueezeNet 1.1)"]
+        assert matrix.selected_learner == [1] and len(matrix.selection) == 90
+        wrong = results.row_indices[results.actual != results.predicted[1]]
+        if len(wrong):
+            assert viewer.data is not None
+            assert sorted(viewer.data.ids) == sorted(results.data.ids[wrong])
+            # titled by the network's prediction, which differs from the class
+            predicted = viewer.data.get_column(viewer.title_attr)
+            assert viewer.title_attr.name == "category(Image classifier (SqueezeNet 1.1))"
+            assert (predicted != viewer.data.Y).all()
+        else:  # nothing misclassified: nothing selected
+            assert viewer.data is None
+    finally:
+        from AnyQt.QtCore import QCoreApplication, QEvent
+        scheme.clear()
+        scheme.deleteLater()
+        app.processEvents()
+        QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)

@@ -1,0 +1,110 @@
+#!/usr/bin/env python3
+"""Take lesson 2's screenshots from a real Orange Canvas session.
+
+    xvfb-run -a .venv/bin/python tools/shots_lesson2.py [--timeout 600]
+
+Opens tutorials/lesson2_classification.ows (Import Images -> Image Embedder -> Test and
+Score with Logistic Regression and the Trainer -> Confusion Matrix -> Image Viewer; the
+digits are written first when tutorials/digits is missing), waits until Test and Score
+has cross-validated both learners and Image Viewer shows the misclassified images that
+the workflow's Confusion Matrix selects, prints how long that took, and saves
+
+    tutorials/images/lesson2-canvas.png              the canvas window
+    tutorials/images/lesson2-test-and-score.png      the widget windows, opened from
+    tutorials/images/lesson2-confusion-matrix.png    their nodes as a double-click
+    tutorials/images/lesson2-image-viewer.png        on the canvas opens them
+
+Orange's settings and the embedding cache live in a temporary folder (tools/canvas_kit),
+so the embedding runs from scratch and the time is what a student sees the first time.
+Look at the PNGs before committing them.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from canvas_kit import ROOT, run_canvas, write_digits_if_missing  # noqa: E402
+
+WORKFLOW = os.path.join(ROOT, "tutorials", "lesson2_classification.ows")
+IMAGES = "tutorials/images"
+CANVAS_SIZE = (1360, 640)  # the toolbox and the whole workflow with its notes
+WIDGET_PNGS = {  # node title -> (file, window size or None for the widget's own)
+    "Test and Score": ("lesson2-test-and-score.png", (980, 420)),
+    "Confusion Matrix": ("lesson2-confusion-matrix.png", (1080, 580)),
+    "Image Viewer": ("lesson2-image-viewer.png", (900, 560)),
+}
+
+
+def thumbnails_shown(viewer) -> bool:
+    """Every thumbnail in Image Viewer's visible area has been loaded."""
+    from AnyQt.QtGui import QImage
+    from orangecontrib.deepimage.widgets.utils.thumbnails import size_bucket
+    view = viewer.view
+    side = size_bucket(view.delegate.side)
+    area = view.viewport().rect()
+    shown = [viewer.paths[row] for row in range(len(viewer.paths))
+             if view.visualRect(view.model().index(row)).intersects(area)]
+    return bool(shown) and all(isinstance(viewer.loader.cached(p, side), QImage)
+                               for p in shown)
+
+
+def dismiss_advice(widget) -> None:
+    """Click "Ok, got it" on a widget's first-time advice (Confusion Matrix has one)."""
+    from orangewidget.utils.overlay import MessageOverlayWidget
+    for overlay in widget.findChildren(MessageOverlayWidget):
+        if overlay.isVisible():
+            overlay.button(MessageOverlayWidget.Ok).click()
+
+
+def drive(session, started: float) -> None:
+    widgets = session.widgets
+    scores, matrix, viewer = (widgets[t] for t in
+                              ("Test and Score", "Confusion Matrix", "Image Viewer"))
+    opened = time.monotonic()
+    session.wait_until("Test and Score's results", lambda: session.idle()
+                       and matrix.results is not None and viewer.data is not None)
+    done = time.monotonic()
+    print(f"The workflow ran in {done - opened:.0f} s after it was opened "
+          f"({done - started:.0f} s after Orange started).", flush=True)
+    results, learner = matrix.results, matrix.selected_learner[0]
+    wrong = int((results.actual != results.predicted[learner]).sum())
+    print(f"Confusion Matrix: {matrix.learners[learner]}, {len(matrix.selection)} cells "
+          f"selected; Image Viewer shows {len(viewer.data)} images, {wrong} misclassified.",
+          flush=True)
+    model = scores.score_table.model
+    for row in range(model.rowCount()):
+        cells = [model.index(row, col).data() for col in range(model.columnCount())]
+        print("  " + "  ".join(f"{c:.3f}" if isinstance(c, float) else str(c)
+                               for c in cells), flush=True)
+    if len(viewer.data) != wrong:
+        raise AssertionError("Image Viewer does not show the misclassified images")
+
+    session.save_canvas(os.path.join(IMAGES, "lesson2-canvas.png"), size=CANVAS_SIZE)
+    for title, (name, size) in WIDGET_PNGS.items():
+        widget = session.open_widget(title, size=size)
+        dismiss_advice(widget)
+        if widget is viewer:
+            session.wait_until("the thumbnails", lambda: thumbnails_shown(viewer))
+            session.settle()
+        session.save_widget(title, os.path.join(IMAGES, name))
+        widget.hide()
+    for title in ("Import Images", "Image Embedder", "Logistic Regression", "Trainer"):
+        session.report(title)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--timeout", type=float, default=600,
+                        help="seconds to wait for each step (default 600)")
+    args = parser.parse_args(argv)
+    write_digits_if_missing()
+    started = time.monotonic()
+    return run_canvas(WORKFLOW, lambda session: drive(session, started),
+                      timeout=args.timeout)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
