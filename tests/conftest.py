@@ -1,18 +1,38 @@
-"""Test-wide settings: offscreen Qt, a private embedding cache, no downloads."""
+"""Test-wide settings: offscreen Qt, private caches and settings, no downloads.
+
+Set before anything imports Orange or Qt, and inherited by every server or CLI
+subprocess the tests start, so no test reads or writes the user's files: our
+embedding cache, torch's hub folder, and Orange's own folders, which on Linux
+follow the XDG variables (Orange.misc.environ.cache_dir, .data_dir: Orange's
+cache, where image-analytics keeps <model>_embeddings.pickle, and the widget
+settings; QStandardPaths, which image-analytics also uses, and QSettings too).
+"""
+import atexit
 import os
+import shutil
 import tempfile
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ["DEEPIMAGE_OFFLINE"] = "1"  # no test may download weights
-# Keep the user's cache (and torch hub folder) out of the tests.
-_home = tempfile.mkdtemp(prefix="deepimage-tests-")
-os.environ["DEEPIMAGE_CACHE_DIR"] = os.path.join(_home, "cache")
-os.environ["TORCH_HOME"] = os.path.join(_home, "torch")
+TEST_HOME = tempfile.mkdtemp(prefix="deepimage-tests-")
+atexit.register(shutil.rmtree, TEST_HOME, ignore_errors=True)
+os.environ["DEEPIMAGE_CACHE_DIR"] = os.path.join(TEST_HOME, "cache")
+os.environ["TORCH_HOME"] = os.path.join(TEST_HOME, "torch")
 os.environ.pop("DEEPIMAGE_WEIGHTS_DIR", None)
+for _variable, _folder in (("XDG_CACHE_HOME", "xdg-cache"), ("XDG_DATA_HOME", "xdg-data"),
+                           ("XDG_CONFIG_HOME", "xdg-config")):
+    os.environ[_variable] = os.path.join(TEST_HOME, _folder)
+    os.makedirs(os.environ[_variable], exist_ok=True)
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def test_home() -> str:
+    """The temporary folder that stands in for the user's caches and settings."""
+    return TEST_HOME
 
 
 @pytest.fixture
