@@ -28,7 +28,6 @@ import os
 import platform
 import random
 import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -38,6 +37,8 @@ from pathlib import Path
 
 import httpx
 from PIL import Image
+
+from orangecontrib.deepimage.server.launch import ServerNotReady, ServerProcess, start_server
 
 REPO = Path(__file__).resolve().parents[1]
 PHOTO_DIRS = (REPO.parent / "shared" / "data" / "photos", REPO / "tutorials" / "sample-photos")
@@ -71,31 +72,13 @@ def make_images(folder: Path, count: int, size: int = 227) -> list[bytes]:
     return data
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_server(extra: list[str], env: dict, log: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "orangecontrib.deepimage.cli", "serve", "--port", str(port),
-         "--models", "squeezenet", "--device", "cpu", "--log-level", "warning", *extra],
-        env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            sys.exit(f"server exited: {log.read_text()}")
-        try:
-            if httpx.get(base + "/readyz", timeout=2).status_code == 200:
-                return process, base
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    process.kill()
-    sys.exit("server did not become ready")
+def start(extra: list[str], env: dict, log: Path) -> ServerProcess:
+    """A `deepimage serve` (SqueezeNet on the CPU) on a free loopback port, once ready."""
+    try:
+        return start_server("--models", "squeezenet", "--device", "cpu", "--log-level",
+                            "warning", *extra, env=env, log_file=log)
+    except ServerNotReady as exc:
+        sys.exit(str(exc))
 
 
 async def load(base: str, images: list[bytes], concurrency: int) -> dict:
@@ -140,11 +123,12 @@ def run_servers(configs: dict, images, warmup, concurrency, rounds, env, folder)
     servers = {}
     try:
         for label, extra in configs.items():
-            servers[label] = start_server(extra, env, folder / f"server-{label}.log")
+            servers[label] = start(extra, env, folder / f"server-{label}.log")
         counts = {}
-        for label, (_, base) in servers.items():
-            asyncio.run(load(base, warmup, concurrency))  # untimed: threads, arenas, connections
-            counts[label] = batch_counts(base)
+        for label, server in servers.items():
+            # untimed: threads, arenas, connections
+            asyncio.run(load(server.url, warmup, concurrency))
+            counts[label] = batch_counts(server.url)
         results = {label: {"seconds": 0.0, "errors": [], "latencies": [], "rounds": []}
                    for label in configs}
         size = -(-len(images) // rounds)
@@ -153,27 +137,27 @@ def run_servers(configs: dict, images, warmup, concurrency, rounds, env, folder)
             order = list(servers) if r % 2 == 0 else list(reversed(servers))
             for label in order:
                 print(f"  round {r + 1}/{rounds}: {label} ...", file=sys.stderr)
-                got = asyncio.run(load(servers[label][1], part, concurrency))
+                got = asyncio.run(load(servers[label].url, part, concurrency))
                 result = results[label]
                 result["seconds"] += got["seconds"]
                 result["errors"] += got["errors"]
                 result["latencies"] += got["latencies"]
                 result["rounds"].append(len(part) / got["seconds"])
-        for label, (_, base) in servers.items():
+        for label, server in servers.items():
             result = results[label]
             latencies = sorted(result["latencies"])
             result["rate"] = len(latencies) / result["seconds"]
             result["p50"] = statistics.median(latencies) * 1000
             result["p99"] = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))] * 1000
-            done, calls = batch_counts(base)
+            done, calls = batch_counts(server.url)
             before_images, before_calls = counts[label]
             result["batches"] = (f"{(done - before_images) / (calls - before_calls):.1f} images "
                                  f"per network call" if calls > before_calls else "n/a")
     finally:
-        for process, _ in servers.values():
-            process.terminate()
-        for process, _ in servers.values():
-            process.wait(30)
+        for server in servers.values():
+            server.process.terminate()  # all at once, then wait for each
+        for server in servers.values():
+            server.stop(timeout=30)
     return results
 
 

@@ -17,6 +17,7 @@ GUI = ("AnyQt", "PyQt5", "PyQt6", "PySide2", "PySide6")
                                     "orangecontrib.deepimage.client",
                                     "orangecontrib.deepimage.server.app",
                                     "orangecontrib.deepimage.server.cli",
+                                    "orangecontrib.deepimage.server.launch",
                                     "orangecontrib.deepimage.server.routes.orange",
                                     "orangecontrib.deepimage.server.routes.v1",
                                     "orangecontrib.deepimage.server.routes.health",
