@@ -10,9 +10,10 @@ from Orange.widgets.tests.base import WidgetTest
 from orangecontrib.deepimage.core import find_images
 from orangecontrib.deepimage.core.embed import Embedder
 from orangecontrib.deepimage.data import image_paths, image_table
+from orangecontrib.deepimage.server.launch import ServerProcess
 from orangecontrib.deepimage.widgets.owimageembedder import OWImageEmbedder
 
-from live_server import LiveServer
+from live_server import LiveServer, free_port
 from test_owimageembedder import MemoryKeyring, make_photos
 
 TOKEN = "widget-test-token-0123456789abcdef"
@@ -30,10 +31,14 @@ class TestRemoteEmbedding(WidgetTest):
         cls.server = LiveServer(
             cls.tmp, "--models", "squeezenet", "--token-file", token_file,
             "--max-delay-ms", "2",
-            env={"DEEPIMAGE_CACHE_DIR": os.path.join(cls.tmp, "server-cache")}).wait_ready()
+            env=cls.server_env()).wait_ready()
         cls.url = cls.server.url
         cls.folder = make_photos(os.path.join(cls.tmp, "photos"), seed=3)
         cls.table = image_table(find_images(cls.folder), cls.folder)
+
+    @classmethod
+    def server_env(cls):
+        return {"DEEPIMAGE_CACHE_DIR": os.path.join(cls.tmp, "server-cache")}
 
     @classmethod
     def tearDownClass(cls):
@@ -100,3 +105,51 @@ class TestRemoteEmbedding(WidgetTest):
         self.connect("not-the-right-token-000000")
         self.assertTrue(self.widget.Error.server.is_shown())
         self.assertIn("token", str(self.widget.Error.server).lower())
+
+    def test_list_server_models_retries_a_failed_embedding(self):
+        """The server was not running when the workflow embedded; once it runs, a
+        successful List Server Models embeds again (Apply is disabled while Apply
+        Automatically is on) and the errors go."""
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        w = self.create_widget(OWImageEmbedder, stored_settings={
+            "server_url": url, "model_key": "server:squeezenet"})
+        self.assertTrue(w.auto_commit)
+        self.process_events(lambda: w._listing_future.done(), timeout=TIMEOUT)
+        self.send_signal(w.Inputs.images, self.table, widget=w)
+        self.wait_until_finished(w, timeout=TIMEOUT)
+        self.process_events()
+        self.assertTrue(w.Error.failed.is_shown())
+        self.assertIn(f"There is no embedding server at {url}", str(w.Error.failed))
+        self.assertTrue(w.Error.server.is_shown())
+        self.assertIsNone(self.get_output(w.Outputs.embeddings, widget=w))
+
+        with ServerProcess("--models", "squeezenet", "--max-delay-ms", "2", port=port,
+                           env=self.server_env(),
+                           log_file=os.path.join(self.tmp, f"serve-{port}.log")) as server:
+            server.wait_ready()
+            w.list_button.click()
+            future = w._listing_future
+            self.process_events(lambda: future.done(), timeout=TIMEOUT)
+            self.process_events()
+            self.wait_until_finished(w, timeout=TIMEOUT)
+        self.assertFalse(w.Error.server.is_shown(), str(w.Error.server))
+        self.assertFalse(w.Error.failed.is_shown(), str(w.Error.failed))
+        self.assertEqual(self.get_output(w.Outputs.embeddings, widget=w).X.shape, (6, 512))
+        self.assertIn("Embedded 6 images", w.summary_label.text())
+
+    def test_list_server_models_does_not_embed_again_after_success(self):
+        self.connect(TOKEN)
+        w = self.widget
+        index = self.server_index("squeezenet")
+        w.model_combo.setCurrentIndex(index)
+        w.model_combo.activated.emit(index)
+        self.send_signal(w.Inputs.images, self.table)
+        self.wait_until_finished(timeout=TIMEOUT)
+        self.assertIsNotNone(self.get_output(w.Outputs.embeddings))
+        with mock.patch.object(w, "start") as start:
+            w.list_button.click()
+            future = w._listing_future
+            self.process_events(lambda: future.done(), timeout=TIMEOUT)
+            self.process_events()
+        start.assert_not_called()

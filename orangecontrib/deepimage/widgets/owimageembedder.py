@@ -294,7 +294,8 @@ class OWImageEmbedder(OWWidget, ConcurrentWidgetMixin):
     # --- the server's models, fetched off the GUI thread -------------------------------
 
     def list_server_models(self) -> Optional[Future]:
-        """Ask the server which models it serves; the list updates when it answers."""
+        """Ask the server which models it serves; the list updates when it answers, and
+        an embedding on the server that failed last time runs again."""
         if not (self._remote and self.server_url):
             return None
         self.Error.server.clear()
@@ -317,6 +318,10 @@ class OWImageEmbedder(OWWidget, ConcurrentWidgetMixin):
         self._refresh_models()
         if self.model_key != previous:
             self._settings_changed()
+        elif self.Error.failed.is_shown() and self.current_choice().where == SERVER:
+            # the last run could not reach the server, which answers now: embed again
+            # (Apply is disabled while it applies automatically, so this is the way)
+            self.commit.deferred()
 
     # --- inputs ------------------------------------------------------------------------
 
