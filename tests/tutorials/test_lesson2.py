@@ -2,74 +2,41 @@
 channels, stores the lesson's settings and no path of the author's machine, opens with
 the misclassified cells of Confusion Matrix selected, and runs; the scripted equivalent
 evaluates both methods on every image and lists exactly the misclassified ones."""
-import importlib
 import os
 import pickle
-import shutil
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from orangecanvas.registry import CategoryDescription, WidgetRegistry
-from orangecanvas.scheme.readwrite import loads, parse_ows_stream, scheme_load
-from orangewidget.workflow.discovery import widget_desc_from_module
 
 from orangecontrib.deepimage.data import image_paths
 from orangecontrib.deepimage.tutorials import lesson2_classification as lesson
 from orangecontrib.deepimage.tutorials.make_digits import write_digits
 
-ROOT = Path(__file__).resolve().parents[2]
-WORKFLOW = ROOT / "tutorials" / "lesson2_classification.ows"
+from workflow_helpers import (TUTORIALS, links_by_title, node_settings, opened_workflow,
+                              process_until)
+from workflow_helpers import parse as parse_workflow
+
+WORKFLOW = TUTORIALS / "lesson2_classification.ows"
 TITLES = ["Import Images", "Image Embedder", "Logistic Regression", "Trainer",
           "Test and Score", "Confusion Matrix", "Image Viewer"]
 DIGITS = tuple(str(d) for d in range(10))
 
 
-def widget_class(qualified_name):
-    module, name = qualified_name.rsplit(".", 1)
-    return getattr(importlib.import_module(module), name)
-
-
-def registry_for(parsed):
-    """A registry holding just the workflow's widgets (full discovery takes seconds)."""
-    registry = WidgetRegistry()
-    for node in parsed.nodes:
-        if registry.has_widget(node.qualified_name):
-            continue
-        desc = widget_desc_from_module(node.qualified_name.rsplit(".", 1)[0])
-        if not registry.has_category(desc.category):
-            registry.register_category(CategoryDescription(name=desc.category))
-        registry.register_widget(desc)
-    return registry
-
-
 def parse(path=WORKFLOW):
-    with open(path, "rb") as f:
-        return parse_ows_stream(f)
+    return parse_workflow(path)
 
 
 def settings():
-    parsed = parse()
-    return {n.title: loads(n.data.data, n.data.format) for n in parsed.nodes}
+    return node_settings(parse())
 
 
 def test_workflow_names_existing_widgets_and_channels():
-    from orangewidget.widget import OWBaseWidget
     parsed = parse()
     assert [n.title for n in parsed.nodes] == TITLES
-    classes = {n.id: widget_class(n.qualified_name) for n in parsed.nodes}
-    assert all(issubclass(c, OWBaseWidget) for c in classes.values())
-    titles = {n.id: n.title for n in parsed.nodes}
-    for link in parsed.links:
-        outputs = [o.name for o in classes[link.source_node_id].get_signals("outputs")]
-        inputs = [i.name for i in classes[link.sink_node_id].get_signals("inputs")]
-        assert link.source_channel in outputs and link.sink_channel in inputs
-    assert [(titles[l.source_node_id], l.source_channel, titles[l.sink_node_id],
-             l.sink_channel) for l in parsed.links] == [
+    assert links_by_title(parsed) == [
         ("Import Images", "Data", "Image Embedder", "Images"),
         ("Image Embedder", "Embeddings", "Test and Score", "Data"),
         # this order makes Logistic Regression learner 0 and the Trainer learner 1
@@ -142,6 +109,14 @@ def test_confusion_matrix_opens_with_the_misclassified_cells_selected():
     assert pickle.loads(pickle.dumps(matrix))  # the workflow stores it as a pickle
 
 
+def test_image_viewer_opens_titled_by_the_networks_predictions():
+    """Its own stored context matches perfectly, so it wins over contexts that earlier
+    Image Viewers (lesson 1's, titled by the class) left in Orange's saved defaults."""
+    (context,) = settings()["Image Viewer"]["context_settings"]
+    assert context.values["title_attr"] == ("category(Image classifier (SqueezeNet 1.1))",
+                                            101)  # a categorical meta column
+
+
 def test_script_evaluates_both_methods_on_every_image(tmp_path, capsys):
     folder = tmp_path / "digits"  # missing: the script writes the digits first
     result = lesson.run(str(folder), per_class=4, folds=2, epochs=1)
@@ -179,7 +154,7 @@ def test_script_command_line(tmp_path, capsys):
     with pytest.raises(SystemExit):
         lesson.main(["--per-class", "2", "--folds", "3"])
     # both ways of starting it in a shell find the package
-    for command in ([sys.executable, str(ROOT / "tutorials" / "lesson2_classification.py"),
+    for command in ([sys.executable, str(WORKFLOW.with_suffix(".py")),
                      "--help"],
                     [sys.executable, "-m",
                      "orangecontrib.deepimage.tutorials.lesson2_classification", "--help"]):
@@ -193,23 +168,11 @@ def test_loaded_workflow_runs_to_the_misclassified_images(tmp_path):
     """Copied with a few digits to another folder, the workflow runs as saved: Test and
     Score cross-validates both learners, and Image Viewer receives the images the
     Trainer's network got wrong, selected by the stored Confusion Matrix selection."""
-    from AnyQt.QtWidgets import QApplication
-    from orangewidget.workflow.widgetsscheme import WidgetsScheme
-    app = QApplication.instance() or QApplication([])
-    shutil.copy(WORKFLOW, tmp_path / WORKFLOW.name)
     write_digits(str(tmp_path / "digits"), per_class=3)  # 3 folds: 1 of each digit per fold
-    scheme = WidgetsScheme()
-    scheme.set_runtime_env("basedir", str(tmp_path))
-    with open(tmp_path / WORKFLOW.name, "rb") as f:
-        scheme_load(scheme, f, registry=registry_for(parse()))
-    widgets = {n.title: scheme.widget_manager.widget_for_node(n) for n in scheme.nodes}
-    try:
+    with opened_workflow(WORKFLOW, tmp_path) as (app, scheme, widgets):
         matrix, viewer = widgets["Confusion Matrix"], widgets["Image Viewer"]
-        deadline = time.monotonic() + 180
-        while (matrix.results is None or scheme.signal_manager.has_pending()) \
-                and time.monotonic() < deadline:
-            app.processEvents()
-            time.sleep(0.02)
+        process_until(app, lambda: matrix.results is not None
+                      and not scheme.signal_manager.has_pending(), 180)
         for title, widget in widgets.items():
             assert not widget.Error.active, (title, [str(m) for m in widget.Error.active])
         assert widgets["Import Images"].current_folder() == str(tmp_path / "digits")
@@ -227,9 +190,3 @@ def test_loaded_workflow_runs_to_the_misclassified_images(tmp_path):
             assert (predicted != viewer.data.Y).all()
         else:  # nothing misclassified: nothing selected
             assert viewer.data is None
-    finally:
-        from AnyQt.QtCore import QCoreApplication, QEvent
-        scheme.clear()
-        scheme.deleteLater()
-        app.processEvents()
-        QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
