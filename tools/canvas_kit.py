@@ -138,9 +138,10 @@ class CanvasSession:
         """The canvas window as a user sees it: ``category`` open, no node selected."""
         self.window.resize(*(size or CANVAS_SIZE))
         toolbox = self.window.widgets_tool_box
+        for i in range(toolbox.count()):  # only ``category`` open, as a user leaves it
+            toolbox.tabAction(i).setChecked(toolbox.tabButton(i).text() == category)
         for i in range(toolbox.count()):
             if toolbox.tabButton(i).text() == category:
-                toolbox.tabAction(i).setChecked(True)
                 toolbox.ensureWidgetVisible(toolbox.widget(i))
         self.window.current_document().scene().clearSelection()
         self.settle()
