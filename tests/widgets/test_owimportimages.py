@@ -183,6 +183,23 @@ class TestOWImportImages(WidgetTest):
         self.assertTrue(widget.Error.folder_missing.is_shown())
         self.assertIsNone(self.get_output(widget.Outputs.data, widget=widget))
 
+    def test_a_lessons_missing_digits_say_how_to_write_them(self):
+        lesson = os.path.join(self.tmp, "lesson")
+        os.makedirs(lesson)
+        open(os.path.join(lesson, "lesson1_clustering.ows"), "w").close()
+        digits = os.path.join(lesson, "digits")
+        widget = self.create_widget(
+            OWImportImages, stored_settings={"recent_paths": [RecentPath(digits, None, None)]})
+        self.assertTrue(widget.Error.lesson_digits_missing.is_shown())
+        self.assertFalse(widget.Error.folder_missing.is_shown())
+        self.assertIn("make tutorials", str(widget.Error.lesson_digits_missing))
+        from orangecontrib.deepimage.tutorials.make_digits import write_digits
+        write_digits(digits, per_class=1)
+        widget.reload()
+        data = self.get_output(widget.Outputs.data, widget=widget, wait=5000)
+        self.assertEqual(len(data), 10)
+        self.assertFalse(widget.Error.lesson_digits_missing.is_shown())
+
     def test_anchors_image_viewer_accepts_our_table(self):
         viewer_module = pytest.importorskip(
             "orangecontrib.imageanalytics.widgets.owimageviewer")

@@ -24,6 +24,13 @@ from orangecontrib.deepimage.imports import ImportResult, run_import, summary
 MAX_RECENT = 15
 
 
+def is_lesson_digits(folder: str) -> bool:
+    """The 'digits' folder beside a lesson's workflow (tutorials/lesson*.ows)."""
+    parent = os.path.dirname(os.path.normpath(folder))
+    return os.path.basename(os.path.normpath(folder)) == "digits" and os.path.isdir(parent) \
+        and any(n.startswith("lesson") and n.endswith(".ows") for n in os.listdir(parent))
+
+
 class OWImportImages(OWWidget, ConcurrentWidgetMixin):
     name = "Import Images"
     description = "Import a folder of images; subfolders become classes."
@@ -39,6 +46,9 @@ class OWImportImages(OWWidget, ConcurrentWidgetMixin):
 
     class Error(OWWidget.Error):
         folder_missing = Msg("Folder '{}' was not found. Choose it again with the '…' button.")
+        lesson_digits_missing = Msg(
+            "The lesson's digits are not written yet: run 'make tutorials' (or: python -m "
+            "orangecontrib.deepimage.tutorials.make_digits -o \"{}\"), then press Reload.")
         failed = Msg("Import failed: {}")
 
     class Warning(OWWidget.Warning):
@@ -186,7 +196,10 @@ class OWImportImages(OWWidget, ConcurrentWidgetMixin):
             return
         if not os.path.isdir(folder):
             self.cancel_import()
-            self.Error.folder_missing(folder)
+            if is_lesson_digits(folder):
+                self.Error.lesson_digits_missing(folder)
+            else:
+                self.Error.folder_missing(folder)
             self._send(None)
             return
         self.info_label.setText(f"Importing {folder}…")
