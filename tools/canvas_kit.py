@@ -62,6 +62,19 @@ def write_digits_if_missing(folder: Optional[str] = None) -> str:
     return folder
 
 
+def thumbnails_shown(viewer) -> bool:
+    """Every thumbnail in an Image Viewer's visible area has been loaded."""
+    from AnyQt.QtGui import QImage
+    from orangecontrib.deepimage.widgets.utils.thumbnails import size_bucket
+    view = viewer.view
+    side = size_bucket(view.delegate.side)
+    area = view.viewport().rect()
+    shown = [viewer.paths[row] for row in range(len(viewer.paths))
+             if view.visualRect(view.model().index(row)).intersects(area)]
+    return bool(shown) and all(isinstance(viewer.loader.cached(p, side), QImage)
+                               for p in shown)
+
+
 def warn_about_fonts() -> None:
     if shutil.which("fc-list") and not subprocess.run(
             ["fc-list", ":charset=1f13b 1f13c"], capture_output=True, text=True).stdout:

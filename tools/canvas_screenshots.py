@@ -26,7 +26,8 @@ import sys
 import time
 from functools import partial
 
-from canvas_kit import ROOT, CanvasSession, run_canvas, write_digits_if_missing
+from canvas_kit import (ROOT, CanvasSession, run_canvas, thumbnails_shown,
+                        write_digits_if_missing)
 
 WORKFLOW = os.path.join(ROOT, "tutorials", "lesson1_clustering.ows")
 CANVAS_PNG = "doc/images/canvas-clustering.png"
@@ -56,18 +57,6 @@ def main(argv=None) -> int:
                         help="skip the Trainer's screenshot (it trains for a minute or more)")
     args = parser.parse_args(argv)
     write_digits_if_missing()
-    from AnyQt.QtGui import QImage
-    from orangecontrib.deepimage.widgets.utils.thumbnails import size_bucket
-
-    def thumbnails_shown(viewer) -> bool:
-        """Every thumbnail in the viewer's visible area is loaded."""
-        view = viewer.view
-        side = size_bucket(view.delegate.side)
-        area = view.viewport().rect()
-        shown = [viewer.paths[row] for row in range(len(viewer.paths))
-                 if view.visualRect(view.model().index(row)).intersects(area)]
-        return bool(shown) and all(
-            isinstance(viewer.loader.cached(p, side), QImage) for p in shown)
 
     def drive(session) -> None:
         widgets = session.widgets

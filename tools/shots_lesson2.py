@@ -26,7 +26,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from canvas_kit import ROOT, run_canvas, write_digits_if_missing  # noqa: E402
+from canvas_kit import ROOT, run_canvas, thumbnails_shown, write_digits_if_missing  # noqa: E402
 
 WORKFLOW = os.path.join(ROOT, "tutorials", "lesson2_classification.ows")
 IMAGES = "tutorials/images"
@@ -36,19 +36,6 @@ WIDGET_PNGS = {  # node title -> (file, window size or None for the widget's own
     "Confusion Matrix": ("lesson2-confusion-matrix.png", (1080, 580)),
     "Image Viewer": ("lesson2-image-viewer.png", (900, 560)),
 }
-
-
-def thumbnails_shown(viewer) -> bool:
-    """Every thumbnail in Image Viewer's visible area has been loaded."""
-    from AnyQt.QtGui import QImage
-    from orangecontrib.deepimage.widgets.utils.thumbnails import size_bucket
-    view = viewer.view
-    side = size_bucket(view.delegate.side)
-    area = view.viewport().rect()
-    shown = [viewer.paths[row] for row in range(len(viewer.paths))
-             if view.visualRect(view.model().index(row)).intersects(area)]
-    return bool(shown) and all(isinstance(viewer.loader.cached(p, side), QImage)
-                               for p in shown)
 
 
 def dismiss_advice(widget) -> None:
