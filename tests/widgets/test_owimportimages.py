@@ -188,9 +188,13 @@ class TestOWImportImages(WidgetTest):
         os.makedirs(lesson)
         open(os.path.join(lesson, "lesson1_clustering.ows"), "w").close()
         digits = os.path.join(lesson, "digits")
-        widget = self.create_widget(
-            OWImportImages, stored_settings={"recent_paths": [RecentPath(digits, None, None)]})
+        # as the lesson's workflow stores it: relative to the workflow, never written here
+        stored = RecentPath("digits", "basedir", "digits")
+        widget = self.create_widget(OWImportImages, stored_settings={"recent_paths": [stored]},
+                                    env={"basedir": lesson})
+        self.assertEqual(widget.current_folder(), digits)
         self.assertTrue(widget.Error.lesson_digits_missing.is_shown())
+        self.assertIn(digits, str(widget.Error.lesson_digits_missing.formatted))
         self.assertFalse(widget.Error.folder_missing.is_shown())
         self.assertIn("make tutorials", str(widget.Error.lesson_digits_missing))
         from orangecontrib.deepimage.tutorials.make_digits import write_digits

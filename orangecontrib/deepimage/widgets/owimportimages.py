@@ -27,8 +27,12 @@ MAX_RECENT = 15
 def is_lesson_digits(folder: str) -> bool:
     """The 'digits' folder beside a lesson's workflow (tutorials/lesson*.ows)."""
     parent = os.path.dirname(os.path.normpath(folder))
-    return os.path.basename(os.path.normpath(folder)) == "digits" and os.path.isdir(parent) \
-        and any(n.startswith("lesson") and n.endswith(".ows") for n in os.listdir(parent))
+    if os.path.basename(os.path.normpath(folder)) != "digits":
+        return False
+    try:
+        return any(n.startswith("lesson") and n.endswith(".ows") for n in os.listdir(parent))
+    except OSError:
+        return False
 
 
 class OWImportImages(OWWidget, ConcurrentWidgetMixin):
@@ -119,9 +123,14 @@ class OWImportImages(OWWidget, ConcurrentWidgetMixin):
         """Find the saved folders again when the workflow was moved with its images."""
         search_paths = self._search_paths()
         relocated = []
+        basedir = dict(search_paths).get("basedir")
         for recent in self.recent_paths:
             resolved = recent.resolve(search_paths)
             path = resolved.abspath if resolved is not None else recent.search(search_paths)
+            if not path and basedir and recent.prefix == "basedir" and recent.relpath:
+                # not there (yet): where the workflow expects it, so that the error names
+                # the real place and Reload finds it once it is written
+                path = os.path.join(basedir, recent.relpath)
             relocated.append(RecentPath.create(path, search_paths) if path else recent)
         self.recent_paths = relocated
 
