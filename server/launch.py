@@ -119,6 +119,11 @@ def start_server(*options: str, host: str = "127.0.0.1", port: Optional[int] = N
                  env: Optional[Mapping[str, str]] = None,
                  log_file: "str | os.PathLike | None" = None,
                  timeout: float = 300) -> ServerProcess:
-    """Start `deepimage serve` with ``options`` and return it once it is ready."""
-    return ServerProcess(*options, host=host, port=port, env=env,
-                         log_file=log_file).wait_ready(timeout)
+    """Start `deepimage serve` with ``options`` and return it once it is ready; it is
+    stopped again when it never gets ready or the wait is interrupted (Ctrl-C)."""
+    server = ServerProcess(*options, host=host, port=port, env=env, log_file=log_file)
+    try:
+        return server.wait_ready(timeout)
+    except BaseException:
+        server.stop()
+        raise
