@@ -139,7 +139,8 @@ def run_embedding(table: Table, column: StringVariable, choice: EmbedderChoice,
     """Embed the images in ``column`` of ``table``; the work of the Image Embedder widget.
 
     Progress is reported per batch; cancellation is checked between batches and
-    raises :class:`Cancelled` (what was embedded before is in the cache).
+    raises :class:`Cancelled` (what was embedded before is in the cache, unless the
+    choice says not to use one).
     """
     sources = image_paths(table, column)
     state.set_status(f"Loading {choice.label()}...")

@@ -412,7 +412,8 @@ class OWImageEmbedder(OWWidget, ConcurrentWidgetMixin):
 
     def cancel(self):
         if self.task is not None:
-            self.summary_label.setText("Cancelled; images embedded so far are cached.")
+            self.summary_label.setText("Cancelled; images embedded so far are cached."
+                                       if self.use_cache else "Cancelled.")
         self.cancel_button.setEnabled(False)
         super().cancel()
 
