@@ -55,7 +55,7 @@ setup(
                    "python-multipart>=0.0.9", "httpx>=0.27", "prometheus-client>=0.17"],
         "test": ["pytest>=7", "PyQt6>=6.5", "httpx>=0.27", "schemathesis>=4.0"],
         "bench": ["Orange3-ImageAnalytics>=0.13"],
-        "doc": ["sphinx>=7", "myst-parser>=2", "furo>=2024.1"],
+        "doc": ["sphinx>=7.2.6", "myst-parser>=4", "furo>=2024.1"],
     },
     entry_points={
         "orange3.addon": ("Orange3-DeepImage = orangecontrib.deepimage",),
