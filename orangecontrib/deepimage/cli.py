@@ -218,19 +218,16 @@ def _remote_embedder(args: argparse.Namespace):
         print("deepimage: error: --weights is for this computer; a server uses the weights "
               "its operator loaded", file=sys.stderr)
         return None
-    token = os.environ.get("DEEPIMAGE_SERVER_TOKEN") or None
-    if args.token_file:
-        try:
-            with open(args.token_file, encoding="utf-8") as f:
-                token = f.read().strip() or None
-        except OSError as exc:
-            print(f"deepimage: error: cannot read the token file: {exc}", file=sys.stderr)
-            return None
     try:
-        from .client import RemoteEmbedder, RemoteError
+        from .client import RemoteEmbedder, RemoteError, read_token
     except ImportError as exc:
         print(f"deepimage: error: --server needs httpx ({exc}): pip install httpx",
               file=sys.stderr)
+        return None
+    try:
+        token = read_token(args.token_file)
+    except OSError as exc:
+        print(f"deepimage: error: cannot read the token file: {exc}", file=sys.stderr)
         return None
     try:
         return RemoteEmbedder(args.server, args.model, token=token,

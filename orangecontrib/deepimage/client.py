@@ -38,7 +38,7 @@ from .core.embed import (BatchResult, Cancelled, EmbeddingResult, ProgressCallba
 from .core.images import DEFAULT_MAX_PIXELS, Skipped
 from .core.models import MODELS, UnknownModel, get_spec
 
-__all__ = ["RemoteEmbedder", "list_models", "RemoteError", "AccessRefused",
+__all__ = ["RemoteEmbedder", "list_models", "read_token", "RemoteError", "AccessRefused",
            "ServerUnavailable", "UnknownRemoteModel", "ServerError"]
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 TRANSIENT_STATUS = frozenset({502, 503, 504})
 MAX_RETRY_AFTER = 30.0  # seconds; a server asking for longer is treated as down
 JPEG_QUALITY = 75  # what Orange's own client sends
+TOKEN_VARIABLE = "DEEPIMAGE_SERVER_TOKEN"
 
 
 class RemoteError(Exception):
@@ -86,6 +87,18 @@ def _base(url: str) -> str:
     if "://" not in url:
         url = "http://" + url
     return url.rstrip("/")
+
+
+def read_token(path: "str | None" = None) -> "str | None":
+    """A server's access token for scripts and the CLI: the text of the file ``path``
+    when given, else $DEEPIMAGE_SERVER_TOKEN; None when that is empty or unset.
+
+    Raises OSError when the file cannot be read.
+    """
+    if path:
+        with open(path, encoding="utf-8") as f:
+            return f.read().strip() or None
+    return os.environ.get(TOKEN_VARIABLE) or None
 
 
 def _headers(token: "str | None") -> dict:

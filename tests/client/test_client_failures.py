@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from orangecontrib.deepimage.client import (AccessRefused, RemoteEmbedder, ServerUnavailable,
-                                            UnknownRemoteModel, list_models)
+                                            UnknownRemoteModel, list_models, read_token)
 from orangecontrib.deepimage.core import UnknownModel
 
 from client_standin import cosine
@@ -35,6 +35,21 @@ def test_a_wrong_or_missing_token_is_refused(standin, sources, cache):
     assert [m["name"] for m in list_models(server.url, token="s3cret")] == ["squeezenet"]
     result = RemoteEmbedder(server.url, token="s3cret", cache=cache).embed(sources)
     assert len(result.indices) == 6
+
+
+def test_read_token_from_the_file_else_the_environment(tmp_path, monkeypatch):
+    """What `deepimage embed --token-file` and lesson 3's script send."""
+    monkeypatch.setenv("DEEPIMAGE_SERVER_TOKEN", "from-the-environment")
+    token_file = tmp_path / "token"
+    token_file.write_text("  from-the-file\n", encoding="utf-8")
+    assert read_token(str(token_file)) == "from-the-file"
+    assert read_token(None) == "from-the-environment"
+    token_file.write_text("\n", encoding="utf-8")
+    assert read_token(str(token_file)) is None  # an empty file: no token
+    monkeypatch.setenv("DEEPIMAGE_SERVER_TOKEN", "")
+    assert read_token(None) is None
+    with pytest.raises(OSError):
+        read_token(str(tmp_path / "missing"))
 
 
 def test_an_unknown_model_lists_what_the_server_has(standin, cache):
