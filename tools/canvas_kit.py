@@ -40,8 +40,18 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CANVAS_SIZE = (1180, 500)
 
 
+_ISOLATED: Optional[str] = None  # the temporary folder of this process, once made
+
+
 def isolate_settings() -> str:
-    """Point Orange's (and the embedding cache's) folders into a fresh temporary folder."""
+    """Point Orange's (and the embedding cache's) folders into a fresh temporary folder.
+
+    Once per process: a second call (run_canvas makes one) returns the same folder, so
+    a server started after the first call shares the canvas' settings and cache.
+    """
+    global _ISOLATED
+    if _ISOLATED is not None:
+        return _ISOLATED
     home = tempfile.mkdtemp(prefix="deepimage-shots-")
     atexit.register(shutil.rmtree, home, ignore_errors=True)
     for var, sub in (("XDG_CONFIG_HOME", "config"), ("XDG_DATA_HOME", "data"),
@@ -49,17 +59,8 @@ def isolate_settings() -> str:
         os.environ[var] = os.path.join(home, sub)
         os.makedirs(os.environ[var])
     os.environ["DEEPIMAGE_CACHE_DIR"] = os.path.join(home, "deepimage-cache")
+    _ISOLATED = home
     return home
-
-
-def write_digits_if_missing(folder: Optional[str] = None) -> str:
-    """The tutorials' digits (50 of each), written once into tutorials/digits."""
-    from orangecontrib.deepimage.tutorials import DIGITS_DIR
-    from orangecontrib.deepimage.tutorials.make_digits import write_digits
-    folder = folder or DIGITS_DIR
-    if not os.path.isdir(folder):
-        write_digits(folder)
-    return folder
 
 
 def thumbnails_shown(viewer) -> bool:

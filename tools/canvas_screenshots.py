@@ -26,8 +26,10 @@ import sys
 import time
 from functools import partial
 
-from canvas_kit import (ROOT, CanvasSession, run_canvas, thumbnails_shown,
-                        write_digits_if_missing)
+from canvas_kit import ROOT, CanvasSession, run_canvas, thumbnails_shown
+
+from orangecontrib.deepimage.tutorials import DIGITS_DIR
+from orangecontrib.deepimage.tutorials.make_digits import ensure_digits
 
 WORKFLOW = os.path.join(ROOT, "tutorials", "lesson1_clustering.ows")
 CANVAS_PNG = "doc/images/canvas-clustering.png"
@@ -56,7 +58,7 @@ def main(argv=None) -> int:
     parser.add_argument("--no-trainer", action="store_true",
                         help="skip the Trainer's screenshot (it trains for a minute or more)")
     args = parser.parse_args(argv)
-    write_digits_if_missing()
+    ensure_digits(DIGITS_DIR)
 
     def drive(session) -> None:
         widgets = session.widgets

@@ -12,7 +12,10 @@ from __future__ import annotations
 import os
 import sys
 
-from canvas_kit import ROOT, CanvasSession, run_canvas, write_digits_if_missing
+from canvas_kit import ROOT, CanvasSession, run_canvas
+
+from orangecontrib.deepimage.tutorials import DIGITS_DIR
+from orangecontrib.deepimage.tutorials.make_digits import ensure_digits
 
 PNG = "doc/images/example-workflows.png"
 LESSONS = ("lesson1_clustering.ows", "lesson2_classification.ows", "lesson3_server.ows")
@@ -46,5 +49,5 @@ def drive(session: CanvasSession) -> None:
 
 
 if __name__ == "__main__":
-    write_digits_if_missing()
+    ensure_digits(DIGITS_DIR)
     sys.exit(run_canvas(os.path.join(ROOT, "tutorials", "lesson1_clustering.ows"), drive))

@@ -26,7 +26,10 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from canvas_kit import ROOT, run_canvas, thumbnails_shown, write_digits_if_missing  # noqa: E402
+from canvas_kit import ROOT, run_canvas, thumbnails_shown  # noqa: E402
+
+from orangecontrib.deepimage.tutorials import DIGITS_DIR  # noqa: E402
+from orangecontrib.deepimage.tutorials.make_digits import ensure_digits  # noqa: E402
 
 WORKFLOW = os.path.join(ROOT, "tutorials", "lesson2_classification.ows")
 IMAGES = "tutorials/images"
@@ -87,7 +90,7 @@ def main(argv=None) -> int:
     parser.add_argument("--timeout", type=float, default=600,
                         help="seconds to wait for each step (default 600)")
     args = parser.parse_args(argv)
-    write_digits_if_missing()
+    ensure_digits(DIGITS_DIR)
     started = time.monotonic()
     return run_canvas(WORKFLOW, lambda session: drive(session, started),
                       timeout=args.timeout)

@@ -32,9 +32,11 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from canvas_kit import ROOT, run_canvas, write_digits_if_missing  # noqa: E402
+from canvas_kit import ROOT, isolate_settings, run_canvas  # noqa: E402
 
+from orangecontrib.deepimage.tutorials import DIGITS_DIR  # noqa: E402
 from orangecontrib.deepimage.tutorials.lesson3_server import start_lesson_server  # noqa: E402
+from orangecontrib.deepimage.tutorials.make_digits import ensure_digits  # noqa: E402
 
 WORKFLOW = os.path.join(ROOT, "tutorials", "lesson3_server.ows")
 IMAGES = "tutorials/images"
@@ -218,10 +220,11 @@ def main(argv=None) -> int:
     parser.add_argument("--session", choices=("without-server", "with-server"),
                         help=argparse.SUPPRESS)  # one session in this process
     args = parser.parse_args(argv)
-    write_digits_if_missing()
+    ensure_digits(DIGITS_DIR)
     if args.session == "without-server":
         return run_canvas(WORKFLOW, drive_without_server, timeout=args.timeout)
     if args.session == "with-server":
+        isolate_settings()  # before the server starts: it too gets the fresh cache folder
         server = start_lesson_server(port=PORT)
         try:
             return run_canvas(WORKFLOW, drive_with_server, timeout=args.timeout)

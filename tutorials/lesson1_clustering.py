@@ -89,8 +89,7 @@ def cluster(distances: DistMatrix, data: Table, k: int = CLUSTERS) -> "list[Clus
     groups = []
     for node in top_clusters(tree, k):
         rows = tuple(sorted(leaf.value.index for leaf in leaves(node)))
-        names = ([classes.str_val(data.Y[row]) for row in rows] if classes is not None
-                 else ["?"] * len(rows))
+        names = [classes.str_val(data.Y[row]) for row in rows]
         groups.append(Cluster(rows, tuple(Counter(names).most_common())))
     return sorted(groups, key=lambda group: -len(group.rows))
 
@@ -110,7 +109,7 @@ def plane_distances(points: np.ndarray) -> np.ndarray:
 def neighbour_agreement(gaps: np.ndarray, data: Table) -> float:
     """How often an image's nearest other image (by the distances ``gaps``) is the same
     class."""
-    if data.domain.class_var is None or len(gaps) < 2:
+    if len(gaps) < 2:
         return float("nan")
     gaps = np.array(gaps, dtype=float)
     np.fill_diagonal(gaps, np.inf)
@@ -125,7 +124,7 @@ def run(folder: str = DIGITS_DIR, per_class: Optional[int] = None,
     data = import_images(folder, per_class)
     seconds["import"] = time.perf_counter() - start
     start = time.perf_counter()
-    embedded = embed_images(data)
+    embedded = embed_images(data).embedded
     seconds["embed"] = time.perf_counter() - start
     start = time.perf_counter()
     distances = cosine_distances(embedded)

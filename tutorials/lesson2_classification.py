@@ -9,7 +9,7 @@
 The same steps as the workflow lesson2_classification.ows, without a screen:
 
 1. Import Images reads the folder (tutorials/digits); the subfolder of each image
-   (0, 1, ..., 9) is its class. The digits are written first if the folder is missing.
+   (0, 1, ..., 9) is its class. The digits are written first if that folder is missing.
 2. Image Embedder turns every image into 512 numbers with SqueezeNet, a network that
    was trained on a million photos; it runs on this computer.
 3. Test & Score compares two ways of learning the digits from examples, with
@@ -173,7 +173,7 @@ def run(data_dir: str = DIGITS_DIR, per_class: Optional[int] = None, folds: int 
     images = import_images(data_dir, per_class)
     seconds["import"] = time.perf_counter() - start
     start = time.perf_counter()
-    data = embed_images(images, EMBEDDER)
+    data = embed_images(images, EMBEDDER).embedded
     seconds["embed"] = time.perf_counter() - start
     start = time.perf_counter()
     results = test_and_score(data, make_learners(epochs), folds)

@@ -8,7 +8,8 @@
 
 The same steps as the workflow lesson3_server.ows, without a screen:
 
-1. write the handwritten digits to tutorials/digits if they are not there yet;
+1. Import Images reads the digits (written to tutorials/digits first if they are not
+   there yet), ``--per-class`` of each;
 2. start `deepimage serve` on a free port of this computer (unless --server names one)
    and wait until it has loaded SqueezeNet;
 3. embed the images with SqueezeNet on this computer, then on the server, with the
@@ -30,36 +31,19 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterator, Optional
 
 import numpy as np
+from Orange.data import Table
 
-from orangecontrib.deepimage.core import Embedder, find_images
+from orangecontrib.deepimage.data import image_paths
+from orangecontrib.deepimage.embedding import LOCAL, SERVER, EmbedderChoice
 from orangecontrib.deepimage.server.launch import ServerProcess, start_server
 from orangecontrib.deepimage.tutorials import DIGITS_DIR
-from orangecontrib.deepimage.tutorials.make_digits import write_digits
+from orangecontrib.deepimage.tutorials.lesson_steps import embed_images, import_images
 
 MODEL = "squeezenet"
 # vectors computed from the same pixels by the same network agree to rounding; the
 # network runs images in batches of different sizes here and on the server, which
 # changes the order of the additions, so the last digits may differ (float32)
 SAME_COSINE = 0.9999
-
-
-# --- the images ------------------------------------------------------------------------
-
-def digit_images(folder: str, per_class: int,
-                 log: Callable[[str], None] = print) -> list[str]:
-    """``per_class`` images of each digit from ``folder``/0..9, written first if missing."""
-    def by_class() -> dict[str, list[str]]:
-        groups: dict[str, list[str]] = {}
-        for path in find_images(folder):
-            groups.setdefault(os.path.basename(os.path.dirname(path)), []).append(path)
-        return groups
-
-    groups = by_class() if os.path.isdir(folder) else {}
-    if len(groups) < 10 or min(len(paths) for paths in groups.values()) < per_class:
-        log(f"Writing {per_class} images of each digit to {folder} ...")
-        write_digits(folder, per_class)
-        groups = by_class()
-    return [path for digit in sorted(groups) for path in groups[digit][:per_class]]
 
 
 # --- the server ------------------------------------------------------------------------
@@ -117,24 +101,24 @@ def timed(name: str, embed: Callable[[], tuple[np.ndarray, list[str]]]) -> Run:
     return Run(name, time.perf_counter() - start, vectors, skipped)
 
 
-def embed_here(paths: list[str]) -> Run:
-    """SqueezeNet on this computer, as the Image Embedder's 'on this computer' choice."""
-    embedder = Embedder(MODEL, cache=False)  # loading the network is not timed
-
-    def embed():
-        result = embedder.embed(paths)
-        return result.full(), [s.reason for s in result.skipped]
-    return timed("on this computer", embed)
+def embedded_by_widget(name: str, step: str, data: Table, choice: EmbedderChoice) -> Run:
+    """Embed with the Image Embedder widget's code (lesson_steps.embed_images); the time
+    is the one its summary shows: the embedding, not loading the network."""
+    result = embed_images(data, choice, step).result
+    return Run(name, result.seconds, result.full(), [s.reason for s in result.skipped])
 
 
-def embed_on_server(paths: list[str], url: str, token: Optional[str] = None) -> Run:
-    """SqueezeNet on the server, as the Image Embedder's '(server: ...)' choice."""
-    from orangecontrib.deepimage.client import RemoteEmbedder
-    with RemoteEmbedder(url, MODEL, token=token, cache=False) as embedder:
-        def embed():
-            result = embedder.embed(paths)
-            return result.full(), [s.reason for s in result.skipped]
-        return timed("on the server", embed)
+def embed_here(data: Table) -> Run:
+    """SqueezeNet on this computer: the workflow's Image Embedder (this computer)."""
+    return embedded_by_widget("on this computer", "Image Embedder (this computer)", data,
+                              EmbedderChoice(LOCAL, MODEL, use_cache=False))
+
+
+def embed_on_server(data: Table, url: str, token: Optional[str] = None) -> Run:
+    """SqueezeNet on the server: the workflow's Image Embedder (server)."""
+    return embedded_by_widget("on the server", "Image Embedder (server)", data,
+                              EmbedderChoice(SERVER, MODEL, server_url=url, token=token or "",
+                                             use_cache=False))
 
 
 class _NoCache:
@@ -183,7 +167,12 @@ def embed_with_imageanalytics(paths: list[str], url: str,
             del os.environ["ORANGE_EMBEDDING_API_URL"]
         else:
             os.environ["ORANGE_EMBEDDING_API_URL"] = previous
-    assert embedder.server_url == address  # the variable wins over the built-in address
+    if embedder.server_url != address:  # the variable should win over the built-in one
+        raise RuntimeError(
+            "Orange's image-analytics client did not take the server's address from "
+            f"ORANGE_EMBEDDING_API_URL (it would send the images to "
+            f"{embedder.server_url}); this version of the add-on cannot be pointed at "
+            "another server.")
     embedder._cache = _NoCache()
 
     def embed():
@@ -209,8 +198,8 @@ def agreement(a: np.ndarray, b: np.ndarray) -> Agreement:
 def run(data: str = DIGITS_DIR, per_class: int = 50, server: Optional[str] = None,
         token: Optional[str] = None, log: Callable[[str], None] = print) -> LessonResult:
     """The whole lesson; starts (and always stops) a server when ``server`` is None."""
-    paths = digit_images(data, per_class, log)
-    log(f"{len(paths)} images of digits from {data} ({per_class} of each)")
+    images = import_images(data, per_class)
+    paths = image_paths(images)
     started = None
     if server is None:
         log("Starting deepimage serve on this computer ...")
@@ -218,10 +207,8 @@ def run(data: str = DIGITS_DIR, per_class: int = 50, server: Optional[str] = Non
         server = started.url
         log(f"The server is ready at {server}")
     try:
-        local = embed_here(paths)
-        log(f"Embedded on this computer in {local.seconds:.1f} s")
-        remote = embed_on_server(paths, server, token)
-        log(f"Embedded on the server in {remote.seconds:.1f} s")
+        local = embed_here(images)
+        remote = embed_on_server(images, server, token)
         result = LessonResult(len(paths), server, local, remote,
                               agreement(remote.vectors, local.vectors))
         outcome = embed_with_imageanalytics(paths, server, token)
@@ -270,14 +257,6 @@ def report(result: LessonResult) -> Iterator[str]:
         yield result.imageanalytics_note
 
 
-def read_token(token_file: Optional[str]) -> Optional[str]:
-    """A lab server's access token: from the file, else $DEEPIMAGE_SERVER_TOKEN."""
-    if token_file:
-        with open(token_file, encoding="utf-8") as f:
-            return f.read().strip() or None
-    return os.environ.get("DEEPIMAGE_SERVER_TOKEN") or None
-
-
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", metavar="DIR", default=DIGITS_DIR,
@@ -293,6 +272,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     if args.per_class < 1:
         parser.error("--per-class must be at least 1")
     try:
+        from orangecontrib.deepimage.client import read_token
         result = run(args.data, args.per_class, args.server, read_token(args.token_file))
     except KeyboardInterrupt:
         print("Stopped.", file=sys.stderr)

@@ -5,7 +5,6 @@ The lessons' scripts share these steps; they call the same functions as the widg
 """
 from __future__ import annotations
 
-import os
 import sys
 from typing import Optional
 
@@ -13,11 +12,12 @@ import numpy as np
 from Orange.data import Table
 
 from orangecontrib.deepimage.data import image_column
-from orangecontrib.deepimage.embedding import EmbedderChoice, EmbedderPool, run_embedding
+from orangecontrib.deepimage.embedding import EmbedderChoice, EmbedderPool, \
+    EmbeddingOutcome, make_embedder, run_embedding
 from orangecontrib.deepimage.embedding import summary as embedding_summary
 from orangecontrib.deepimage.imports import run_import
 from orangecontrib.deepimage.imports import summary as import_summary
-from orangecontrib.deepimage.tutorials.make_digits import write_digits
+from orangecontrib.deepimage.tutorials.make_digits import ensure_digits
 
 
 class PrintedState:
@@ -46,12 +46,11 @@ class PrintedState:
 def import_images(folder: str, per_class: Optional[int] = None) -> Table:
     """Import Images: the folder's images as a table, class from the subfolders.
 
-    The digits are written first when the folder is missing. With ``per_class``, only
-    the first ``per_class`` images of each class are kept.
+    The lessons' digits are written first when their folder is missing (any other
+    missing folder is an error). With ``per_class``, only the first ``per_class``
+    images of each class are kept.
     """
-    if not os.path.isdir(folder):
-        print(f"Writing the digits to {folder} (once) ...", flush=True)
-        write_digits(folder, per_class or 50)
+    ensure_digits(folder)
     state = PrintedState("Import Images")
     imported = run_import(folder, state)
     data = imported.data
@@ -64,15 +63,31 @@ def import_images(folder: str, per_class: Optional[int] = None) -> Table:
                 for row in np.flatnonzero(classes == value)[:per_class]]
         data = data[sorted(keep)]
     state.done(f"{len(data)} images in {len(data.domain.class_var.values)} classes"
-               + ("" if per_class is None else f" (of {import_summary(imported)})"))
+               + ("" if len(data) == len(imported.data)
+                  else f" (of {import_summary(imported)})"))
     return data
 
 
-def embed_images(data: Table, choice: Optional[EmbedderChoice] = None) -> Table:
+def embed_images(data: Table, choice: Optional[EmbedderChoice] = None,
+                 step: str = "Image Embedder") -> EmbeddingOutcome:
     """Image Embedder: add the network's numbers to every image (SqueezeNet on this
-    computer unless ``choice`` says otherwise); unreadable images drop out."""
-    state = PrintedState("Image Embedder")
-    outcome = run_embedding(data, image_column(data), choice or EmbedderChoice(),
-                            EmbedderPool(), state)
+    computer unless ``choice`` says otherwise); unreadable images drop out.
+
+    Returns the widget's outcome: ``embedded`` is its Embeddings output (None when no
+    image could be embedded) and ``result`` the core result, whose ``seconds`` the
+    widget's summary (printed here, after ``step``) shows.
+    """
+    state = PrintedState(step)
+    loaded = []
+
+    def load(*args):
+        loaded.append(make_embedder(*args))
+        return loaded[-1]
+    try:
+        outcome = run_embedding(data, image_column(data), choice or EmbedderChoice(),
+                                EmbedderPool(load), state)
+    finally:
+        for embedder in loaded:  # a server's connections
+            getattr(embedder, "close", lambda: None)()
     state.done(embedding_summary(outcome.result))
-    return outcome.embedded
+    return outcome

@@ -42,15 +42,6 @@ def test_image_folder_is_relative_to_the_tutorial():
     assert embedder["model_key"] == "local:squeezenet" and "token" not in embedder
 
 
-def test_make_digits_writes_class_folders(tmp_path):
-    written = write_digits(str(tmp_path), per_class=2)
-    assert written == 20
-    assert sorted(os.listdir(tmp_path)) == [str(d) for d in range(10)]
-    from PIL import Image
-    with Image.open(next((tmp_path / "7").iterdir())) as image:
-        assert image.size == (64, 64) and image.mode == "L"
-
-
 def test_loaded_workflow_runs_on_the_digits(tmp_path):
     """Copied with its digits to another folder, the workflow finds them and runs through."""
     write_digits(str(tmp_path / "digits"), per_class=3)
