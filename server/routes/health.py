@@ -6,11 +6,12 @@ a token when the server has tokens (Prometheus can send one).
 """
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Response
 from fastapi.responses import JSONResponse
 
 from ..deps import require_token
 from ..metrics import CONTENT_TYPE_LATEST
+from ..state import StateDep
 
 router = APIRouter(tags=["Operations"])
 
@@ -22,8 +23,7 @@ async def healthz() -> dict:
 
 @router.get("/readyz", summary="Every model is loaded and warmed up",
             responses={503: {"description": "still loading, or a model failed to load"}})
-async def readyz(request: Request) -> JSONResponse:
-    state = request.app.state
+async def readyz(state: StateDep) -> JSONResponse:
     loaded, planned = sorted(state.models), sorted(state.plans)
     if state.load_error:
         return JSONResponse({"detail": f"A model failed to load: {state.load_error}",
@@ -38,5 +38,5 @@ async def readyz(request: Request) -> JSONResponse:
 @router.get("/metrics", dependencies=[Depends(require_token)],
             summary="Prometheus metrics (text exposition format)",
             response_class=Response)
-async def metrics(request: Request) -> Response:
-    return Response(request.app.state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+async def metrics(state: StateDep) -> Response:
+    return Response(state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
