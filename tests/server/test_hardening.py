@@ -360,3 +360,27 @@ def test_tokens_must_be_printable_ascii(tmp_path):
             server.wait_ready(60)
     finally:
         server.stop()
+
+
+# 13: the client ------------------------------------------------------------------------
+
+def test_the_client_sends_tokens_in_clear_text_only_where_told(server, tmp_path):
+    from orangecontrib.deepimage.client import AccessRefused, RemoteEmbedder, _base
+    port = urlsplit(server.url).port
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(jpeg(3))
+    # no scheme: plain http for this computer (as the server listens), https elsewhere
+    with RemoteEmbedder(f"127.0.0.1:{port}", cache=False) as local:
+        assert local.url == f"http://127.0.0.1:{port}"
+        assert local.embed([str(photo)]).embeddings.shape == (1, 512)
+    for typed, url in (("embed.lab.example", "https://embed.lab.example"),
+                       ("embed.lab.example:8000/t/x/", "https://embed.lab.example:8000/t/x"),
+                       ("10.0.0.7:8000", "https://10.0.0.7:8000"),
+                       ("localhost:8000", "http://localhost:8000"),
+                       ("[::1]:8000", "http://[::1]:8000"),
+                       ("http://embed.lab.example", "http://embed.lab.example")):
+        assert _base(typed) == url, typed
+    # a token a header cannot carry is refused before anything is sent
+    for token in ("schlüssel-0123456789abcdef", "two words-0123456789abcdef"):
+        with pytest.raises(AccessRefused, match="printable ASCII"):
+            RemoteEmbedder(f"127.0.0.1:{port}", token=token, cache=False)
