@@ -68,9 +68,10 @@ class GuardMiddleware:
             return await self.app(scope, receive, send)
         start = time.perf_counter()
         headers = dict(scope.get("headers") or ())
-        # a request without Content-Length or Transfer-Encoding has no body
-        body = {"done": b"content-length" not in headers
-                and b"transfer-encoding" not in headers}
+        # a request without Transfer-Encoding and without a Content-Length above 0 has no
+        # body; any other has been read to its end when the last receive() says so
+        length = headers.get(b"content-length", b"0").strip()
+        body = {"done": b"transfer-encoding" not in headers and length in (b"0", b"")}
         status = {"code": 500}
 
         async def guarded_send(message):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Response
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from ..deps import require_token
 from ..metrics import CONTENT_TYPE_LATEST
@@ -16,14 +17,23 @@ from ..state import StateDep
 router = APIRouter(tags=["Operations"])
 
 
-@router.get("/healthz", summary="The process is alive")
-async def healthz() -> dict:
-    return {"status": "alive"}
+class Alive(BaseModel):
+    status: str
 
 
-@router.get("/readyz", summary="Every model is loaded and warmed up",
+class Ready(BaseModel):
+    status: str
+    models: list[str]
+
+
+@router.get("/healthz", response_model=Alive, summary="The process is alive")
+async def healthz() -> Alive:
+    return Alive(status="alive")
+
+
+@router.get("/readyz", response_model=Ready, summary="Every model is loaded and warmed up",
             responses={503: {"description": "still loading, or a model failed to load"}})
-async def readyz(state: StateDep) -> JSONResponse:
+async def readyz(state: StateDep) -> "Ready | JSONResponse":
     loaded, planned = sorted(state.models), sorted(state.plans)
     if state.load_error:
         return JSONResponse({"detail": f"A model failed to load: {state.load_error}",
@@ -32,7 +42,7 @@ async def readyz(state: StateDep) -> JSONResponse:
         return JSONResponse({"detail": "Models are still loading.", "loaded": loaded,
                              "models": planned}, status_code=503,
                             headers={"Retry-After": "5"})
-    return JSONResponse({"status": "ready", "models": planned})
+    return Ready(status="ready", models=planned)
 
 
 @router.get("/metrics", dependencies=[Depends(require_token)],
