@@ -145,3 +145,13 @@ def test_cli_shards_then_rerun(image_dir, tmp_path, capsys):
     assert cli.main(args) == 0
     assert "Wrote 0 shards" in capsys.readouterr().err
     assert len(read_shards(out).indices) == IMAGES
+
+
+def test_without_retries_the_killed_actor_fails_the_run(sources, tmp_path):
+    """The drill above bites: with no restart allowed, the same crash ends the run."""
+    marker = tmp_path / "crashed"
+    with pytest.raises(Exception, match="actor died"):
+        embed_on_ray(sources, "squeezenet", cache=False, rows_per_call=3, actors=1,
+                     cpus_per_actor=1, retries=0,
+                     runtime_env={"env_vars": {CRASH_ONCE_VARIABLE: str(marker)}})
+    assert marker.exists()
