@@ -155,3 +155,14 @@ def test_without_retries_the_killed_actor_fails_the_run(sources, tmp_path):
                      cpus_per_actor=1, retries=0,
                      runtime_env={"env_vars": {CRASH_ONCE_VARIABLE: str(marker)}})
     assert marker.exists()
+
+
+def test_cli_names_the_workers_error_when_actors_cannot_start(image_dir, tmp_path, capsys):
+    """VGG-16's weights are on no node here (and downloads are off): the actors fail
+    to start, and the message is core's own, not Ray's wrappers around it."""
+    assert cli.main(["embed", str(image_dir), "--ray", "local", "-m", "vgg16",
+                     "-o", str(tmp_path / "vgg.csv")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("deepimage: error: The Ray run failed: WeightsUnavailable: "
+                          "VGG-16 weights are not on this computer"), err
+    assert not (tmp_path / "vgg.csv").exists()

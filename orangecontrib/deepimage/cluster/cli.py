@@ -75,7 +75,9 @@ class RayEmbedder:
         from . import RayUnavailable, ShardMismatch, embed_on_ray
         from .ray_embed import RayRunFailed
         import logging
-        logging.getLogger("ray.data").setLevel(logging.ERROR)  # our bar and summary suffice
+        # our bar, summary and error line say it all; Ray keeps its full logs in
+        # /tmp/ray/session_latest/logs
+        logging.getLogger("ray.data").setLevel(logging.CRITICAL)
         try:
             return embed_on_ray(sources, self.spec.name, address=self.address,
                                 output_dir=output_dir,
@@ -84,20 +86,25 @@ class RayEmbedder:
         except (ShardMismatch, RayUnavailable, RayRunFailed):
             raise
         except Exception as exc:  # a worker's error, as Ray reports it
-            raise RayRunFailed(f"The Ray run failed: {_root_cause(exc)}.") from exc
+            raise RayRunFailed(f"The Ray run failed: {_root_cause(exc).rstrip('.')}.") from exc
 
 
 def _root_cause(exc: BaseException) -> str:
-    """The first error in Ray's chain of wrappers, in one line."""
-    seen = set()
-    while id(exc) not in seen:
-        seen.add(id(exc))
-        inner = getattr(exc, "cause", None) or exc.__cause__
-        if not isinstance(inner, BaseException):
-            break
-        exc = inner
+    """The error a worker raised, without Ray's wrappers around it, in one line (an
+    actor that could not start, say, wraps WeightsUnavailable in three Ray errors)."""
+    todo, seen = [exc], set()
+    while todo:
+        error = todo.pop(0)
+        if id(error) in seen:
+            continue
+        seen.add(id(error))
+        if not type(error).__module__.startswith("ray"):
+            text = str(error).strip().splitlines()
+            return f"{type(error).__name__}: {text[0] if text else ''}"
+        todo += [e for e in (getattr(error, "cause", None), *error.args, error.__cause__,
+                             error.__context__) if isinstance(e, BaseException)]
     text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[-1] if text else ''}"
+    return text[-1] if text else type(exc).__name__
 
 
 def run_sharded(args: argparse.Namespace, sources: list[str], bar) -> int:
