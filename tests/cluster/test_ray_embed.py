@@ -166,3 +166,8 @@ def test_cli_names_the_workers_error_when_actors_cannot_start(image_dir, tmp_pat
     assert err.startswith("deepimage: error: The Ray run failed: WeightsUnavailable: "
                           "VGG-16 weights are not on this computer"), err
     assert not (tmp_path / "vgg.csv").exists()
+
+
+def test_asking_for_cuda_on_a_cluster_without_gpus_is_an_error(sources):
+    with pytest.raises(ValueError, match="The Ray cluster has no GPU"):
+        embed_on_ray(sources, "squeezenet", device="cuda")

@@ -52,11 +52,14 @@ def embed_on_ray(paths: "Iterable[str | os.PathLike] | str | os.PathLike",
                  **ray_init_options) -> "EmbeddingResult | ShardedRun":
     """Embed the images in ``paths`` (files, folders, URLs) on Ray.
 
-    ``address``: 'local' starts Ray on this computer, 'auto' or 'ray://host:10001'
-    joins a cluster; None reuses the Ray this process is connected to (else starts a
-    local one). Each actor holds one Embedder built with the usual options (model,
-    device, backend, batch_size, weights_file, cache, max_pixels, crop); weights and
-    the embedding cache are looked up on the node the actor runs on.
+    ``address``: 'local' (or None) starts Ray on this computer, 'auto' or
+    'ray://host:10001' joins a cluster; a process already connected to Ray (ray.init
+    before) uses that one, whatever the address. Each actor holds one Embedder built
+    with the usual options (model, device, backend, batch_size, weights_file, cache,
+    max_pixels, crop); weights and the embedding cache are looked up on the node the
+    actor runs on. ``actors``, ``cpus_per_actor``, ``gpus_per_actor``: the pool
+    (default: one actor per GPU, else one per 4 CPUs); ``rows_per_call``: paths per
+    actor call, the unit Ray reruns when a worker dies (``retries`` times at most).
 
     Without ``output_dir``: an EmbeddingResult in input order, as local embedding
     returns it. With it: Parquet shards of ``shard_size`` images plus manifest.json

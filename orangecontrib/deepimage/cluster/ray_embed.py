@@ -91,9 +91,10 @@ class RaySettings:
 
 
 class ray_session:
-    """Connect to Ray for the length of a ``with``: 'local' starts Ray on this computer,
-    'auto' or a ``ray://`` address joins a cluster, None reuses a running Ray (else
-    starts one). Only a Ray started here is shut down at the end."""
+    """Connect to Ray for the length of a ``with``: 'local' or None starts Ray on this
+    computer, 'auto' or a ``ray://`` address joins a cluster. A process already
+    connected (``ray.init`` before) keeps its Ray, whatever the address; only a Ray
+    started here is shut down at the end."""
 
     def __init__(self, address: "str | None" = None, **init_options):
         self.address = address
@@ -125,6 +126,9 @@ def _pool(ray, device: str, settings: RaySettings) -> tuple[int, float, float]:
     """(actors, CPUs per actor, GPUs per actor) for this cluster."""
     resources = ray.cluster_resources()
     cpus, gpus = float(resources.get("CPU", 1)), int(resources.get("GPU", 0))
+    if device.startswith("cuda") and not gpus and not settings.gpus_per_actor:
+        raise ValueError("The Ray cluster has no GPU: choose device 'cpu' or 'auto', or "
+                         "add GPU nodes.")
     gpu_wanted = device != "cpu" and gpus > 0
     gpu_each = settings.gpus_per_actor if settings.gpus_per_actor is not None \
         else (1.0 if gpu_wanted else 0.0)
@@ -164,47 +168,35 @@ def run_on_ray(sources: Sequence[str], model: str, options: dict, settings: RayS
     done = total - len(todo)
     if progress is not None:
         progress(done, total)
-    seen = np.zeros(total, dtype=bool)
-    seen[np.setdiff1d(np.arange(total), np.asarray(todo, dtype=np.int64))] = True
+    seen = np.ones(total, dtype=bool)  # the rows of finished shards need no answer
+    seen[todo] = False
     indices, vectors, reasons, cached = [], [], [], 0
     buffers: dict[int, list] = {}
-    if todo:
-        context = ray.data.DataContext.get_current()
+    context = ray.data.DataContext.get_current()
+    bars = context.enable_progress_bars, context.enable_operator_progress_bars
+    try:
         context.enable_progress_bars = False  # ours is on stderr
         context.enable_operator_progress_bars = False
-        rows = settings.rows_per_call
-        dataset = ray.data.from_items(
-            [{"index": i, "path": sources[i]} for i in todo],
-            override_num_blocks=max(1, min(-(-len(todo) // rows), 2000)))
-        with warnings.catch_warnings():
-            # Ray 2.60 deprecates passing actor options this way but has no other for
-            # them; without them Ray Data restarts actors forever (a file that crashes
-            # the decoder every time would never end the run)
-            warnings.filterwarnings("ignore", "`ray_remote_args` is deprecated")
-            embedded = dataset.map_batches(
-                EmbedActor, fn_constructor_args=(model, options), batch_size=rows,
-                batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=actors),
-                num_cpus=cpu_each, num_gpus=gpu_each or None,
-                runtime_env=settings.runtime_env, max_restarts=settings.retries,
-                max_task_retries=settings.retries)
-        for batch in embedded.iter_batches(batch_size=None, batch_format="numpy"):
+        for batch in _embedded_batches(ray, sources, todo, model, options, settings,
+                                       actors, cpu_each, gpu_each):
             index = np.asarray(batch["index"], dtype=np.int64)
             if seen[index].any():
                 raise RayRunFailed(f"Ray returned images twice (positions "
-                                   f"{index[seen[index]][:5].tolist()}); nothing was written.")
+                                   f"{index[seen[index]][:5].tolist()}); run stopped.")
             seen[index] = True
             batch_cached = int(np.asarray(batch["cached"]).sum())
+            cached += batch_cached
             if plan is None:
                 indices.append(index)
                 vectors.append(np.asarray(batch["vector"], dtype=np.float32))
                 reasons += [str(r) for r in batch["reason"]]
-                cached += batch_cached
             else:
-                cached += batch_cached
                 _collect_shards(plan, buffers, batch, index, batch_cached)
             done += len(index)
             if progress is not None:
                 progress(done, total)
+    finally:
+        context.enable_progress_bars, context.enable_operator_progress_bars = bars
     if not seen.all():
         lost = np.flatnonzero(~seen)
         raise RayRunFailed(f"Ray lost {len(lost)} images (positions {lost[:5].tolist()}); "
@@ -214,6 +206,30 @@ def run_on_ray(sources: Sequence[str], model: str, options: dict, settings: RayS
                           len(todo), cached, time.perf_counter() - start)
     return _gathered(sources, model, indices, vectors, reasons, cached,
                      time.perf_counter() - start)
+
+
+def _embedded_batches(ray, sources: Sequence[str], todo: list[int], model: str,
+                      options: dict, settings: RaySettings, actors: int, cpu_each: float,
+                      gpu_each: float):
+    """The actor pool's output batches (index, vector, reason, cached), as they finish."""
+    if not todo:
+        return
+    rows = settings.rows_per_call
+    dataset = ray.data.from_items(
+        [{"index": i, "path": sources[i]} for i in todo],
+        override_num_blocks=max(1, min(-(-len(todo) // rows), 2000)))
+    with warnings.catch_warnings():
+        # Ray 2.60 deprecates passing actor options this way but has no other for
+        # them; without them Ray Data restarts actors forever (a file that crashes
+        # the decoder every time would never end the run)
+        warnings.filterwarnings("ignore", "`ray_remote_args` is deprecated")
+        embedded = dataset.map_batches(
+            EmbedActor, fn_constructor_args=(model, options), batch_size=rows,
+            batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=actors),
+            num_cpus=cpu_each, num_gpus=gpu_each or None,
+            runtime_env=settings.runtime_env, max_restarts=settings.retries,
+            max_task_retries=settings.retries)
+    yield from embedded.iter_batches(batch_size=None, batch_format="numpy")
 
 
 def _collect_shards(plan: ShardPlan, buffers: dict, batch: dict, index: np.ndarray,
