@@ -44,7 +44,7 @@ def embed_on_ray(paths: "Iterable[str | os.PathLike] | str | os.PathLike",
                  backend: str = "auto", batch_size: "int | None" = None,
                  weights_file: "str | os.PathLike | None" = None, cache: bool = True,
                  max_pixels: int = DEFAULT_MAX_PIXELS, crop: bool = False,
-                 actors: "int | None" = None,
+                 workers: "int | None" = None, actors: "int | None" = None,
                  cpus_per_actor: "float | None" = None,
                  gpus_per_actor: "float | None" = None, rows_per_call: int = 256,
                  retries: int = 3, runtime_env: "dict | None" = None,
@@ -56,8 +56,8 @@ def embed_on_ray(paths: "Iterable[str | os.PathLike] | str | os.PathLike",
     'ray://host:10001' joins a cluster; a process already connected to Ray (ray.init
     before) uses that one, whatever the address. Each actor holds one Embedder built
     with the usual options (model, device, backend, batch_size, weights_file, cache,
-    max_pixels, crop); weights and the embedding cache are looked up on the node the
-    actor runs on. ``actors``, ``cpus_per_actor``, ``gpus_per_actor``: the pool
+    max_pixels, crop, workers: its decoding threads); weights and the embedding cache
+    are looked up on the node the actor runs on. ``actors``, ``cpus_per_actor``, ``gpus_per_actor``: the pool
     (default: one actor per GPU, else one per 4 CPUs); ``rows_per_call``: paths per
     actor call, the unit Ray reruns when a worker dies (``retries`` times at most).
 
@@ -76,7 +76,8 @@ def embed_on_ray(paths: "Iterable[str | os.PathLike] | str | os.PathLike",
     from .ray_embed import RaySettings, ray_session, run_on_ray
     options = {"device": device, "backend": backend, "batch_size": batch_size,
                "weights_file": os.fspath(weights_file) if weights_file else None,
-               "cache": cache, "max_pixels": int(max_pixels), "crop": crop}
+               "cache": cache, "max_pixels": int(max_pixels), "crop": crop,
+               "workers": workers}
     plan = None
     if output_dir is not None:
         from .shards import ShardPlan

@@ -67,7 +67,7 @@ class RayEmbedder:
             device=args.device, backend=args.backend, batch_size=args.batch_size,
             weights_file=args.weights, cache=not args.no_cache,
             max_pixels=int(args.max_pixels or DEFAULT_MAX_PIXELS), crop=args.crop,
-            actors=args.actors)
+            workers=args.workers, actors=args.actors)
 
     def embed(self, sources: list[str], progress=None, output_dir=None, shard_size=None):
         """An EmbeddingResult in input order (a ShardedRun with ``output_dir``); a

@@ -161,9 +161,11 @@ def run_on_ray(sources: Sequence[str], model: str, options: dict, settings: RayS
         [i for shard in pending for i in plan.rows(shard)]
     actors, cpu_each, gpu_each = _pool(ray, options.get("device", "auto"), settings)
     options = dict(options)
-    if not gpu_each:
+    if not gpu_each:  # CPU actors decode with as many threads as they have CPUs
         options["device"] = "cpu"
-    options.setdefault("workers", max(1, int(cpu_each)))
+        options["workers"] = options.get("workers") or max(1, int(cpu_each))
+    # a GPU actor reserves one CPU (a GPU node may have few) and decodes with the
+    # Embedder's default threads, enough to keep its GPU fed
 
     done = total - len(todo)
     if progress is not None:
