@@ -57,9 +57,10 @@ def embed_on_ray(paths: "Iterable[str | os.PathLike] | str | os.PathLike",
     before) uses that one, whatever the address. Each actor holds one Embedder built
     with the usual options (model, device, backend, batch_size, weights_file, cache,
     max_pixels, crop, workers: its decoding threads); weights and the embedding cache
-    are looked up on the node the actor runs on. ``actors``, ``cpus_per_actor``, ``gpus_per_actor``: the pool
-    (default: one actor per GPU, else one per 4 CPUs); ``rows_per_call``: paths per
-    actor call, the unit Ray reruns when a worker dies (``retries`` times at most).
+    are looked up on the node the actor runs on. ``actors``, ``cpus_per_actor``,
+    ``gpus_per_actor``: the pool (default: one actor per GPU, else one per 4 CPUs);
+    ``rows_per_call``: paths per actor call, the unit Ray reruns when a worker dies
+    (``retries`` times at most).
 
     Without ``output_dir``: an EmbeddingResult in input order, as local embedding
     returns it. With it: Parquet shards of ``shard_size`` images plus manifest.json
