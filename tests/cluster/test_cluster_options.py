@@ -50,3 +50,21 @@ def test_wrong_ray_options_are_refused_before_anything_runs(photo_dir, capsys, a
     assert cli.main(["embed", str(photo_dir), *args]) == 2
     err = capsys.readouterr().err
     assert err.startswith("deepimage: error: ") and message in err
+
+
+def test_a_shard_folder_is_checked_before_ray_starts(tmp_path):
+    """ShardPlan needs no Ray: a foreign manifest or stray shards are refused."""
+    from orangecontrib.deepimage.cluster.shards import ShardMismatch, ShardPlan
+    out = tmp_path / "out"
+    plan = ShardPlan.open(out, ["a.jpg", "b.jpg", "c.jpg"], 2, {"model": "squeezenet"})
+    assert (plan.count, plan.pending(), list(plan.rows(1))) == (2, [0, 1], [2])
+    with pytest.raises(ShardMismatch, match="its model differs"):
+        ShardPlan.open(out, ["a.jpg", "b.jpg", "c.jpg"], 2, {"model": "vgg16"})
+    (out / "manifest.json").write_text("{not json")
+    with pytest.raises(ShardMismatch, match="not a manifest this program wrote"):
+        ShardPlan.open(out, ["a.jpg"], 2, {"model": "squeezenet"})
+    stray = tmp_path / "stray"
+    stray.mkdir()
+    (stray / "shard-00000.parquet").write_bytes(b"")
+    with pytest.raises(ShardMismatch, match="no manifest.json"):
+        ShardPlan.open(stray, ["a.jpg"], 2, {"model": "squeezenet"})

@@ -108,7 +108,13 @@ class ShardPlan:
         path = directory / MANIFEST
         manifest = {**identity, "shards": {}}
         if path.exists():
-            old = json.loads(path.read_text(encoding="utf-8"))
+            try:
+                old = json.loads(path.read_text(encoding="utf-8"))
+                old["shards"].items()
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                raise ShardMismatch(f"{path} is not a manifest this program wrote ({exc}): "
+                                    "choose another output folder, or delete that one to "
+                                    "start again.") from exc
             different = sorted(k for k in identity if old.get(k) != identity[k])
             if different:
                 raise ShardMismatch(
