@@ -220,17 +220,23 @@ def _embedded_batches(ray, sources: Sequence[str], todo: list[int], model: str,
     dataset = ray.data.from_items(
         [{"index": i, "path": sources[i]} for i in todo],
         override_num_blocks=max(1, min(-(-len(todo) // rows), 2000)))
+    arguments = dict(fn_constructor_args=(model, options), batch_size=rows,
+                     batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=actors),
+                     num_cpus=cpu_each, num_gpus=gpu_each or None,
+                     runtime_env=settings.runtime_env)
     with warnings.catch_warnings():
-        # Ray 2.60 deprecates passing actor options this way but has no other for
-        # them; without them Ray Data restarts actors forever (a file that crashes
-        # the decoder every time would never end the run)
+        # Ray 2.60 deprecates passing actor options this way but has no other for them;
+        # without them Ray Data restarts actors without limit (a file that crashed the
+        # decoder every time would never end the run)
         warnings.filterwarnings("ignore", "`ray_remote_args` is deprecated")
-        embedded = dataset.map_batches(
-            EmbedActor, fn_constructor_args=(model, options), batch_size=rows,
-            batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=actors),
-            num_cpus=cpu_each, num_gpus=gpu_each or None,
-            runtime_env=settings.runtime_env, max_restarts=settings.retries,
-            max_task_retries=settings.retries)
+        try:
+            embedded = dataset.map_batches(EmbedActor, **arguments,
+                                           max_restarts=settings.retries,
+                                           max_task_retries=settings.retries)
+        except TypeError:  # a Ray that no longer takes them: its defaults, then
+            log.warning("This Ray takes no limit on actor restarts: retries=%d is ignored.",
+                        settings.retries)
+            embedded = dataset.map_batches(EmbedActor, **arguments)
     yield from embedded.iter_batches(batch_size=None, batch_format="numpy")
 
 
