@@ -211,6 +211,22 @@ def test_after_an_early_413_an_endless_chunked_body_is_not_read(server):
         assert closed_by_server(sock, 2)
 
 
+def test_a_well_behaved_client_keeps_its_connection(server):
+    """The limits above never close a connection whose requests are read to their end."""
+    image = jpeg(5)
+    with connect(server.url) as sock:
+        for _ in range(3):
+            sock.sendall(head(server.url, "POST", "/image/squeezenet",
+                              Content_Type="image/jpeg", Content_Length=len(image)) + image)
+            status, headers, body = read_response(sock)
+            assert status == 200 and "connection" not in headers and b"embedding" in body
+        sock.sendall(head(server.url, "POST", "/healthz", Content_Length=0))
+        status, headers, _ = read_response(sock)
+        assert status == 405 and "connection" not in headers  # an empty body is read
+        sock.sendall(head(server.url))
+        assert read_response(sock)[0] == 200
+
+
 # 6: memory for bodies in total ---------------------------------------------------------
 
 def test_bodies_are_bounded_in_total_503_with_retry_after(server):
