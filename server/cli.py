@@ -20,16 +20,45 @@ def register(commands) -> None:
                     "Orange's own protocol (/image/MODEL, for ORANGE_EMBEDDING_API_URL). "
                     "Every option can also be set as DEEPIMAGE_SERVER_<OPTION> (e.g. "
                     "DEEPIMAGE_SERVER_MODELS=squeezenet,vgg16).")
-    # not given: the environment or the default decides. The options are the fields of
-    # Settings (one list): each option's dest is its field, so cmd_serve hands over
-    # whatever was given.
-    try:
-        from .config import Settings
-    except ImportError as exc:  # without the [server] extra `serve` only says what is missing
-        serve.set_defaults(run=lambda args: _missing_extra(exc))
-        return
-    add_settings_options(serve, Settings)
+    # The options are the fields of Settings (one list), added when `serve` is parsed or
+    # its help is shown: other commands never import pydantic(-settings) (0.2-0.8 s).
+    serve.__class__ = _SettingsParser
     serve.set_defaults(run=cmd_serve)
+
+
+class _SettingsParser(argparse.ArgumentParser):
+    """The `serve` parser: one option per Settings field, added on first use. Options
+    left out stay unset (the environment or the default decides); each option's dest is
+    its field, so cmd_serve hands over whatever was given."""
+
+    _loaded = False
+
+    def load_options(self) -> None:
+        if self._loaded:
+            return
+        self._loaded = True
+        try:
+            from .config import Settings
+        except ImportError as exc:  # without the [server] extra `serve` says what is missing
+            self.set_defaults(run=lambda args: _missing_extra(exc))
+            return
+        add_settings_options(self, Settings)
+
+    def parse_known_args(self, *args, **kwargs):
+        self.load_options()
+        return super().parse_known_args(*args, **kwargs)
+
+    def _parse_known_args(self, *args, **kwargs):  # the path newer Pythons take
+        self.load_options()
+        return super()._parse_known_args(*args, **kwargs)
+
+    def format_usage(self) -> str:
+        self.load_options()
+        return super().format_usage()
+
+    def format_help(self) -> str:
+        self.load_options()
+        return super().format_help()
 
 
 def add_settings_options(parser: argparse.ArgumentParser, settings_class) -> None:
