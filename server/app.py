@@ -3,6 +3,8 @@
 Models are loaded in the lifespan, in a worker thread and in the background, so
 /healthz answers at once and /readyz turns 200 only when every model is loaded
 and warmed up (orchestrators route traffic by it). Nothing is loaded at import.
+The app's state is one typed ``ServerState`` (``app.state.server``), which routes get
+through ``Depends`` (state.py); every request passes ``GuardMiddleware`` (guards.py).
 """
 from __future__ import annotations
 

@@ -4,6 +4,8 @@ One frozen pydantic-settings object, built once by `deepimage serve` (options gi
 the command line win over the environment) and handed to ``create_app``. Lists are
 comma-separated in the environment (``DEEPIMAGE_SERVER_MODELS=squeezenet,vgg16``,
 ``DEEPIMAGE_SERVER_WEIGHTS=mine=/srv/mine.onnx``, ``DEEPIMAGE_SERVER_TOKENS=a,b``).
+The fields are also the options of `deepimage serve` (server/cli.py makes one option per
+field from its ``json_schema_extra``), so a new setting is written once, here.
 """
 from __future__ import annotations
 
