@@ -32,6 +32,7 @@ MAX_CONNECTIONS = 8
 HEAD_TIMEOUT = 1.0
 KEEP_ALIVE = 1.0
 PROXY_NAME = "proxy.lab.example"
+REQUEST_TIMEOUT = 8.0
 
 NO_TEMP = "import tempfile\ntempfile.tempdir = '/nonexistent/deepimage-no-temp-folder'\n"
 
@@ -47,6 +48,7 @@ def server(tmp_path_factory):
                       "--header-timeout-s", str(HEAD_TIMEOUT), "--keep-alive-s", str(KEEP_ALIVE),
                       "--max-connections", str(MAX_CONNECTIONS),
                       "--max-images-per-request", "4", "--allowed-hosts", PROXY_NAME,
+                      "--request-timeout-s", str(REQUEST_TIMEOUT),
                       env={"PYTHONPATH": str(shim)}).wait_ready()
     try:
         yield live
@@ -225,6 +227,17 @@ def test_a_well_behaved_client_keeps_its_connection(server):
         assert status == 405 and "connection" not in headers  # an empty body is read
         sock.sendall(head(server.url))
         assert read_response(sock)[0] == 200
+
+
+def test_a_body_that_stalls_gets_504_and_its_connection_closed(server):
+    with connect(server.url) as sock:
+        sock.sendall(head(server.url, "POST", "/image/squeezenet", Content_Length=50_000)
+                     + b"\xff" * 1000)  # and nothing more, connection left open
+        start = time.monotonic()
+        status, headers, body = read_response(sock, timeout=REQUEST_TIMEOUT + 10)
+        assert status == 504 and headers["connection"] == "close" and b"limit" in body
+        assert time.monotonic() - start < REQUEST_TIMEOUT + 5
+        assert closed_by_server(sock, 2)
 
 
 # 6: memory for bodies in total ---------------------------------------------------------
