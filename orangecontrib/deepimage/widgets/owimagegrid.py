@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import List, Optional
 
 import numpy as np
-from AnyQt.QtCore import QItemSelection, QItemSelectionModel, QSize
+from AnyQt.QtCore import QItemSelection, QItemSelectionModel, QSize, Qt
 from AnyQt.QtGui import QColor
 from AnyQt.QtWidgets import QLabel
 from Orange.data import ContinuousVariable, DiscreteVariable, Domain, StringVariable, Table
@@ -105,7 +105,7 @@ class OWImageGrid(OWWidget, ConcurrentWidgetMixin):
                      contentsLength=14, tooltip="The column with image file names or URLs")
         box = gui.vBox(self.controlArea, "Layout")
         gui.comboBox(box, self, "projection", items=PROJECTIONS, sendSelectedValue=True,
-                     label="Similarity by:", orientation="horizontal",
+                     label="Similarity by:", orientation=Qt.Orientation.Horizontal,
                      callback=self._relayout_projection,
                      tooltip="t-SNE keeps similar images together best; PCA is instant; "
                              "MDS keeps distances (slow beyond a few hundred images)")
@@ -113,21 +113,21 @@ class OWImageGrid(OWWidget, ConcurrentWidgetMixin):
                      callback=self._on_auto_size,
                      tooltip="A nearly square grid just large enough for all images")
         self.columns_spin = gui.spin(box, self, "columns", 1, MAX_SIDE, label="Columns:",
-                                     callback=self._on_columns, callbackOnReturn=True,
+                                     callback=self._on_columns,
                                      keyboardTracking=False)
         self.rows_spin = gui.spin(box, self, "rows", 1, MAX_SIDE, label="Rows:",
-                                  callback=self._on_rows, callbackOnReturn=True,
+                                  callback=self._on_rows,
                                   keyboardTracking=False)
         box = gui.vBox(self.controlArea, "Display")
         gui.hSlider(box, self, "image_size", minValue=32, maxValue=320, step=8,
                     label="Image size:", callback=self._update_cells, createLabel=False)
         self.label_model = DomainModel(placeholder="(none)")
         gui.comboBox(box, self, "label_attr", model=self.label_model, label="Label:",
-                     orientation="horizontal", callback=self._update_decorations,
+                     orientation=Qt.Orientation.Horizontal, callback=self._update_decorations,
                      contentsLength=12, tooltip="Text under each image")
         self.color_model = DomainModel(placeholder="(none)", valid_types=(DiscreteVariable,))
         gui.comboBox(box, self, "color_attr", model=self.color_model, label="Frame colour:",
-                     orientation="horizontal", callback=self._update_decorations,
+                     orientation=Qt.Orientation.Horizontal, callback=self._update_decorations,
                      contentsLength=12, tooltip="Frame each image in the colour of its value "
                                                 "(the class by default)")
         self.info_label = QLabel("No data.", wordWrap=True)
