@@ -5,7 +5,7 @@ file name from the image's own name) and core.save writes them.
 """
 from __future__ import annotations
 
-from typing import Optional, Protocol
+from typing import Callable, Optional, Protocol
 
 from Orange.data import DiscreteVariable, StringVariable, Table
 
@@ -38,16 +38,19 @@ def save_items(table: Table, image_var: StringVariable,
 
 
 def run_save(table: Table, image_var: StringVariable, group_var: Optional[DiscreteVariable],
-             options: SaveOptions, state: State) -> SaveReport:
-    """Write the images of ``table`` as ``options`` say, with progress; on interruption
-    the images written so far stay and the report says ``cancelled``."""
+             options: SaveOptions, state: State,
+             stop: Callable[[], bool] = lambda: False) -> SaveReport:
+    """Write the images of ``table`` as ``options`` say, with progress. On interruption,
+    or when ``stop()`` turns true (a Stop that still wants the report), the images
+    written so far stay and the report says ``cancelled``."""
     items = save_items(table, image_var, group_var)
     state.set_status(f"Saving {len(items):,} images to {options.folder}…")
 
     def progress(done: int, total: int) -> None:
         state.set_progress_value(100 * done / max(total, 1))
 
-    return save_images(items, options, state.is_interruption_requested, progress)
+    return save_images(items, options,
+                       lambda: stop() or state.is_interruption_requested(), progress)
 
 
 def summary(report: SaveReport, folder: str) -> str:
