@@ -188,6 +188,23 @@ class TestOWImageGrid(WidgetTest):
         self.show(None)
         self.assertFalse(self.widget.Error.no_image_column.is_shown())
 
+    def test_space_opens_a_preview_and_arrows_move_through_the_grid(self):
+        self.widget.projection = "PCA"
+        self.show(self.embeddings)
+        view, grid = self.widget.view, self.grid()
+        r, c = next((r, c) for r in range(4) for c in range(4)
+                    if grid[r, c] >= 0 and grid[r, c + 1] >= 0)
+        view.selectionModel().setCurrentIndex(view.model().index(r, c),
+                                              QItemSelectionModel.SelectionFlag.ClearAndSelect)
+        QTest.keyClick(view, Qt.Key.Key_Space)
+        self.assertTrue(view.preview.isVisible())
+        self.assertEqual(view.preview.path, self.widget.paths[grid[r, c]])
+        QTest.keyClick(view.preview, Qt.Key.Key_Right)
+        self.assertEqual((view.currentIndex().row(), view.currentIndex().column()), (r, c + 1))
+        self.assertEqual(view.preview.path, self.widget.paths[grid[r, c + 1]])
+        QTest.keyClick(view.preview, Qt.Key.Key_Escape)
+        self.assertFalse(view.preview.isVisible())
+
     def test_cancel_on_new_data_and_report(self):
         self.send_signal(self.widget.Inputs.data, self.embeddings)  # t-SNE starts
         self.widget.projection = "PCA"

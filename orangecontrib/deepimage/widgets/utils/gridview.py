@@ -148,6 +148,19 @@ class GridDelegate(QStyledItemDelegate):
         painter.restore()
 
 
+_ARROWS = (Qt.Key.Key_Left, Qt.Key.Key_Right, Qt.Key.Key_Up, Qt.Key.Key_Down)
+
+
+class GridPreview(ImagePreview):
+    """The large preview; the arrow keys move through the grid without leaving it."""
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        if event.key() in _ARROWS and isinstance(self.parent(), GridView):
+            self.parent().keyPressEvent(event)
+            return
+        super().keyPressEvent(event)
+
+
 class GridView(QTableView):
     """Fixed-size cells with no headers or lines; Space or a double-click opens a preview."""
 
@@ -167,7 +180,7 @@ class GridView(QTableView):
         self.setHorizontalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
         self.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
         self.setWordWrap(False)
-        self.preview: Optional[ImagePreview] = None
+        self.preview: Optional[GridPreview] = None
         loader.loaded.connect(self._on_loaded)
         self.doubleClicked.connect(self.open_preview)
 
@@ -205,7 +218,7 @@ class GridView(QTableView):
         if not index.isValid() or not index.data(PathRole):
             return
         if self.preview is None:
-            self.preview = ImagePreview(self.loader, self)
+            self.preview = GridPreview(self.loader, self)
         self.preview.show_image(index.data(PathRole), index.data(Qt.ItemDataRole.DisplayRole))
         self.preview.show()
         self.preview.raise_()
