@@ -5,6 +5,7 @@ file name from the image's own name) and core.save writes them.
 """
 from __future__ import annotations
 
+import os
 from typing import Callable, Optional, Protocol
 
 from Orange.data import DiscreteVariable, StringVariable, Table
@@ -56,6 +57,9 @@ def run_save(table: Table, image_var: StringVariable, group_var: Optional[Discre
 def summary(report: SaveReport, folder: str) -> str:
     """One or two lines for people: what was written where, and what was not."""
     text = f"Wrote {len(report.written):,} of {report.total:,} images to {folder}"
+    subfolders = {os.path.dirname(target) for _, target in report.written} - {folder}
+    if subfolders:
+        text += f", in {len(subfolders):,} subfolder" + "s" * (len(subfolders) > 1)
     if report.cancelled:
         text = "Cancelled. " + text
     notes = []

@@ -122,6 +122,15 @@ class TestOWImageGrid(WidgetTest):
         self.assertTrue(all(isinstance(self.widget.loader.cached(p, side), QImage)
                             for p in self.widget.paths))
         self.assertIn("18 images in 5 columns × 4 rows (t-SNE)", self.widget.info_label.text())
+        legend = self.widget.legend_label.text()
+        self.assertEqual([legend.index(name) < legend.index(after) for name, after in
+                          (("blue", "green"), ("green", "red"))], [True, True])
+        r, g, b = self.embeddings.domain.class_var.colors[0]
+        self.assertIn(f"rgb({r}, {g}, {b})", legend)
+        self.widget.controls.color_attr.setCurrentIndex(0)  # (none)
+        self.widget.controls.color_attr.activated.emit(0)
+        self.assertIsNone(model.data(index, ColorRole))
+        self.assertEqual(self.widget.legend_label.text(), "")
 
     def test_click_and_rectangle_select_and_the_selection_is_saved(self):
         self.widget.projection = "PCA"

@@ -53,6 +53,7 @@ class TestOWSaveImages(WidgetTest):
         self.assertEqual(self.listing(), [os.path.join(c, f"{c}{i}.png")
                                           for c in ("cats", "dogs") for i in range(3)])
         self.assertIn("Wrote 6 of 6 images", self.widget.info_label.text())
+        self.assertIn("in 2 subfolders", self.widget.info_label.text())
         again = run_import(self.out, State()).data
         self.assertEqual(list(again.domain.class_var.values), ["cats", "dogs"])
         self.assertEqual(len(again), 6)

@@ -6,6 +6,8 @@ thumbnails load lazily in worker threads, only for the cells on screen.
 """
 from __future__ import annotations
 
+import html
+
 from typing import List, Optional
 
 import numpy as np
@@ -43,6 +45,16 @@ def grid_table(data: Table, layout: Optional[GridLayout]) -> Table:
     with out.unlocked(out.metas):
         out.metas[:, -2:] = cells
     return out
+
+
+def legend_html(var: Optional[DiscreteVariable], most: int = 20) -> str:
+    """A coloured square and the value for each of ``var``'s first ``most`` values."""
+    if var is None:
+        return ""
+    items = [f'<span style="color: rgb({r}, {g}, {b})">&#9632;</span>&nbsp;{html.escape(value)}'
+             for value, (r, g, b) in zip(var.values[:most], var.colors)]
+    more = len(var.values) - most
+    return " &nbsp; ".join(items) + (f" &nbsp; … and {more} more" if more > 0 else "")
 
 
 class OWImageGrid(OWWidget, ConcurrentWidgetMixin):
@@ -130,6 +142,8 @@ class OWImageGrid(OWWidget, ConcurrentWidgetMixin):
                      orientation=Qt.Orientation.Horizontal, callback=self._update_decorations,
                      contentsLength=12, tooltip="Frame each image in the colour of its value "
                                                 "(the class by default)")
+        self.legend_label = QLabel(wordWrap=True, textFormat=Qt.TextFormat.RichText)
+        box.layout().addWidget(self.legend_label)
         self.info_label = QLabel("No data.", wordWrap=True)
         gui.vBox(self.controlArea, "Info").layout().addWidget(self.info_label)
         gui.rubber(self.controlArea)
@@ -302,6 +316,7 @@ class OWImageGrid(OWWidget, ConcurrentWidgetMixin):
             color = lambda row: None if np.isnan(values[row]) else QColor(
                 *map(int, palette[int(values[row])]))
         model.set_decorations(title, color, self._subset_mask())
+        self.legend_label.setText(legend_html(self.color_attr))
         self._update_cells()
 
     # --- selection --------------------------------------------------------------------
