@@ -51,8 +51,9 @@ class OWImportImages(OWWidget, ConcurrentWidgetMixin):
     class Error(OWWidget.Error):
         folder_missing = Msg("Folder '{}' was not found. Choose it again with the '…' button.")
         lesson_digits_missing = Msg(
-            "The lesson's digits are not written yet: run 'make tutorials' (or: python -m "
-            "orangecontrib.deepimage.tutorials.make_digits -o \"{}\"), then press Reload.")
+            "The lesson's digits are not in '{}'. They come with the add-on: open the "
+            "lesson again from Help > Example Workflows, or reinstall Orange3-DeepImage "
+            "(Options > Add-ons).")
         failed = Msg("Import failed: {}")
 
     class Warning(OWWidget.Warning):
@@ -127,6 +128,10 @@ class OWImportImages(OWWidget, ConcurrentWidgetMixin):
         for recent in self.recent_paths:
             resolved = recent.resolve(search_paths)
             path = resolved.abspath if resolved is not None else recent.search(search_paths)
+            if not path and os.path.isabs(recent.abspath) and os.path.isdir(recent.abspath):
+                # the workflow was saved elsewhere without its images: they are still
+                # where they were (the lesson's digits, installed with the add-on)
+                path = recent.abspath
             if not path and basedir and recent.prefix == "basedir" and recent.relpath:
                 # not there (yet): where the workflow expects it, so that the error names
                 # the real place and Reload finds it once it is written
