@@ -183,7 +183,28 @@ class TestOWImportImages(WidgetTest):
         self.assertTrue(widget.Error.folder_missing.is_shown())
         self.assertIsNone(self.get_output(widget.Outputs.data, widget=widget))
 
-    def test_a_lessons_missing_digits_say_how_to_write_them(self):
+    def test_a_lesson_saved_elsewhere_still_finds_the_installed_digits(self):
+        """File > Save As of a lesson opened from the example browser: the new folder has
+        no digits/, but the ones installed with the add-on are still where they were."""
+        lesson, elsewhere = os.path.join(self.tmp, "installed"), os.path.join(self.tmp, "docs")
+        digits = os.path.join(lesson, "digits")
+        from orangecontrib.deepimage.tutorials.make_digits import write_digits
+        write_digits(digits, per_class=1)
+        os.makedirs(elsewhere)
+        widget = self.create_widget(
+            OWImportImages, stored_settings={"recent_paths": [RecentPath("digits", "basedir", "digits")]},
+            env={"basedir": lesson})
+        self.assertEqual(widget.current_folder(), digits)
+        self.get_output(widget.Outputs.data, widget=widget, wait=5000)
+        settings = widget.settingsHandler.pack_data(widget)  # as saved in "docs"
+        widget = self.create_widget(OWImportImages, stored_settings=settings,
+                                    env={"basedir": elsewhere})
+        self.assertEqual(widget.current_folder(), digits)
+        data = self.get_output(widget.Outputs.data, widget=widget, wait=5000)
+        self.assertEqual(len(data), 10)
+        self.assertFalse(widget.Error.active)
+
+    def test_a_lessons_missing_digits_say_where_they_come_from(self):
         lesson = os.path.join(self.tmp, "lesson")
         os.makedirs(lesson)
         open(os.path.join(lesson, "lesson1_clustering.ows"), "w").close()
@@ -196,7 +217,8 @@ class TestOWImportImages(WidgetTest):
         self.assertTrue(widget.Error.lesson_digits_missing.is_shown())
         self.assertIn(digits, str(widget.Error.lesson_digits_missing.formatted))
         self.assertFalse(widget.Error.folder_missing.is_shown())
-        self.assertIn("make tutorials", str(widget.Error.lesson_digits_missing))
+        self.assertIn("Help > Example Workflows", str(widget.Error.lesson_digits_missing))
+        self.assertNotIn("make", str(widget.Error.lesson_digits_missing))
         from orangecontrib.deepimage.tutorials.make_digits import write_digits
         write_digits(digits, per_class=1)
         widget.reload()
