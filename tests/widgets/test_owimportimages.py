@@ -71,7 +71,29 @@ def test_each_file_is_opened_once_and_never_decoded(tmp_path):
             patch.object(Image.Image, "load", side_effect=AssertionError("decoded")):
         result = run_import(root, mock_state())
     assert result.n_images == 6
-    assert sorted(opened) == sorted(set(opened)) and len(opened) == 7  # 6 + notes.png
+    # 6 + notes.png + README.txt (read for its contents, which are no image)
+    assert sorted(opened) == sorted(set(opened)) and len(opened) == 8
+
+
+def test_images_are_recognised_by_content_not_by_extension(tmp_path):
+    """As orange3-imageanalytics: a photo saved with no extension, as .jfif or .pjp
+    (browsers' names for JPEG) is imported; other files are skipped with a reason."""
+    Image.new("RGB", (8, 6), "red").save(tmp_path / "no-extension", "JPEG")
+    Image.new("RGB", (8, 6), "red").save(tmp_path / "photo.jfif", "JPEG")
+    Image.new("RGB", (5, 4), "red").save(tmp_path / "photo.pjp", "JPEG")
+    Image.new("RGB", (5, 4), "red").save(tmp_path / "drawing.dat", "PNG")
+    (tmp_path / "notes").write_text("no picture here")
+    (tmp_path / "data.csv").write_text("a,b\n1,2\n")
+    (tmp_path / "empty.bin").write_bytes(b"")
+    result = run_import(str(tmp_path), mock_state())
+    assert sorted(result.data.get_column("image")) == [
+        "drawing.dat", "no-extension", "photo.jfif", "photo.pjp"]
+    assert sorted(result.data.get_column("width")) == [5, 5, 8, 8]
+    reasons = dict(zip(result.skipped.get_column("image"), result.skipped.get_column("reason")))
+    assert reasons == {"data.csv": "not an image file type (.csv)",
+                       "empty.bin": "empty file (0 bytes)",
+                       "notes": "not an image file type (no extension)"}
+    assert (result.data.name, result.skipped.name) == (tmp_path.name, "Skipped files")
 
 
 def test_cancel_raises_cancelled(tmp_path):

@@ -17,14 +17,14 @@ from AnyQt.QtGui import QStandardItemModel
 from AnyQt.QtWidgets import QComboBox, QFormLayout, QLineEdit, QPushButton, QStyle
 
 from Orange.base import Model
-from Orange.data import StringVariable, Table
+from Orange.data import DiscreteVariable, StringVariable, Table
 from Orange.widgets import gui
 from Orange.widgets.settings import ContextSetting, DomainContextHandler, Setting
 from Orange.widgets.utils.concurrent import ConcurrentWidgetMixin, FutureWatcher
 from Orange.widgets.utils.itemmodels import DomainModel
 from Orange.widgets.widget import Input, Msg, Output, OWWidget
 
-from orangecontrib.deepimage.core.embed import cuda_possible
+from orangecontrib.deepimage.core.embed import EmbeddingResult, cuda_possible
 from orangecontrib.deepimage.core.models import MODELS
 from orangecontrib.deepimage.core.weights import weights_available
 from orangecontrib.deepimage.data import image_column
@@ -78,7 +78,7 @@ class OWImageEmbedder(OWWidget, ConcurrentWidgetMixin):
         skipped_images = Output("Skipped Images", Table)
 
     class Error(OWWidget.Error):
-        no_image_column = Msg("The data has no text column with image paths: "
+        no_image_column = Msg("The data has no text or categorical column with image paths: "
                               "connect Import Images, or a table with an image column.")
         not_image_model = Msg("{}")
         failed = Msg("Embedding failed: {}")
@@ -107,6 +107,7 @@ class OWImageEmbedder(OWWidget, ConcurrentWidgetMixin):
         ConcurrentWidgetMixin.__init__(self)
         self.data: Optional[Table] = None
         self.custom_model: Any = None
+        self.last_result: Optional[EmbeddingResult] = None  # of the last run, for the report
         self.token = ""
         # (name, title) the server offers; None: not asked, or no answer yet
         self.server_models: Optional[list[tuple[str, str]]] = None
@@ -125,7 +126,9 @@ class OWImageEmbedder(OWWidget, ConcurrentWidgetMixin):
 
     def _setup_gui(self):
         box = gui.vBox(self.controlArea, "Images")
-        self.image_model = DomainModel(valid_types=(StringVariable,))
+        # text or categorical metas, as orange3-imageanalytics offers them
+        self.image_model = DomainModel(order=DomainModel.METAS,
+                                       valid_types=(StringVariable, DiscreteVariable))
         gui.comboBox(box, self, "image_attr", label="Image column:", model=self.image_model,
                      orientation=Qt.Horizontal, callback=self._settings_changed)
 
@@ -394,6 +397,7 @@ class OWImageEmbedder(OWWidget, ConcurrentWidgetMixin):
             n = len(result.skipped)
             self.Warning.images_skipped(f"{n:,} image{'s' if n != 1 else ''}")
         self.summary_label.setText(summary(result) + ".")
+        self.last_result = result
         self._send(outcome)
 
     def on_exception(self, ex: Exception):
@@ -418,6 +422,8 @@ class OWImageEmbedder(OWWidget, ConcurrentWidgetMixin):
         super().cancel()
 
     def _send(self, outcome: Optional[EmbeddingOutcome]):
+        if outcome is None:
+            self.last_result = None
         embedded = outcome.embedded if outcome is not None else None
         skipped = outcome.skipped if outcome is not None else None
         self.Outputs.embeddings.send(embedded)
@@ -440,8 +446,17 @@ class OWImageEmbedder(OWWidget, ConcurrentWidgetMixin):
             settings.pop("token", None)  # a token must never come from a workflow file
 
     def send_report(self):
-        self.report_items((("Model", self.current_choice().label()),
-                           ("Device", dict(DEVICES).get(self.device, self.device))))
+        items = [("Model", self.current_choice().label()),
+                 ("Device", dict(DEVICES).get(self.device, self.device))]
+        if self.data is not None:
+            items += [("Images", f"{len(self.data):,}"), ("Image column", self.image_attr)]
+        result = self.last_result
+        if result is not None:
+            items += [("Embedded", f"{len(result.indices):,}"
+                       + (f" ({result.cached:,} from the cache)" if result.cached else "")),
+                      ("Skipped", f"{len(result.skipped):,}"),
+                      ("Time", f"{result.seconds:.1f} s")]
+        self.report_items(items)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -5,6 +5,7 @@ run off the GUI thread; this widget only keeps the folder and shows progress.
 """
 from __future__ import annotations
 
+import collections
 import os
 from typing import List, Optional
 
@@ -251,6 +252,21 @@ class OWImportImages(OWWidget, ConcurrentWidgetMixin):
         self.result = result
         self.Outputs.data.send(result.data if result else None)
         self.Outputs.skipped.send(result.skipped if result else None)
+
+    def send_report(self) -> None:
+        result = self.result
+        items = [("Folder", self.current_folder() or "none")]
+        if result is not None:
+            items += [("Images", f"{result.n_images:,}"),
+                      ("Classes", ", ".join(result.data.domain.class_var.values)
+                       if result.data is not None and result.data.domain.class_var
+                       else "none (no subfolders)"),
+                      ("Skipped", f"{result.n_skipped:,}")]
+        self.report_items(items)
+        if result is not None and result.skipped is not None:
+            reasons = collections.Counter(result.skipped.get_column("reason"))
+            self.report_items("Skipped files", [(reason, f"{n:,}")
+                                                for reason, n in reasons.most_common(10)])
 
     def onDeleteWidget(self) -> None:
         self.shutdown()
