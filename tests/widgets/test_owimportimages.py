@@ -248,6 +248,17 @@ class TestOWImportImages(WidgetTest):
         self.assertEqual(len(data), 10)
         self.assertFalse(widget.Error.lesson_digits_missing.is_shown())
 
+    def test_report_has_the_folder_counts_and_reasons(self):
+        self.widget.set_folder(self.root)
+        self.get_output(self.widget.Outputs.data, wait=5000)
+        with patch.object(self.widget, "report_items") as report:
+            self.widget.send_report()
+        (main,), (title, reasons) = report.call_args_list[0][0], report.call_args_list[1][0]
+        self.assertEqual(dict(main), {"Folder": self.root, "Images": "6",
+                                      "Classes": "cats, dogs", "Skipped": "3"})
+        self.assertEqual(title, "Skipped files")
+        self.assertEqual(sum(int(n) for _, n in reasons), 3)
+
     def test_anchors_image_viewer_accepts_our_table(self):
         viewer_module = pytest.importorskip(
             "orangecontrib.imageanalytics.widgets.owimageviewer")
