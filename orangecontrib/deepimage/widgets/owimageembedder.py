@@ -65,7 +65,8 @@ class OWImageEmbedder(OWWidget, ConcurrentWidgetMixin):
     description = "Embed images with deep networks, on this computer or a server."
     icon = "icons/ImageEmbedder.svg"
     priority = 20
-    keywords = "image embedder, embedding, image, deep, network, squeezenet, vgg, inception"
+    keywords = ("deep image, image embedder, embedding, image, deep, network, squeezenet, vgg, "
+                "inception, pytorch")
     want_main_area = False
     resizing_enabled = False
 

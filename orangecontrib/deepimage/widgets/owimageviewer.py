@@ -78,7 +78,7 @@ class OWImageViewer(OWWidget):
     description = "Browse the images a table refers to; select some for further analysis."
     icon = "icons/ImageViewer.svg"
     priority = 30
-    keywords = "image viewer, thumbnails, images, browse, gallery"
+    keywords = "deep image, image viewer, thumbnails, images, browse, gallery"
 
     class Inputs:
         data = Input("Data", Table)

@@ -41,7 +41,7 @@ class OWImportImages(OWWidget, ConcurrentWidgetMixin):
     description = "Import a folder of images; subfolders become classes."
     icon = "icons/ImportImages.svg"
     priority = 10
-    keywords = "import images, folder, directory, load, read, photos"
+    keywords = "deep image, import images, folder, directory, load, read, photos"
 
     class Outputs:
         data = Output("Data", Table, default=True,
