@@ -30,7 +30,7 @@ from orangecontrib.deepimage.core.weights import weights_available
 from orangecontrib.deepimage.data import image_column
 from orangecontrib.deepimage.embedding import (
     CUSTOM, LOCAL, SERVER, EmbedderChoice, EmbedderPool, EmbeddingOutcome, NotAnImageModel,
-    run_embedding, server_host, summary)
+    local_server_possible, run_embedding, server_host, start_local_server, summary)
 from orangecontrib.deepimage.widgets.utils import fill_combo_items
 
 log = logging.getLogger(__name__)
@@ -93,6 +93,8 @@ class OWImageEmbedder(OWWidget, ConcurrentWidgetMixin):
     class Information(OWWidget.Information):
         custom_model = Msg("Embedding with the connected fine-tuned model.")
         no_keyring = Msg("The access token is not saved (no keyring on this computer).")
+        local_server = Msg("A server runs on this computer at {}, until this widget is "
+                           "removed or Orange is closed.")
 
     settingsHandler = DomainContextHandler()
     settings_version = 1
@@ -117,6 +119,10 @@ class OWImageEmbedder(OWWidget, ConcurrentWidgetMixin):
         self._listing = ThreadPoolExecutor(1, thread_name_prefix="deepimage-list-models")
         self._listing_watcher: Optional[FutureWatcher] = None
         self._listing_future: Optional[Future] = None
+        # `deepimage serve` started by the button, for a server address on this computer
+        self._local_server = None
+        self._starting: Optional[Future] = None
+        self._starting_watcher: Optional[FutureWatcher] = None
         self._setup_gui()
         self._load_token()
         self._refresh_models()
@@ -181,7 +187,13 @@ class OWImageEmbedder(OWWidget, ConcurrentWidgetMixin):
         form.addRow("Token:", self.token_edit)
         self.list_button = gui.button(self.server_box, self, "List Server Models",
                                       callback=self.list_server_models, autoDefault=False)
+        self.start_button = gui.button(
+            self.server_box, self, "Start a Server on This Computer",
+            callback=self.start_local_server, autoDefault=False,
+            tooltip="Run the embedding server here, at the address above, for as long as "
+                    "this widget is in the workflow (no terminal needed).")
         self.server_box.setVisible(self._remote)
+        self._update_start_button()
 
         gui.auto_apply(self.buttonsArea, self, "auto_commit")
         self.cancel_button = QPushButton(
@@ -252,6 +264,7 @@ class OWImageEmbedder(OWWidget, ConcurrentWidgetMixin):
             return
         self.server_url = url
         self.server_models = None
+        self._update_start_button()
         self._load_token()
         self._refresh_models()
         if url:
@@ -326,6 +339,49 @@ class OWImageEmbedder(OWWidget, ConcurrentWidgetMixin):
             # the last run could not reach the server, which answers now: embed again
             # (Apply is disabled while it applies automatically, so this is the way)
             self.commit.deferred()
+
+    # --- a server on this computer, started here (lesson 3 needs no terminal) -----------
+
+    def _update_start_button(self):
+        running = self._local_server is not None and self._local_server.running
+        self.start_button.setVisible(
+            bool(self.server_url) and not running and local_server_possible(self.server_url))
+        self.start_button.setEnabled(self._starting is None)
+
+    def start_local_server(self) -> Optional[Future]:
+        """Start `deepimage serve` at the server address (on this computer) in the
+        background; once it is ready its models are listed and a failed embedding runs."""
+        if self._starting is not None or not local_server_possible(self.server_url):
+            return None
+        self.Error.server.clear()
+        self.start_button.setText("Starting the server…")
+        executor = ThreadPoolExecutor(1, thread_name_prefix="deepimage-start-server")
+        self._starting = executor.submit(start_local_server, self.server_url)
+        executor.shutdown(wait=False)
+        self._starting_watcher = FutureWatcher(self._starting)
+        self._starting_watcher.done.connect(self._local_server_started)
+        self._update_start_button()
+        return self._starting
+
+    def _local_server_started(self, future: Future):
+        self._starting = None
+        self.start_button.setText("Start a Server on This Computer")
+        try:
+            self._local_server = future.result()
+        except Exception as exc:  # the port is taken, a network's weights are missing, ...
+            self.Error.server(server_host(self.server_url), exc)
+        else:
+            self.Information.local_server(self._local_server.url)
+            self.list_server_models()
+        self._update_start_button()
+
+    def _stop_local_server(self):
+        if self._starting is not None:  # stop it once it has started
+            self._starting.add_done_callback(
+                lambda f: f.exception() is None and f.result().stop())
+        if self._local_server is not None:
+            self._local_server.stop()
+            self._local_server = None
 
     # --- inputs ------------------------------------------------------------------------
 
@@ -436,6 +492,7 @@ class OWImageEmbedder(OWWidget, ConcurrentWidgetMixin):
                 str(len(embedded) if embedded is not None else 0), summary(outcome.result))
 
     def onDeleteWidget(self):
+        self._stop_local_server()
         self.shutdown()
         self._listing.shutdown(wait=False)
         self.pool.clear()
