@@ -7,6 +7,7 @@ instead. The work runs off the GUI thread with progress and cancel.
 """
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import logging
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -371,6 +372,7 @@ class OWImageEmbedder(OWWidget, ConcurrentWidgetMixin):
         except Exception as exc:  # the port is taken, a network's weights are missing, ...
             self.Error.server(server_host(self.server_url), exc)
         else:
+            atexit.register(self._local_server.stop)  # also when Orange quits abruptly
             self.Information.local_server(self._local_server.url)
             self.list_server_models()
         self._update_start_button()
