@@ -8,7 +8,10 @@
 - doc/images/import-images-by-content.png: Import Images on a folder with a photo
   without an extension and one saved as .jfif (imported) and a text file (skipped);
 - doc/images/image-viewer-selection.png: Image Viewer after a Reload that added files,
-  with the same two images still selected, and the Space/double-click hint.
+  with the same two images still selected, and the Space/double-click hint;
+- doc/images/image-embedder-start-server.png and image-embedder-server-started.png:
+  Image Embedder with a server address on this computer, before and after its
+  Start a Server on This Computer button.
 
     xvfb-run -a .venv/bin/python tools/shots_parity.py
 """
@@ -128,6 +131,39 @@ def main() -> int:
         session.wait_until("the thumbnails", lambda: thumbnails_shown(viewer))
         session.settle(1)
         session._save(viewer, "doc/images/image-viewer-selection.png")
+        viewer.hide()
+
+        # 4. an Image Embedder for a server on this computer that is not running yet
+        from orangecontrib.deepimage.server.launch import free_port
+        embedder_node = document.createNewNode(registry.widget(
+            "orangecontrib.deepimage.widgets.owimageembedder.OWImageEmbedder"),
+            position=(400, 300))
+        sink = next(i for i in embedder_node.input_channels() if i.name == "Images")
+        embedder = scheme.widget_for_node(embedder_node)
+        embedder.url_edit.setText(f"http://127.0.0.1:{free_port()}")
+        embedder.url_edit.editingFinished.emit()
+        session.wait_until("the failed listing", lambda: embedder._listing_future.done())
+        document.addLink(_link(imports, source, embedder_node, sink))
+        session.wait_until("the local embedding", lambda: embedder.task is None
+                           and session.idle() and embedder.last_result is not None)
+        embedder.show()
+        embedder.raise_()
+        session.settle(1)
+        session._save(embedder, "doc/images/image-embedder-start-server.png")
+        embedder.start_button.click()
+        session.wait_until("the server", lambda: embedder._starting is None)
+        session.wait_until("the server's models", lambda: embedder._listing_future.done())
+        index = next(i for i in range(embedder.model_items.rowCount())
+                     if embedder.model_items.item(i).data(0x0100) == "server:squeezenet")
+        local_result = embedder.last_result
+        embedder.model_combo.setCurrentIndex(index)
+        embedder.model_combo.activated.emit(index)
+        session.wait_until("the embedding on the server", lambda: embedder.task is None
+                           and embedder.last_result is not local_result
+                           or embedder.Error.failed.is_shown())
+        session.settle(1)
+        session._save(embedder, "doc/images/image-embedder-server-started.png")
+        embedder.onDeleteWidget()
 
     return run_canvas(workflow, drive, timeout=120)
 
