@@ -62,7 +62,7 @@ class OWImageGrid(OWWidget, ConcurrentWidgetMixin):
     description = "Show images on a grid where similar images are neighbours."
     icon = "icons/ImageGrid.svg"
     priority = 40
-    keywords = "image grid, image, grid, similarity, t-sne, embedding map"
+    keywords = "image grid, image, grid, similarity, t-sne, embedding map, deep image"
 
     class Inputs:
         data = Input("Embeddings", Table, default=True)

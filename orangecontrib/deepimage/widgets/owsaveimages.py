@@ -33,7 +33,7 @@ class OWSaveImages(OWWidget, ConcurrentWidgetMixin):
     description = "Save the images of a table to a folder, in subfolders by class."
     icon = "icons/SaveImages.svg"
     priority = 50
-    keywords = "save images, save, images, export, folder"
+    keywords = "save images, save, images, export, folder, deep image"
 
     class Inputs:
         data = Input("Data", Table)
