@@ -211,8 +211,8 @@ def main() -> None:
     parser.add_argument("--baseline", type=Path, metavar="DIR",
                         help="also serve, side by side, the code of another checkout")
     parser.add_argument("--devices", metavar="A,B",
-                        help="instead: one network worker (--device cpu) against one per "
-                             "device listed (e.g. cpu,cpu), side by side")
+                        help="instead: one network worker (on the first device listed) against "
+                             "one per device listed (e.g. cpu,cpu), side by side")
     args = parser.parse_args()
     if args.devices:
         return compare_devices(args)
@@ -283,7 +283,7 @@ def main() -> None:
 
 
 def compare_devices(args) -> None:
-    """One worker against `--devices A,B` (one worker per device), the same rounds."""
+    """One worker (on A) against `--devices A,B` (one worker per device), the same rounds."""
     with tempfile.TemporaryDirectory(prefix="deepimage-server-bench-") as tmp:
         folder = Path(tmp)
         (folder / "images").mkdir()
@@ -294,7 +294,9 @@ def compare_devices(args) -> None:
                         str(folder / "warm.npy")], env=env, check=True)
         load_before = os.getloadavg()[0]
         many = f"--devices {args.devices}"
-        results = run_servers({"one worker": [], many: ["--devices", args.devices]}, images,
+        first = args.devices.split(",")[0]
+        results = run_servers({"one worker": ["--devices", first],
+                               many: ["--devices", args.devices]}, images,
                               images[:64], args.concurrency, args.rounds, env, folder)
         load_after = os.getloadavg()[0]
     print(f"Machine: {os.cpu_count()} cores, {platform.machine()} {platform.system()}; 1-min "
