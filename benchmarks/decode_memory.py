@@ -84,8 +84,8 @@ def make_images(folder: Path) -> dict[str, Path]:
     files["6000x4500 JPEG photo"] = path
     path = folder / "rgba.png"
     Image.fromarray(noise[:, :, :1].repeat(4, axis=2)).resize(
-        (5000, 5000), Image.Resampling.NEAREST).save(path)
-    files["5000x5000 RGBA PNG"] = path
+        (4000, 4000), Image.Resampling.NEAREST).save(path)
+    files["4000x4000 RGBA PNG"] = path
     warm = folder / "warm.png"
     Image.new("RGB", (300, 300), (1, 2, 3)).save(warm)
     return files, warm
@@ -131,7 +131,8 @@ def main() -> None:
                 print(f"  {name} x{copies}", file=sys.stderr)
                 before = measure(str(old), path, copies, 0, warm, args.repeats)
                 after = measure("new", path, copies, 0, warm, args.repeats)
-                budget = measure("new", path, copies, args.budget, warm, args.repeats)
+                budget = (measure("new", path, copies, args.budget, warm, args.repeats)
+                          if "zeros" in path.name else "-")
                 cells = []
                 for result in (before, after):
                     cells += ([f"{result[0]:.0f}", f"{result[1]:.0f}"]

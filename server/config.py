@@ -72,6 +72,12 @@ class Settings(BaseSettings):
     tokens: Annotated[list[str], NoDecode] = Field(default_factory=list, repr=False)
     max_request_bytes: int = Field(32 * 2**20, ge=1024)
     max_pixels: int = Field(50_000_000, ge=1)
+    decode_budget_pixels: int = Field(100_000_000, ge=1, description=(
+        "most pixels (width x height) being decoded at once, all requests together; "
+        "bounds decoding memory (about 4-10 bytes a pixel). An image larger than the "
+        "budget is decoded alone"))
+    decode_budget_wait_s: float = Field(5.0, ge=0, description=(
+        "longest wait for room in the decode budget before answering 503"))
     max_images_per_request: int = Field(64, ge=1)
     max_pending_requests: int = Field(256, ge=1)
     max_queued_images: int = Field(1024, ge=1)

@@ -298,17 +298,24 @@ def _decode_tiff(data: bytes, size, max_pixels: int, crop: bool, budget,
     except Exception as exc:
         raise ImageError(f"not a readable TIFF ({type(exc).__name__}: {exc})") from None
     with tif:
-        width, height = tiff_shape(tif)
+        try:
+            width, height = tiff_shape(tif)
+        except Exception as exc:
+            raise ImageError(f"not a readable TIFF ({type(exc).__name__}: {exc})") from None
         _check_pixels(width, height, max_pixels)
         with _reserved(budget, width * height, timeout):
             try:
                 planes = read_tiff(tif)
             except ValueError as exc:
                 if "imagecodecs" not in str(exc):
-                    raise
+                    raise ImageError(f"not a readable TIFF ({exc})") from None
                 compression = tif.pages[0].compression.name
                 raise _NeedsCodec(f"TIFF compressed with {compression}: install imagecodecs "
                                   f"(pip install imagecodecs) to read it") from None
+            except (MemoryError, ImageError):
+                raise
+            except Exception as exc:
+                raise ImageError(f"not a readable TIFF ({type(exc).__name__}: {exc})") from None
             return planes_to_rgb(planes.values, size, crop, planes.rgb, planes.orientation)
 
 

@@ -102,7 +102,8 @@ def read_tiff(tif) -> TiffPlanes:
     if values.ndim == 2:
         values = values[:, :, None]
     rgb = channel == "S" and page.photometric == tifffile.PHOTOMETRIC.RGB
-    orientation = int(getattr(page, "orientation", 1) or 1)
+    tag = page.tags.get(274)  # Orientation
+    orientation = int(tag.value) if tag is not None else 1
     return TiffPlanes(values, rgb, orientation)
 
 
@@ -139,7 +140,7 @@ def _block_mean(values, factor: int) -> np.ndarray:
     out_h, out_w = values.shape[0] // factor, values.shape[1] // factor
     channels = values.shape[2]
     out = np.empty((out_h, out_w, channels), np.float32)
-    step = max(1, _CHUNK * 4 // max(1, factor * factor * out_w * channels))
+    step = max(1, _CHUNK // max(1, factor * factor * out_w * channels))
     for row in range(0, out_h, step):
         stop = min(out_h, row + step)
         strip = _rows(values, row * factor, stop * factor)[:, :out_w * factor]
