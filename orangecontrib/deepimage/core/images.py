@@ -378,6 +378,10 @@ def _decode(data: bytes, size: "tuple[int, int] | None", max_pixels: int, crop: 
             except _NeedsCodec as exc:
                 if image is None:
                     raise ImageError(str(exc)) from None
+                try:  # Pillow has more codecs (its first page: a deep RGB one at 8 bits)
+                    return _decode_pillow(image, size, crop, budget, timeout)
+                except Exception:
+                    raise ImageError(str(exc)) from None
         return _decode_pillow(image, size, crop, budget, timeout)
     except ImageError:
         raise
