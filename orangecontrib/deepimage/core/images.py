@@ -22,7 +22,7 @@ from typing import Iterable
 import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
-from .budget import PixelBudget
+from .budget import BudgetTimeout, PixelBudget
 from .labimages import (TRANSPOSE_FOR_ORIENTATION, PillowPlane, crop_box, is_tiff,
                         open_tiff, planes_to_rgb, read_tiff, tiff_shape)
 
@@ -380,6 +380,8 @@ def _decode(data: bytes, size: "tuple[int, int] | None", max_pixels: int, crop: 
                     raise ImageError(str(exc)) from None
                 try:  # Pillow has more codecs (its first page: a deep RGB one at 8 bits)
                     return _decode_pillow(image, size, crop, budget, timeout)
+                except BudgetTimeout:
+                    raise
                 except Exception:
                     raise ImageError(str(exc)) from None
         return _decode_pillow(image, size, crop, budget, timeout)
