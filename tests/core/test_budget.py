@@ -91,6 +91,31 @@ def test_decode_reserves_the_decoded_size_and_gives_it_back():
     assert budget.asked[1] == 200 * 150   # 1/8 scale still covers 100 x 100
 
 
+@pytest.mark.parametrize("kind", ["png8", "png16", "tiff16"])
+def test_pixels_are_decoded_while_reserved(monkeypatch, kind):
+    """The reservation covers the decoding itself (Pillow's load, tifffile's read)."""
+    from PIL import ImageFile
+    tifffile = pytest.importorskip("tifffile")
+    budget = Recording(10_000_000)
+    seen = []
+    real_load = ImageFile.ImageFile.load
+    monkeypatch.setattr(ImageFile.ImageFile, "load",
+                        lambda self: (seen.append(budget.in_use), real_load(self))[1])
+    real_read = tifffile.TiffFile.asarray
+    monkeypatch.setattr(tifffile.TiffFile, "asarray",
+                        lambda self, *a, **k: (seen.append(budget.in_use),
+                                               real_read(self, *a, **k))[1])
+    buf = io.BytesIO()
+    if kind == "tiff16":
+        tifffile.imwrite(buf, np.zeros((2, 200, 300), np.uint16), imagej=True,
+                         metadata={"axes": "CYX"})
+    else:
+        Image.new("I;16" if kind == "png16" else "RGB", (300, 200)).save(buf, "PNG")
+    decode_image(buf.getvalue(), (32, 32), budget=budget)
+    assert seen and all(in_use == 300 * 200 for in_use in seen), seen
+    assert budget.in_use == 0
+
+
 def test_decode_waits_for_room_and_times_out():
     budget = PixelBudget(100_000)
     budget.acquire(90_000)

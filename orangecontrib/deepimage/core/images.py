@@ -22,7 +22,7 @@ from typing import Iterable
 import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
-from .budget import BudgetTimeout, PixelBudget
+from .budget import BudgetTimeout, PixelBudget, return_free_memory
 from .labimages import (TRANSPOSE_FOR_ORIENTATION, PillowPlane, crop_box, is_tiff,
                         open_tiff, planes_to_rgb, read_tiff, tiff_shape)
 
@@ -265,8 +265,23 @@ def _check_pixels(width: int, height: int, max_pixels: int) -> None:
         raise ImageError("image has no pixels")
 
 
+#: after decoding more pixels than this, freed memory is handed back to the system
+_RETURN_MEMORY_ABOVE = 4_000_000
+
+
+@contextlib.contextmanager
 def _reserved(budget: "PixelBudget | None", pixels: int, timeout: "float | None"):
-    return contextlib.nullcontext() if budget is None else budget.reserve(pixels, timeout)
+    """Hold ``pixels`` of ``budget`` while decoding; afterwards give back the memory
+    the decode freed, then the pixels (so the next decoder finds the memory free)."""
+    if budget is not None:
+        budget.acquire(pixels, timeout)
+    try:
+        yield
+    finally:
+        if pixels > _RETURN_MEMORY_ABOVE:
+            return_free_memory()
+        if budget is not None:
+            budget.release(pixels)
 
 
 def _needs_tifffile(image: Image.Image) -> bool:
@@ -306,6 +321,10 @@ def _decode_tiff(data: bytes, size, max_pixels: int, crop: bool, budget,
         with _reserved(budget, width * height, timeout):
             try:
                 planes = read_tiff(tif)
+                pixels = planes_to_rgb(planes.values, size, crop, planes.rgb,
+                                       planes.orientation)
+                del planes  # freed before the budget is given back
+                return pixels
             except ValueError as exc:
                 if "imagecodecs" not in str(exc):
                     raise ImageError(f"not a readable TIFF ({exc})") from None
@@ -316,7 +335,6 @@ def _decode_tiff(data: bytes, size, max_pixels: int, crop: bool, budget,
                 raise
             except Exception as exc:
                 raise ImageError(f"not a readable TIFF ({type(exc).__name__}: {exc})") from None
-            return planes_to_rgb(planes.values, size, crop, planes.rgb, planes.orientation)
 
 
 def _orientation(image: Image.Image) -> int:
@@ -359,11 +377,14 @@ def _decode_pillow(image: Image.Image, size, crop: bool, budget, timeout) -> np.
         # decode at 1/2, 1/4 or 1/8 scale when the result is still big enough
         side = max(size)
         image.draft(image.mode if image.mode in ("RGB", "L") else None, (side, side))
-    orientation = _orientation(image)
     with _reserved(budget, image.width * image.height, timeout):
-        if image.mode in _DEEP_MODES:
-            return planes_to_rgb(PillowPlane(image), size, crop, orientation=orientation)
-        return _photo_to_rgb(image, size, crop, orientation)
+        try:
+            orientation = _orientation(image)  # a PNG's EXIF may follow its pixels: loads
+            if image.mode in _DEEP_MODES:
+                return planes_to_rgb(PillowPlane(image), size, crop, orientation=orientation)
+            return _photo_to_rgb(image, size, crop, orientation)
+        finally:
+            image.close()  # its pixels are freed before the budget is given back
 
 
 def _decode(data: bytes, size: "tuple[int, int] | None", max_pixels: int, crop: bool,
