@@ -24,7 +24,7 @@ from PIL import Image, ImageFile, UnidentifiedImageError
 
 from .budget import BudgetTimeout, PixelBudget, return_free_memory
 from .labimages import (TRANSPOSE_FOR_ORIENTATION, PillowPlane, crop_box, is_tiff,
-                        open_tiff, planes_to_rgb, read_tiff, tiff_shape)
+                        open_tiff, pillow_misreads, planes_to_rgb, read_tiff, tiff_shape)
 
 __all__ = ["IMAGE_EXTENSIONS", "DEFAULT_MAX_PIXELS", "DEFAULT_MAX_BYTES", "SAFE_FORMATS",
            "Skipped", "ImageError", "TooManyPixels", "UnsupportedFormat", "find_images",
@@ -284,21 +284,6 @@ def _reserved(budget: "PixelBudget | None", pixels: int, timeout: "float | None"
             budget.release(pixels)
 
 
-def _needs_tifffile(image: Image.Image) -> bool:
-    """A TIFF that Pillow would misread: deeper than 8 bits (Pillow shows 16-bit RGB as
-    its high bytes), channels that are not RGB(A)/CMYK, or ImageJ/tifffile axes."""
-    tags = image.tag_v2
-    bits = tags.get(258, 1)
-    bits = bits if isinstance(bits, tuple) else (bits,)
-    extra = tags.get(338, ())
-    extra = extra if isinstance(extra, tuple) else (extra,)
-    description = str(tags.get(270, "")).lstrip()
-    return (any(b > 8 for b in bits) or 3 in tuple(tags.get(339, ()) or ())
-            or tags.get(277, 1) != len(image.getbands()) or 0 in extra
-            or description.startswith("ImageJ=")
-            or (description.startswith("{") and '"axes"' in description))
-
-
 class _NeedsCodec(ImageError):
     """tifffile lacks this TIFF's compression codec (Pillow may have it)."""
 
@@ -393,7 +378,7 @@ def _decode(data: bytes, size: "tuple[int, int] | None", max_pixels: int, crop: 
     try:
         if image is not None:
             _check_pixels(*image.size, max_pixels)
-        if image is None or (image.format == "TIFF" and _needs_tifffile(image)):
+        if image is None or (image.format == "TIFF" and pillow_misreads(image)):
             try:
                 return _decode_tiff(data, size, max_pixels, crop, budget, timeout)
             except _NeedsCodec as exc:
@@ -447,7 +432,7 @@ def describe(path: "str | os.PathLike") -> dict:
     info = {"size": None, "width": None, "height": None}
     try:
         info["size"] = os.path.getsize(path)
-        with Image.open(path) as image:
+        with Image.open(path, formats=_allowed_formats()) as image:
             info["width"], info["height"] = image.size
     except Exception:  # a bad file is reported by decoding, not here
         pass

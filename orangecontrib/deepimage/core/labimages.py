@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image
 
 __all__ = ["TIFF_MAGIC", "is_tiff", "read_tiff", "planes_to_rgb", "stretch_to_uint8",
-           "TRANSPOSE_FOR_ORIENTATION", "PillowPlane", "crop_box"]
+           "TRANSPOSE_FOR_ORIENTATION", "PillowPlane", "crop_box", "pillow_misreads"]
 
 TIFF_MAGIC = (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+")  # classic and BigTIFF
 
@@ -43,6 +43,25 @@ _CHUNK = 1 << 20   # values converted to float at a time
 
 def is_tiff(data: bytes) -> bool:
     return data[:4] in TIFF_MAGIC
+
+
+def _as_tuple(value) -> tuple:
+    return value if isinstance(value, tuple) else (value,)
+
+
+def pillow_misreads(image: Image.Image) -> bool:
+    """A TIFF opened by Pillow that Pillow would misread, so tifffile reads it: deeper
+    than 8 bits (Pillow shows 16-bit RGB as its high bytes), float, samples that are not
+    its mode's bands (2 or 5 channels), channels marked as unspecified extra samples
+    (not alpha), or ImageJ/tifffile axes in its description."""
+    tags = image.tag_v2
+    description = str(tags.get(270, "")).lstrip()
+    return (any(b > 8 for b in _as_tuple(tags.get(258, 1)))
+            or 3 in _as_tuple(tags.get(339, 1))
+            or tags.get(277, 1) != len(image.getbands())
+            or 0 in _as_tuple(tags.get(338, ()))
+            or description.startswith("ImageJ=")
+            or (description.startswith("{") and '"axes"' in description))
 
 
 class TiffPlanes:
