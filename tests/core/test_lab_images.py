@@ -43,7 +43,8 @@ def write(path, data, **kwargs):
 
 
 @pytest.mark.parametrize("channels", [2, 3, 4, 5])
-@pytest.mark.parametrize("layout", ["channels-last", "channels-first", "imagej", "imagej-8bit"])
+@pytest.mark.parametrize("layout", ["channels-last", "channels-first", "imagej", "imagej-8bit",
+                                    "tifffile-axes"])
 def test_multichannel_tiffs_map_channels_1_to_3(tmp_path, channels, layout):
     planes = bands(channels)
     if layout == "channels-last":
@@ -51,6 +52,9 @@ def test_multichannel_tiffs_map_channels_1_to_3(tmp_path, channels, layout):
         data = np.moveaxis(planes, 0, -1)
     elif layout == "channels-first":
         kwargs = {"photometric": "minisblack", "planarconfig": "separate"}
+        data = planes
+    elif layout == "tifffile-axes":  # tifffile's own JSON description names the axes
+        kwargs = {"metadata": {"axes": "CYX"}, "photometric": "minisblack"}  # C pages
         data = planes
     else:
         kwargs = {"imagej": True, "metadata": {"axes": "CYX"}}
