@@ -99,3 +99,12 @@ def test_unsupported_file_is_a_skipped_row_when_embedding(tmp_path, monkeypatch)
     assert list(result.indices) == [0]
     [skipped] = result.skipped
     assert skipped.index == 1 and skipped.reason.startswith("unsupported format: EPS")
+
+
+def test_mpo_camera_jpeg_first_frame(no_programs):
+    """Many cameras write MPO (JPEG with a second picture); Pillow opens it as JPEG."""
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 48), (200, 30, 30)).save(
+        buf, "MPO", save_all=True, append_images=[Image.new("RGB", (64, 48), (0, 0, 255))])
+    arr = decode_image(buf.getvalue(), (16, 12))
+    assert arr.shape == (12, 16, 3) and np.all(np.abs(arr[6, 8].astype(int) - (200, 30, 30)) < 20)
