@@ -13,7 +13,7 @@ $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip setuptools wheel
 	$(PY) -m pip install $(TORCH)
-	$(PY) -m pip install -e '.[test,server,bench,doc]' PyQt6 $(TORCH)
+	$(PY) -m pip install -e '.[test,server,bench,doc,cluster]' PyQt6 $(TORCH)
 	touch $@
 
 test: install

@@ -57,6 +57,8 @@ setup(
         "test": ["pytest>=7", "PyQt6>=6.5", "httpx>=0.27", "schemathesis>=4.0"],
         "bench": ["Orange3-ImageAnalytics>=0.13"],
         "doc": ["sphinx>=7.2.6", "myst-parser>=4", "furo>=2024.1"],
+        # deepimage embed --ray / orangecontrib.deepimage.cluster (doc/scaling.md)
+        "cluster": ["ray[data]>=2.40"],
     },
     entry_points={
         "orange3.addon": ("Orange3-DeepImage = orangecontrib.deepimage",),

@@ -26,4 +26,4 @@ def test_dependencies_and_extras():
     gpu = next(r for r in requires if r.startswith("onnxruntime-gpu"))
     assert 'platform_machine == "x86_64"' in gpu
     extras = set(distribution("Orange3-DeepImage").metadata.get_all("Provides-Extra"))
-    assert {"server", "test", "bench", "doc"} <= extras
+    assert {"server", "test", "bench", "doc", "cluster"} <= extras
