@@ -72,11 +72,13 @@ def test_multichannel_tiffs_map_channels_1_to_3(tmp_path, channels, layout):
         assert colours == EXPECTED[channels]
 
 
-def test_imagej_hyperstack_uses_the_first_time_point_and_slice(tmp_path):
+@pytest.mark.parametrize("kind", ["imagej", "ome"])
+def test_hyperstack_uses_the_first_time_point_and_slice(tmp_path, kind):
     stack = np.zeros((2, 3, 3, H, W), np.uint16)   # T, Z, C, Y, X
     stack[...] = bands(3)[::-1]                      # every other plane: channels reversed
     stack[0, 0] = bands(3)
-    path = write(tmp_path / "hyper.tif", stack, imagej=True, metadata={"axes": "TZCYX"})
+    path = write(tmp_path / "hyper.tif", stack, metadata={"axes": "TZCYX"},
+                 **({"imagej": True} if kind == "imagej" else {"ome": True}))
     with tifffile.TiffFile(path) as tif:
         assert tif.series[0].axes == "TZCYX" and len(tif.pages) == 18
     assert band_colours(load_image(path))[:3] == [RED, GREEN, BLUE]
