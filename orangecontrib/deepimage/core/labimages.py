@@ -19,6 +19,7 @@ stays near the size of the file's own pixels.
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
@@ -64,12 +65,14 @@ def pillow_misreads(image: Image.Image) -> bool:
             or (description.startswith("{") and '"axes"' in description))
 
 
+@dataclass(frozen=True)
 class TiffPlanes:
     """The first plane of a TIFF: H x W x C values, whether C is an RGB picture's,
     and the TIFF orientation."""
 
-    def __init__(self, values: np.ndarray, rgb: bool, orientation: int):
-        self.values, self.rgb, self.orientation = values, rgb, orientation
+    values: np.ndarray
+    rgb: bool
+    orientation: int
 
 
 def tiff_shape(tif) -> "tuple[int, int]":
