@@ -10,8 +10,6 @@ that does not fit waits up to ``--decode-budget-wait-s``, then the request gets 
 from __future__ import annotations
 
 import asyncio
-import threading
-import weakref
 from dataclasses import dataclass
 from typing import Awaitable, TypeVar
 
@@ -67,22 +65,6 @@ def _decode(data: bytes, size: int, max_pixels: int, crop: bool,
         return ImageFailure(f"could not be decoded ({type(exc).__name__})", "bad_image")
 
 
-_budgets: "weakref.WeakKeyDictionary[object, PixelBudget]" = weakref.WeakKeyDictionary()
-_budgets_lock = threading.Lock()
-
-
-def decode_budget(state) -> PixelBudget:
-    """The server's PixelBudget (``--decode-budget-pixels``), one per app state."""
-    budget = getattr(state, "decode_budget", None)
-    if budget is not None:
-        return budget
-    with _budgets_lock:
-        budget = _budgets.get(state)
-        if budget is None:
-            budget = _budgets[state] = PixelBudget(state.settings.decode_budget_pixels)
-        return budget
-
-
 async def decode(state, data: bytes, model: ServedModel) -> "np.ndarray | ImageFailure":
     """Decode and resize one image to the model's input size, in the decode pool.
 
@@ -98,7 +80,7 @@ async def decode(state, data: bytes, model: ServedModel) -> "np.ndarray | ImageF
     try:
         return await loop.run_in_executor(state.decode_pool, _decode, data, model.input_size,
                                           settings.max_pixels, settings.crop,
-                                          decode_budget(state), settings.decode_budget_wait_s)
+                                          state.decode_budget, settings.decode_budget_wait_s)
     except _Busy as exc:
         raise ApiError(503, f"The server is busy decoding other images ({exc}); retry in a "
                             f"moment.", "overloaded", {"Retry-After": "1"}) from None

@@ -50,6 +50,8 @@ def test_unsupported_format_is_415_and_a_per_image_error(tight_server):
     assert response.status_code == 200
     ok, refused = response.json()["results"]
     assert "embedding" in ok and refused["error"].startswith("unsupported format: EPS")
+    metrics = httpx.get(f"{tight_server}/metrics").text
+    assert 'deepimage_errors_total{kind="unsupported_format"} 2.0' in metrics
 
 
 def embed_until_accepted(url: str, files, deadline_s: float = 30) -> httpx.Response:
