@@ -119,6 +119,14 @@ class Settings(BaseSettings):
         "largest request body (default 32 MiB)", "N"))
     max_pixels: int = Field(50_000_000, ge=1, json_schema_extra=_cli(
         "largest image, checked before decoding (default 50 million)", "N"))
+    decode_budget_pixels: int = Field(100_000_000, ge=1, json_schema_extra=_cli(
+        "most pixels (width x height) being decoded at once by all requests together; "
+        "a decode that does not fit waits, then 503. Bounds decoding memory (4-10 bytes "
+        "a pixel); an image larger than the budget decodes alone (default 100 million)",
+        "N"))
+    decode_budget_wait_s: float = Field(5.0, ge=0, le=3600, json_schema_extra=_cli(
+        "longest wait for room in the decode budget; then 503 with Retry-After "
+        "(default 5)", "S"))
     max_images_per_request: int = Field(64, ge=1, json_schema_extra=_cli(
         "most images in one /v1/embed request (default 64)", "N"))
     max_pending_requests: int = Field(256, ge=1, json_schema_extra=_cli(

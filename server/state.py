@@ -13,6 +13,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from orangecontrib.deepimage.core.budget import PixelBudget
+
 from .batching import Dispatcher
 from .config import Settings
 from .metrics import Metrics
@@ -38,7 +40,13 @@ class ServerState:
     pending: int = 0  # embedding requests being handled (admission control)
     buffered: int = 0  # request-body bytes held by all requests together
     decode_pool: "ThreadPoolExecutor | None" = None
+    # pixels being decoded by all requests together (--decode-budget-pixels)
+    decode_budget: "PixelBudget | None" = None
     loading: "asyncio.Task | None" = None
+
+    def __post_init__(self) -> None:
+        if self.decode_budget is None:
+            self.decode_budget = PixelBudget(self.settings.decode_budget_pixels)
 
 
 def get_state(request: Request) -> ServerState:
