@@ -9,6 +9,7 @@ import pickle
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -97,3 +98,52 @@ def test_two_gloo_processes_train_as_well_as_one(digit_sets, tmp_path):
     # (benchmarks/README.md); the one-process run is left to the benchmark to keep this
     # test near a minute on a shared 2-core machine.
     assert ddp >= ONE_PROCESS_ACCURACY - 0.08, ddp
+
+
+def _worker(rank: int, world: int, port: int, out: str) -> None:
+    """One of two gloo processes: a DDP step on different data, sums, rank 0 first."""
+    import torch
+    import torch.distributed as dist
+
+    from orangecontrib.deepimage.core import distributed
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+                      WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
+    parallel = distributed.init_from_env("cpu")
+    try:
+        torch.manual_seed(rank)  # different starting weights: DDP must broadcast rank 0's
+        net = torch.nn.Linear(3, 2)
+        step = parallel.wrap(net, lambda x, train: net(x))
+        optimizer = torch.optim.SGD(net.parameters(), lr=0.5)
+        x = torch.full((4, 3), float(rank + 1))  # each process sees other data
+        step(x, True).pow(2).sum().backward()
+        optimizer.step()
+        order = []
+        with parallel.main_first():
+            order.append(time.time())
+        totals = parallel.sum(rank + 1.0, 10.0)
+        torch.save({"weight": net.weight.detach(), "totals": totals, "at": order[0],
+                    "is_main": parallel.is_main, "backend": dist.get_backend()},
+                   f"{out}/rank{rank}.pt")
+    finally:
+        distributed.close()
+
+
+def test_ddp_steps_keep_every_process_on_the_same_weights(tmp_path):
+    import torch
+    import torch.multiprocessing as mp
+
+    from orangecontrib.deepimage.server.launch import free_port
+    mp.spawn(_worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
+    first, second = (torch.load(tmp_path / f"rank{r}.pt") for r in range(2))
+    assert torch.equal(first["weight"], second["weight"])  # averaged gradients, same step
+    # the step used both processes' data: a one-process step on rank 0's data differs
+    torch.manual_seed(0)
+    alone = torch.nn.Linear(3, 2)
+    torch.optim.SGD(alone.parameters(), lr=0.5).zero_grad()
+    alone(torch.full((4, 3), 1.0)).pow(2).sum().backward()
+    with torch.no_grad():
+        alone.weight -= 0.5 * alone.weight.grad
+    assert not torch.allclose(alone.weight, first["weight"])
+    assert first["totals"] == second["totals"] == (3.0, 20.0)
+    assert first["backend"] == "gloo" and first["is_main"] and not second["is_main"]
+    assert first["at"] <= second["at"]  # rank 0 ran the block first
