@@ -175,7 +175,7 @@ class Explainer:
                 f"{', '.join(names[-12:])} (the last convolutional blocks; default "
                 f"{default_layer(self.spec)})") from None
         self._torch = torch
-        self._gradcam = LayerGradCam(self.net.backbone, module)
+        self._gradcam = LayerGradCam(self._top_logit, module)
 
     @classmethod
     def for_model(cls, model, **options) -> "Explainer":
@@ -198,8 +198,8 @@ class Explainer:
         if not isinstance(net, EmbeddingNet):
             kind = getattr(model, "name", None) or type(model).__name__
             raise NotOurModel(
-                f"{kind} is not one of Deep Image's networks, so there is nothing to show "
-                f"where it looks: use a model from the Image Classifier Trainer (or Load "
+                f"This model ({kind}) is not one of Deep Image's networks, so it cannot show "
+                f"where it looks: use a model from Deep Image's Trainer (or Load "
                 f"Model of one it saved).")
         return cls(net, model.class_values, model.image_size, **options)
 
@@ -214,19 +214,24 @@ class Explainer:
             raise ImageError(f"could not read the image size ({exc})") from None
         return None, None, (image, size)
 
+    def _top_logit(self, x):
+        """The forward function captum differentiates: each image's highest logit (the
+        predicted class's score), so one pass gives the prediction and its map."""
+        logits = self.net.backbone(x)
+        self._logits = logits.detach()
+        return logits.max(1).values
+
     def _run(self, images: np.ndarray) -> "tuple[np.ndarray, np.ndarray, np.ndarray]":
         """(class indices, probabilities, maps N x h x w) of a uint8 batch."""
         torch = self._torch
-        x = torch.from_numpy(images).to(self.device)
         with torch.no_grad():
-            x = self.net.preprocess(x).contiguous()
-            probs = torch.softmax(self.net.backbone(x).double(), 1)
-        predicted = probs.argmax(1)
+            x = self.net.preprocess(torch.from_numpy(images).to(self.device)).contiguous()
         with torch.enable_grad():
-            maps = self._gradcam.attribute(x, target=predicted, relu_attributions=True)
-        maps = maps.detach().float().sum(1).cpu().numpy()
-        return (predicted.cpu().numpy(),
-                probs.gather(1, predicted[:, None])[:, 0].cpu().numpy(), maps)
+            maps = self._gradcam.attribute(x, relu_attributions=True)
+        probs = torch.softmax(self._logits.double(), 1)
+        top, predicted = probs.max(1)
+        return (predicted.cpu().numpy(), top.cpu().numpy(),
+                maps.detach().float().sum(1).cpu().numpy())
 
     def iter_explain(self, sources: Sequence[str],
                      progress: "Callable[[int, int], None] | None" = None,
