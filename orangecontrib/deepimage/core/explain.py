@@ -33,6 +33,7 @@ from .models import ModelSpec, get_spec
 
 __all__ = ["Explanation", "ExplainResult", "Explainer", "NotOurModel", "default_layer",
            "layer_names", "imagenet_classes", "overlay", "overlay_image", "explain_images",
+           "save_overlays",
            "Cancelled"]
 
 #: the longest side the peak is searched at (finer than any layer's grid by far)
@@ -301,3 +302,22 @@ def overlay_image(explanation: Explanation, max_side: "int | None" = 1024) -> np
     image = decode_image(read_bytes(explanation.source), size,
                          max(DEFAULT_MAX_PIXELS, width * height))
     return overlay(image, explanation.heatmap(size))
+
+
+def save_overlays(explanations: Iterable[Explanation], directory: "str | os.PathLike",
+                  max_side: "int | None" = 1024) -> "list[str]":
+    """Write each explanation's overlay (overlay_image) as DIRECTORY/<image name>.png;
+    a name met before gets -2, -3, ... Returns the paths written, in order."""
+    os.makedirs(directory, exist_ok=True)
+    written, used = [], set()
+    for explanation in explanations:
+        stem = os.path.splitext(os.path.basename(explanation.source.rstrip("/")))[0] or "image"
+        name, n = stem, 1
+        while name.lower() in used:
+            n += 1
+            name = f"{stem}-{n}"
+        used.add(name.lower())
+        path = os.path.join(directory, name + ".png")
+        Image.fromarray(overlay_image(explanation, max_side)).save(path)
+        written.append(path)
+    return written
