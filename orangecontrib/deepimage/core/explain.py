@@ -32,7 +32,7 @@ from .images import DEFAULT_MAX_PIXELS, ImageError, Skipped, decode_image, read_
 from .models import ModelSpec, get_spec
 
 __all__ = ["Explanation", "ExplainResult", "Explainer", "NotOurModel", "default_layer",
-           "layer_names", "imagenet_classes", "overlay", "overlay_image", "explain_images",
+           "layer_names", "imagenet_classes", "not_ours_message", "overlay", "overlay_image", "explain_images",
            "save_overlays",
            "Cancelled"]
 
@@ -142,6 +142,14 @@ def _original_size(data: bytes) -> "tuple[int, int]":
         return shown_size(header)
 
 
+def not_ours_message(model) -> str:
+    """Why ``model`` cannot be explained, and what to use instead."""
+    kind = getattr(model, "name", None) or type(model).__name__
+    return (f"This model ({kind}) is not one of Deep Image's networks, so it cannot show "
+            f"where it looks: use a model from Deep Image's Trainer (or Load Model of one "
+            f"it saved).")
+
+
 class Explainer:
     """A network ready to explain its predictions; build once, call many times.
 
@@ -197,11 +205,7 @@ class Explainer:
         net = getattr(model, "net", None) if hasattr(model, "class_values") else None
         from .networks import EmbeddingNet
         if not isinstance(net, EmbeddingNet):
-            kind = getattr(model, "name", None) or type(model).__name__
-            raise NotOurModel(
-                f"This model ({kind}) is not one of Deep Image's networks, so it cannot show "
-                f"where it looks: use a model from Deep Image's Trainer (or Load "
-                f"Model of one it saved).")
+            raise NotOurModel(not_ours_message(model))
         return cls(net, model.class_values, model.image_size, **options)
 
     # --- the pipeline -------------------------------------------------------------------
