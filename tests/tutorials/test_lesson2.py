@@ -43,10 +43,14 @@ def test_workflow_names_existing_widgets_and_channels():
         ("Logistic Regression", "Learner", "Test and Score", "Learner"),
         ("Trainer", "Learner", "Test and Score", "Learner"),
         ("Test and Score", "Evaluation Results", "Confusion Matrix", "Evaluation Results"),
-        ("Confusion Matrix", "Selected Data", "Image Viewer", "Data")]
+        ("Confusion Matrix", "Selected Data", "Image Viewer", "Data"),
+        # the Trainer also learns from all the digits, for Image Viewer's heatmaps
+        ("Import Images", "Data", "Trainer", "Data"),
+        ("Trainer", "Model", "Image Viewer", "Model")]
     assert parsed.title.startswith("Lesson 2") and "make_digits" in parsed.description
     notes = [a for a in parsed.annotations if a.type == "text"]
-    assert len(notes) == 5 and all(a.params.text for a in notes)
+    assert len(notes) == 6 and all(a.params.text for a in notes)
+    assert "Where does the network look?" in notes[-1].params.text
 
 
 def test_workflow_stores_the_lessons_settings():
@@ -88,7 +92,9 @@ def test_confusion_matrix_opens_with_the_misclassified_cells_selected():
 def test_image_viewer_opens_titled_by_the_networks_predictions():
     """Its own stored context matches perfectly, so it wins over contexts that earlier
     Image Viewers (lesson 1's, titled by the class) left in Orange's saved defaults."""
-    (context,) = settings()["Image Viewer"]["context_settings"]
+    viewer = settings()["Image Viewer"]
+    assert viewer["show_heatmaps"]  # "Show where the network looks" is ticked
+    (context,) = viewer["context_settings"]
     assert context.values["title_attr"] == ("category(Image classifier (SqueezeNet 1.1))",
                                             101)  # a categorical meta column
 
@@ -165,5 +171,13 @@ def test_loaded_workflow_runs_to_the_misclassified_images(tmp_path):
             predicted = viewer.data.get_column(viewer.title_attr)
             assert viewer.title_attr.name == "category(Image classifier (SqueezeNet 1.1))"
             assert (predicted != viewer.data.Y).all()
+            # the Trainer's network (trained on all the digits) explains what is shown
+            viewer.show()
+            process_until(app, lambda: viewer.model is not None and viewer.task is None
+                          and viewer.heatmaps.known(viewer.paths[0]) is not None, 180)
+            first = viewer.heatmaps.known(viewer.paths[0])
+            assert first.predicted in DIGITS and first.size == (64, 64)
+            assert viewer.model.class_values == DIGITS
+            assert not viewer.Error.explain_failed.is_shown()
         else:  # nothing misclassified: nothing selected
             assert viewer.data is None

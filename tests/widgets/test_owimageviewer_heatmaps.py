@@ -56,7 +56,7 @@ class TestHeatmaps(WidgetTest):
         self.process_events()
 
     def known(self):
-        return {path: self.widget.heatmaps._known.get(path) for path in self.widget.paths}
+        return {path: self.widget.heatmaps.known(path) for path in self.widget.paths}
 
     def test_only_visible_thumbnails_are_explained_and_titled(self):
         widget = self.widget

@@ -363,6 +363,8 @@ class OWImageViewer(OWWidget, ConcurrentWidgetMixin):
                            ("Title", self.title_attr)))
 
     def onDeleteWidget(self) -> None:
+        self._explain_timer.stop()
+        self.heatmaps.on_wanted = lambda: None
         self.shutdown()
         self.loader.shutdown()
         super().onDeleteWidget()

@@ -52,6 +52,10 @@ class HeatmapCache:
         self._overlays: "collections.OrderedDict[tuple, QImage]" = collections.OrderedDict()
         self._bytes = 0
 
+    def known(self, path: str) -> Optional[Known]:
+        """The explanation (or why there is none), or None; nothing becomes wanted."""
+        return self._known.get(path)
+
     def get(self, path: str) -> Optional[Known]:
         """The explanation (or why there is none); None, and ``path`` wanted, if unknown."""
         known = self._known.get(path)
