@@ -128,6 +128,15 @@ def test_script_evaluates_both_methods_on_every_image(tmp_path, capsys):
     text = lesson.report(result)
     assert "Confusion matrix of Logistic Regression" in text
     assert f"predicted {40 - len(result.methods[1].mistakes)} of 40" in text
+    # step 5: the network trained on all the images shows where it looks on the mistakes
+    mistakes = [m.path for m in result.methods[1].mistakes]
+    records = lesson.explain_mistakes(result, str(tmp_path / "heatmaps"), epochs=1)
+    assert [r["path"] for r in records] == mistakes
+    for record in records:
+        assert record["predicted"] in DIGITS and 0 <= record["peak_x"] < 64
+        assert os.path.isfile(record["overlay"])
+    assert f"on the {len(records)} mistakes" in lesson.heatmaps_text(
+        result, records, str(tmp_path / "heatmaps"))
 
 
 def test_script_command_line(tmp_path, capsys):
