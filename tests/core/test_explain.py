@@ -151,3 +151,21 @@ def test_overlay_image_fits_max_side(explainer, tmp_path):
     (one,) = explainer.explain([path]).explanations
     assert overlay_image(one, max_side=100).shape == (50, 100, 3)
     assert overlay_image(one, max_side=None).shape == (200, 400, 3)
+
+
+def _cuda() -> bool:
+    import torch
+    return torch.cuda.is_available()
+
+
+@pytest.mark.skipif(not _cuda(), reason="needs a CUDA GPU")
+def test_gpu_gives_the_cpus_maps(explainer, tmp_path):
+    paths = []
+    for i, spot in enumerate([(30, 30), (120, 60), (80, 20)]):
+        paths.append(tmp_path / f"img{i}.png")
+        Image.fromarray(_scene(spot=spot, seed=i)).save(paths[-1])
+    gpu = Explainer(explainer.net, explainer.class_names, device="cuda")
+    assert gpu.device == "cuda" and explainer.net.preprocess.mean.device.type == "cpu"
+    for a, b in zip(explainer.explain(paths).explanations, gpu.explain(paths).explanations):
+        assert a.predicted == b.predicted
+        np.testing.assert_allclose(a.cam, b.cam, atol=1e-3)

@@ -77,7 +77,7 @@ def imagenet_classes() -> "tuple[str, ...]":
     return tuple(SqueezeNet1_1_Weights.IMAGENET1K_V1.meta["categories"])
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared by identity: it holds an array
 class Explanation:
     """One image: the class the network predicts, how sure it is, and where it looked.
 
