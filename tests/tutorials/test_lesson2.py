@@ -47,7 +47,7 @@ def test_workflow_names_existing_widgets_and_channels():
         # the Trainer also learns from all the digits, for Image Viewer's heatmaps
         ("Import Images", "Data", "Trainer", "Data"),
         ("Trainer", "Model", "Image Viewer", "Model")]
-    assert parsed.title.startswith("Lesson 2") and "make_digits" in parsed.description
+    assert parsed.title.startswith("Lesson 2") and "come with the add-on" in parsed.description
     notes = [a for a in parsed.annotations if a.type == "text"]
     assert len(notes) == 6 and all(a.params.text for a in notes)
     assert "Where does the network look?" in notes[-1].params.text
