@@ -12,11 +12,12 @@ left out:
 - `deepimage explain squeezenet DIR -o OUT --json -q` as a user runs it: wall clock with
   start-up, and its peak RSS (VmHWM);
 - memory on big images: the same command on --big 24-megapixel JPEGs (6000 x 4000) and on
-  a quarter of them, without and with overlays: the peak should not grow with the number
-  of images (maps are kept at the layer's 13 x 13; decoding streams a bounded window).
+  half of them (at least a full batch of 8 either way, so the network's activations are
+  the same), without and with overlays: the peak should not grow with the number of
+  images (maps are kept at the layer's 13 x 13; decoding streams a bounded window).
 
     python benchmarks/explain_speed.py                 # about 2-3 minutes on 2 cores
-    python benchmarks/explain_speed.py --images 100 --big 8 --repeats 2
+    python benchmarks/explain_speed.py --images 100 --big 16 --repeats 2
 
 Markdown tables go to stdout; all caches go to a temporary folder.
 """
@@ -71,7 +72,7 @@ def make_big(folder: Path, n: int, size=(6000, 4000)) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=int, default=100)
-    parser.add_argument("--big", type=int, default=8, metavar="N",
+    parser.add_argument("--big", type=int, default=16, metavar="N",
                         help="24-megapixel JPEGs for the memory check (0: skip it)")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--device", default="cpu")
@@ -123,11 +124,11 @@ def main() -> None:
 
         if args.big:
             make_big(tmp / "big", args.big)
-            quarter = tmp / "big-quarter"
+            quarter = tmp / "big-half"
             quarter.mkdir()
-            for p in sorted((tmp / "big").iterdir())[:max(1, args.big // 4)]:
+            for p in sorted((tmp / "big").iterdir())[:max(1, args.big // 2)]:
                 os.link(p, quarter / p.name)
-            print(f"\nMemory on 6000 x 4000 JPEGs (24 megapixels; decoded RGB 69 MiB each)\n")
+            print(f"\nMemory on 6000 x 4000 JPEGs (24 megapixels, 69 MiB each as full-size RGB)\n")
             print("| run | images | wall s | peak RSS (MiB) |")
             print("|---|---:|---:|---:|")
             for label, extra in (("--json only", []),

@@ -285,16 +285,29 @@ def explain_images(model, sources: Iterable[str], *, layer: "str | None" = None,
         sources, progress, should_stop)
 
 
+def _jet() -> np.ndarray:
+    """matplotlib's 'jet' colours as a 256 x 3 float32 table (0..255)."""
+    global _JET
+    if _JET is None:
+        from matplotlib import colormaps
+        _JET = (colormaps["jet"](np.linspace(0, 1, 256))[:, :3] * 255).astype(np.float32)
+    return _JET
+
+
+_JET = None
+
+
 def overlay(image: np.ndarray, heatmap: np.ndarray, strength: float = 0.6) -> np.ndarray:
     """The image (uint8 H x W x 3) with a heatmap (0..1, H x W) laid over it in the
     'jet' colours: where the map is 0 the image shows as it is, at 1 it is ``strength``
     red."""
-    from matplotlib import colormaps
     if heatmap.shape != image.shape[:2]:
         raise ValueError(f"a {heatmap.shape} heatmap does not fit a {image.shape[:2]} image")
-    colours = colormaps["jet"](heatmap)[..., :3] * 255
-    alpha = (strength * heatmap)[..., None]
-    return (image * (1 - alpha) + colours * alpha).round().clip(0, 255).astype(np.uint8)
+    heat = np.clip(heatmap, 0, 1).astype(np.float32)
+    colours = _jet()[(heat * 255).round().astype(np.uint8)]
+    alpha = (strength * heat)[..., None]
+    out = image * (1 - alpha) + colours * alpha
+    return out.round().clip(0, 255).astype(np.uint8)
 
 
 def overlay_image(explanation: Explanation, max_side: "int | None" = 1024) -> np.ndarray:
@@ -322,6 +335,7 @@ def save_overlays(explanations: Iterable[Explanation], directory: "str | os.Path
             name = f"{stem}-{n}"
         used.add(name.lower())
         path = os.path.join(directory, name + ".png")
-        Image.fromarray(overlay_image(explanation, max_side)).save(path)
+        # PNG level 3: about half the time of Pillow's default 6, files ~10 % bigger
+        Image.fromarray(overlay_image(explanation, max_side)).save(path, compress_level=3)
         written.append(path)
     return written
