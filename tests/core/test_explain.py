@@ -169,3 +169,17 @@ def test_gpu_gives_the_cpus_maps(explainer, tmp_path):
     for a, b in zip(explainer.explain(paths).explanations, gpu.explain(paths).explanations):
         assert a.predicted == b.predicted
         np.testing.assert_allclose(a.cam, b.cam, atol=1e-3)
+
+
+def test_explaining_leaves_the_callers_network_alone(explainer, tmp_path):
+    """The explainer works on a copy: hooks on the caller's network would also catch
+    the forward passes of anyone predicting with it meanwhile."""
+    from orangecontrib.deepimage.core.networks import EmbeddingNet
+    net = EmbeddingNet(explainer.spec, explainer.net.backbone)
+    other = Explainer(net, explainer.class_names, device="cpu")
+    assert other.net is not net and other.net.backbone is not net.backbone
+    path = tmp_path / "a.png"
+    Image.fromarray(_scene()).save(path)
+    other.explain([path])
+    layer = net.backbone.get_submodule("features.fire9")
+    assert not layer._forward_hooks

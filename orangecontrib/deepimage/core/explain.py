@@ -171,9 +171,10 @@ class Explainer:
         self.batch_size = batch_size or (32 if self.device.startswith("cuda") else 8)
         self.workers = workers or min(8, os.cpu_count() or 2)
         self.max_pixels = max_pixels
-        # on the CPU the caller's network is used as it is; elsewhere a copy goes there
-        self.net = (net.eval() if self.device == "cpu"
-                    else copy.deepcopy(net).eval().to(self.device))
+        # a copy of its own: captum's hooks on the layer would also catch the forward
+        # passes of anyone predicting with the same network meanwhile (a model in
+        # Image Viewer and in Predictions, say)
+        self.net = copy.deepcopy(net).eval().to(self.device)
         self.layer = layer or default_layer(self.spec)
         try:
             module = self.net.backbone.get_submodule(self.layer)
