@@ -26,6 +26,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 import numpy as np
 from PIL import Image
 
+from .budget import shared_budget
 from .embed import Cancelled, iter_steps, resolve_device
 from .images import DEFAULT_MAX_PIXELS, ImageError, Skipped, decode_image, read_bytes, \
     shown_size
@@ -213,7 +214,8 @@ class Explainer:
     def _prepare(self, source: str):
         """Runs in a decoding thread: (None, None, (network input, original size))."""
         data = read_bytes(source)
-        image = decode_image(data, (self.image_size, self.image_size), self.max_pixels)
+        image = decode_image(data, (self.image_size, self.image_size), self.max_pixels,
+                             budget=shared_budget())  # as embedding's decoders do
         try:
             size = _original_size(data)
         except Exception as exc:  # decoded above, so this is not expected
@@ -318,7 +320,7 @@ def overlay_image(explanation: Explanation, max_side: "int | None" = 1024) -> np
     scale = 1.0 if max_side is None else min(1.0, max_side / max(width, height))
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     image = decode_image(read_bytes(explanation.source), size,
-                         max(DEFAULT_MAX_PIXELS, width * height))
+                         max(DEFAULT_MAX_PIXELS, width * height), budget=shared_budget())
     return overlay(image, explanation.heatmap(size))
 
 
