@@ -94,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     embed.set_defaults(run=cmd_embed)
     from .cli_train import register as register_train
     register_train(commands)
+    from .cli_explain import register as register_explain
+    register_explain(commands)
     from .server.cli import register as register_serve
     register_serve(commands)
     return parser
