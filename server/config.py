@@ -18,7 +18,7 @@ from typing import Annotated
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from orangecontrib.deepimage.core.embed import BACKENDS, DEVICES
+from orangecontrib.deepimage.core.devices import BACKENDS, DEVICES
 
 __all__ = ["Settings", "ConfigError", "is_loopback", "NAME_PATTERN"]
 

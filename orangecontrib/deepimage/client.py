@@ -231,9 +231,7 @@ def list_models(url: str, token: "str | None" = None, timeout: float = 10.0,
     with httpx.Client(timeout=timeout) as client:
         models = _fetch_models(client, base, token, retries)
     if models is None:
-        return [{"name": spec.name, "title": spec.display_name, "dim": None,
-                 "input_size": spec.input_size, "device": None, "weights_id": None,
-                 "fine_tuned": False, "protocol": "orange"} for spec in MODELS.values()]
+        return [{**spec.describe(), "protocol": "orange"} for spec in MODELS.values()]
     return [{**model, "protocol": "v1"} for model in models]
 
 
@@ -381,9 +379,7 @@ class RemoteEmbedder:
                     f"The server at {self.url} speaks only Orange's protocol, and this "
                     f"client does not know the input size of {model!r}; choose one of: "
                     f"{', '.join(MODELS)}.") from None
-            return {"name": spec.name, "title": spec.display_name, "dim": None,
-                    "input_size": spec.input_size, "device": None, "weights_id": None,
-                    "fine_tuned": False, "protocol": "orange"}
+            return {**spec.describe(), "protocol": "orange"}
         info = _pick(models, model)
         if info is None:
             names = ", ".join(str(m.get("name")) for m in models) or "none"

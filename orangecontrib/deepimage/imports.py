@@ -17,7 +17,7 @@ from typing import Any, Callable, Optional
 from Orange.data import Table
 from PIL import Image, UnidentifiedImageError
 
-from .core.embed import Cancelled
+from .core.cancel import Cancelled
 from .core.images import IMAGE_EXTENSIONS, is_hidden, shown_size
 from .data import image_table, with_reasons
 

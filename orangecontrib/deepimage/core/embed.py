@@ -13,7 +13,6 @@ import collections
 import contextlib
 import logging
 import os
-import sys
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -22,7 +21,9 @@ from typing import Callable, Iterable, Iterator, Sequence
 import numpy as np
 
 from .budget import PixelBudget, shared_budget
+from .cancel import Cancelled
 from .cache import EmbeddingCache, content_hash
+from .devices import BACKENDS, DEVICES, cuda_possible, resolve_backend, resolve_device
 from .images import DEFAULT_MAX_PIXELS, ImageError, Skipped, decode_image, read_bytes
 from .models import ModelSpec, get_spec
 
@@ -38,10 +39,6 @@ PIPELINE_VERSION = "2"
 
 ProgressCallback = Callable[[int, int], None]
 StopCallback = Callable[[], bool]
-
-
-class Cancelled(Exception):
-    """The caller asked to stop; everything finished before that is kept."""
 
 
 def vector_cache_key(model: str, weights_id: "str | None", input_size: int,
@@ -71,58 +68,6 @@ def open_cache(cache: "EmbeddingCache | bool | str | os.PathLike | None") -> "Em
     except Exception as exc:
         log.warning("Embedding without a cache: %s", exc)
         return None
-
-
-def resolve_backend(backend: str, device: str) -> str:
-    """'auto' -> onnxruntime on the CPU (about 3x faster there), torch with AMP on a GPU."""
-    backend = (backend or "auto").lower()
-    if backend not in BACKENDS:
-        raise ValueError(f"Unknown backend {backend!r}: choose auto, torch or onnx.")
-    if backend != "auto":
-        return backend
-    if device != "cpu":
-        return "torch"
-    try:
-        import onnx  # noqa: F401  (the exporter needs it)
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        return "torch"
-    return "onnx"
-
-
-DEVICES = ("auto", "cpu", "cuda")  # the choices every caller offers
-BACKENDS = ("auto", "torch", "onnx")
-
-
-def cuda_possible() -> bool:
-    """False when no NVIDIA driver is installed, so that the CPU path never imports torch."""
-    if "torch" in sys.modules:
-        return True
-    if sys.platform.startswith("linux"):
-        return os.path.exists("/proc/driver/nvidia/version")
-    if sys.platform == "win32":
-        import ctypes.util
-        return ctypes.util.find_library("nvcuda") is not None
-    return False  # macOS has no CUDA
-
-
-def resolve_device(device: str = "auto") -> str:
-    """'auto' -> 'cuda' when a CUDA GPU is usable, else 'cpu'; checks explicit choices."""
-    device = (device or "auto").lower()
-    if device == "gpu":
-        device = "cuda"
-    if device == "cpu":
-        return device
-    if device not in ("auto", "mps") and not device.startswith("cuda"):
-        raise ValueError(f"Unknown device {device!r}: choose auto, cpu or cuda.")
-    if device == "auto" and not cuda_possible():
-        return "cpu"
-    import torch
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("No CUDA GPU is usable on this computer: choose device 'cpu' or 'auto'.")
-    return device
 
 
 @dataclass
