@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from fastapi import FastAPI
 
-from orangecontrib.deepimage.core.embed import resolve_device
+from orangecontrib.deepimage.core.devices import resolve_device
 
 from .batching import Batcher
 from .config import Settings

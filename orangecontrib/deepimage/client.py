@@ -33,9 +33,10 @@ import numpy as np
 from PIL import Image
 
 from .core.cache import EmbeddingCache
-from .core.embed import (BatchResult, Cancelled, EmbeddingResult, ProgressCallback,
-                         StopCallback, _Step, gather, iter_steps, open_cache, prepare_source,
-                         vector_cache_key)
+from .core.cancel import Cancelled
+from .core.pipeline import (BatchResult, EmbeddingResult, Prepared, ProgressCallback, Step,
+                            StopCallback, gather, iter_steps, open_cache, prepare_source,
+                            vector_cache_key)
 from .core.images import DEFAULT_MAX_PIXELS, Skipped
 from .core.models import MODELS, UnknownModel, get_spec
 
@@ -418,11 +419,13 @@ class RemoteEmbedder:
             image.save(out, format="JPEG", quality=JPEG_QUALITY)
         return out.getvalue()
 
-    def _prepare(self, source: str):
-        """(content hash, cached vector or None, encoded upload or None); ImageError if bad."""
-        key, vector, pixels = prepare_source(source, self.cache, self.cache_key,
-                                             self.input_size, self.max_pixels, self.crop)
-        return key, vector, None if pixels is None else self._encode(pixels)
+    def _prepare(self, source: str) -> Prepared:
+        """The source's cached vector, or its encoded upload; ImageError if bad."""
+        prepared = prepare_source(source, self.cache, self.cache_key,
+                                  self.input_size, self.max_pixels, self.crop)
+        if prepared.image is None:
+            return prepared
+        return prepared._replace(image=self._encode(prepared.image))
 
     # -- requests (in the request threads) --------------------------------------------
 
@@ -502,7 +505,7 @@ class RemoteEmbedder:
 
     _orange_pool: "ThreadPoolExecutor | None" = None
 
-    def _embed_step(self, step: _Step, sources: Sequence[str]) -> _Step:
+    def _embed_step(self, step: Step, sources: Sequence[str]) -> Step:
         """Send a step's uploads, cache the vectors, turn per-image failures into skips.
 
         Returns a step whose ``images`` are the vectors, in the order of its ``indices``."""
@@ -512,7 +515,7 @@ class RemoteEmbedder:
         answers = send(step.images)
         if self.protocol == "orange" and self.dim is None:
             self.dim = next((len(a) for a in answers if not isinstance(a, str)), None)
-        done = _Step(cached_indices=step.cached_indices, cached_vectors=step.cached_vectors,
+        done = Step(cached_indices=step.cached_indices, cached_vectors=step.cached_vectors,
                      skipped=list(step.skipped))
         for index, key, answer in zip(step.indices, step.keys, answers):
             if isinstance(answer, str):
