@@ -108,3 +108,26 @@ def test_mpo_camera_jpeg_first_frame(no_programs):
         buf, "MPO", save_all=True, append_images=[Image.new("RGB", (64, 48), (0, 0, 255))])
     arr = decode_image(buf.getvalue(), (16, 12))
     assert arr.shape == (12, 16, 3) and np.all(np.abs(arr[6, 8].astype(int) - (200, 30, 30)) < 20)
+
+
+def test_import_images_lists_only_what_embedding_decodes(tmp_path, no_programs):
+    """Import Images reads headers with the same allow-list: an EPS is a skipped row with
+    decoding's reason (never imported and then skipped at embedding), a 2-channel lab
+    TIFF that Pillow cannot open is imported with its size from tifffile."""
+    import tifffile
+    from orangecontrib.deepimage.core.images import header_size
+    from orangecontrib.deepimage.imports import probe_image
+
+    (tmp_path / "figure.eps").write_bytes(encoded("EPS"))
+    tifffile.imwrite(tmp_path / "cells.tif", np.zeros((2, 30, 40), np.uint16),
+                     photometric="minisblack", planarconfig="separate")
+    (tmp_path / "photo.png").write_bytes(encoded("PNG"))
+
+    info, reason = probe_image(str(tmp_path / "figure.eps"))
+    assert reason.startswith("unsupported format: EPS")
+    with pytest.raises(UnsupportedFormat):
+        header_size(tmp_path / "figure.eps")
+    info, reason = probe_image(str(tmp_path / "cells.tif"))
+    assert reason is None and (info["width"], info["height"]) == (40, 30)
+    assert probe_image(str(tmp_path / "photo.png")) == (
+        {"size": (tmp_path / "photo.png").stat().st_size, "width": 16, "height": 12}, None)

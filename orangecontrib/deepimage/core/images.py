@@ -28,7 +28,8 @@ from .labimages import (TRANSPOSE_FOR_ORIENTATION, PillowPlane, crop_box, is_tif
 
 __all__ = ["IMAGE_EXTENSIONS", "DEFAULT_MAX_PIXELS", "DEFAULT_MAX_BYTES", "SAFE_FORMATS",
            "Skipped", "ImageError", "TooManyPixels", "UnsupportedFormat", "find_images",
-           "read_bytes", "decode_image", "load_image", "is_url", "is_hidden", "shown_size"]
+           "read_bytes", "decode_image", "load_image", "is_url", "is_hidden", "shown_size",
+           "header_size"]
 
 IMAGE_EXTENSIONS = frozenset({
     ".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".tif", ".tiff", ".bmp", ".dib",
@@ -425,6 +426,40 @@ def shown_size(image: Image.Image) -> "tuple[int, int]":
     except Exception:  # a broken EXIF block does not make a broken image
         orientation = None
     return (height, width) if orientation in _TRANSPOSED_ORIENTATIONS else (width, height)
+
+
+def header_size(path: "str | os.PathLike") -> "tuple[int, int]":
+    """(width, height) as shown (EXIF rotation applied), from the header alone.
+
+    Reads only formats that decoding accepts, so a file Import Images lists is one that
+    embedding can decode; raises ImageError (UnsupportedFormat for EPS, PDF, ...) with
+    the reason otherwise. TIFFs that Pillow cannot open are measured by tifffile.
+    """
+    try:
+        with Image.open(path, formats=_allowed_formats()) as image:
+            return shown_size(image)
+    except Image.DecompressionBombError as exc:
+        raise TooManyPixels(f"too many pixels ({exc})") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        if isinstance(exc, PermissionError):
+            raise ImageError("permission denied") from None
+        with open(path, "rb") as f:
+            head = f.read(64)
+        if is_tiff(head):
+            import tifffile
+            try:
+                with tifffile.TiffFile(path) as tif:
+                    return tiff_shape(tif)
+            except Exception as tiff_exc:
+                raise ImageError(f"unreadable TIFF header ({type(tiff_exc).__name__}: "
+                                 f"{tiff_exc})") from None
+        refused = _refused_format(head)
+        if refused is not None:
+            raise UnsupportedFormat(
+                f"unsupported format: {refused} (convert it to PNG, TIFF or JPEG)") from None
+        if isinstance(exc, UnidentifiedImageError):
+            raise ImageError("not an image Pillow can read") from None
+        raise ImageError(f"unreadable header ({type(exc).__name__}: {exc})") from None
 
 
 def describe(path: "str | os.PathLike") -> dict:
