@@ -18,7 +18,7 @@ from typing import Annotated
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from orangecontrib.deepimage.core.embed import BACKENDS, DEVICES
+from orangecontrib.deepimage.core.devices import BACKENDS, DEVICES
 
 __all__ = ["Settings", "ConfigError", "is_loopback", "NAME_PATTERN"]
 
@@ -198,7 +198,7 @@ class Settings(BaseSettings):
         """The device of each network worker: --devices, else every visible GPU (with
         --device auto or cuda), else one CPU worker. ConfigError for a GPU that is not there.
         """
-        from orangecontrib.deepimage.core.embed import resolve_device
+        from orangecontrib.deepimage.core.devices import resolve_device
         try:
             if not self.devices:
                 device = resolve_device(self.device)

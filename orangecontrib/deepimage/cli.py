@@ -13,7 +13,7 @@ import sys
 import time
 from typing import Sequence, TextIO
 
-from .core.embed import BACKENDS, DEVICES
+from .core.devices import BACKENDS, DEVICES
 
 __all__ = ["main", "build_parser"]
 

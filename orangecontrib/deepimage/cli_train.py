@@ -13,7 +13,7 @@ import os
 import sys
 from typing import TextIO
 
-from .core.embed import DEVICES
+from .core.devices import DEVICES
 
 __all__ = ["register"]
 
