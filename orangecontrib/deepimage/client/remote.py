@@ -10,26 +10,22 @@ remembered beside the cache, so cached images embed with the server down.
 """
 from __future__ import annotations
 
-import collections
 import json
 import logging
 import os
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import wait as wait_futures
 from typing import Iterable, Iterator, Sequence
 
 import httpx
 import numpy as np
 
 from ..core.cache import EmbeddingCache
-from ..core.cancel import Cancelled
 from ..core.images import DEFAULT_MAX_PIXELS, Skipped
 from ..core.models import MODELS, UnknownModel, get_spec
 from ..core.pipeline import (BatchResult, EmbeddingResult, Prepared, ProgressCallback, Step,
-                             StopCallback, gather, iter_steps, open_cache, prepare_source,
-                             vector_cache_key)
+                             StepRunner, StopCallback, gather, open_cache, prepare_source,
+                             run_steps, vector_cache_key)
 from .discovery import pick_model
 from .protocols import PROTOCOLS, WireProtocol
 from .errors import (Rejected, ServerError, ServerUnavailable, UnknownRemoteModel, base_url,
@@ -40,8 +36,11 @@ __all__ = ["RemoteEmbedder"]
 
 log = logging.getLogger(__name__)
 
-class RemoteEmbedder:
+class RemoteEmbedder(StepRunner):
     """Embeds on a server with the surface of core.embed.Embedder.
+
+    It is the :class:`~..core.pipeline.StepRunner` that ``run_steps`` drives, with
+    ``in_flight`` steps on the wire at once.
 
     ``embed(sources, progress, should_stop)`` returns an EmbeddingResult; cancel
     raises core.embed.Cancelled and keeps what was cached. The server is asked
@@ -240,27 +239,39 @@ class RemoteEmbedder:
         """The server's weights changed during a run: describe the model again next run."""
         self._stale = True
 
-    def _embed_step(self, step: Step, sources: Sequence[str]) -> Step:
-        """Send a step's uploads, cache the vectors, turn per-image failures into skips.
-
-        Returns a step whose ``images`` are the vectors, in the order of its ``indices``."""
+    def run_step(self, step: Step, done: int) -> BatchResult:
+        """Send a step's uploads, cache the vectors, turn per-image failures into skips
+        (runs in a request thread)."""
         if not step.images:
-            return step
+            return step.result(None, done, self.dim or 0)
         answers = self.wire.send(self, step.images)
         if not self.wire.knows_dim and self.dim is None:
             self.dim = next((len(a) for a in answers if not isinstance(a, str)), None)
-        done = Step(cached_indices=step.cached_indices, cached_vectors=step.cached_vectors,
-                     skipped=list(step.skipped))
-        for index, key, answer in zip(step.indices, step.keys, answers):
+        sent = Step(cached_indices=step.cached_indices, cached_vectors=step.cached_vectors,
+                    skipped=list(step.skipped))
+        for index, source, key, answer in zip(step.indices, step.sources, step.keys, answers):
             if isinstance(answer, str):
-                done.skipped.append(Skipped(index, sources[index], answer))
+                sent.skipped.append(Skipped(index, source, answer))
             else:
-                done.indices.append(index)
-                done.keys.append(key)
-                done.images.append(answer)
-        if self.cache is not None and done.images:
-            self.cache.put_many(self.cache_key, zip(done.keys, done.images))
-        return done
+                sent.indices.append(index)
+                sent.keys.append(key)
+                sent.images.append(answer)
+        if self.cache is not None and sent.images:
+            self.cache.put_many(self.cache_key, zip(sent.keys, sent.images))
+        vectors = np.stack(sent.images) if sent.images else None
+        return sent.result(vectors, done, self.dim or 0)
+
+    def check_step(self, step: Step) -> None:
+        if step.images and self._offline is not None:
+            raise self._offline  # images to send, and no server
+
+    def start(self) -> None:
+        self._stop.clear()
+        self.wire.start(self.in_flight)
+
+    def stop(self) -> None:
+        self._stop.set()  # ends retry waits in the request threads
+        self.wire.stop()
 
     # -- the pipeline -------------------------------------------------------------------
 
@@ -275,45 +286,8 @@ class RemoteEmbedder:
         if self._stale:  # ask again, so that the new weights get their own cache entries
             self._adopt(self._describe(self._asked))
             self._stale = False
-        self._stop.clear()
-        window = max(2 * self.batch_size * self.in_flight, 4 * self.workers)
-        sending: collections.deque[tuple[Future, int]] = collections.deque()
-        taken = 0  # inputs put into steps
-        steps = iter_steps(sources, self._prepare, self.batch_size, self.workers, window)
-        send_pool = ThreadPoolExecutor(self.in_flight, thread_name_prefix="deepimage-send")
-        self.wire.start(self.in_flight)
-
-        def stopping() -> bool:
-            return should_stop is not None and should_stop()
-
-        try:
-            while taken < len(sources) or sending:
-                if stopping():
-                    raise Cancelled()
-                while taken < len(sources) and len(sending) < self.in_flight:
-                    step = next(steps)
-                    taken += step.handled
-                    if step.images and self._offline is not None:
-                        raise self._offline  # images to send, and no server
-                    sending.append((send_pool.submit(self._embed_step, step, sources), taken))
-                future, done = sending.popleft()
-                while not future.done():  # wait, but notice a cancel promptly
-                    wait_futures([future], timeout=0.1)
-                    if stopping():
-                        raise Cancelled()
-                step = future.result()
-                vectors = np.stack(step.images) if step.images else None
-                result = step.result(vectors, done, self.dim or 0)
-                if progress is not None:
-                    progress(done, len(sources))
-                yield result
-        finally:
-            self._stop.set()  # ends retry waits in the request threads
-            for future, _ in sending:
-                future.cancel()
-            steps.close()  # cancels the decoding still queued
-            send_pool.shutdown(wait=False, cancel_futures=True)
-            self.wire.stop()
+        return run_steps(sources, self._prepare, self, self.batch_size, self.workers,
+                         progress, should_stop)
 
     def embed(self, sources: Iterable[str], progress: "ProgressCallback | None" = None,
               should_stop: "StopCallback | None" = None) -> EmbeddingResult:

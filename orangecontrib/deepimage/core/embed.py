@@ -24,8 +24,8 @@ from .devices import BACKENDS, DEVICES, cuda_possible, resolve_backend, resolve_
 from .images import DEFAULT_MAX_PIXELS
 from .models import ModelSpec, get_spec
 from .pipeline import (PIPELINE_VERSION, BatchResult, EmbeddingResult, ProgressCallback, Step,
-                       StopCallback, gather, iter_steps, open_cache, prepare_source,
-                       vector_cache_key)
+                       StepRunner, StopCallback, gather, iter_steps, open_cache, prepare_source,
+                       run_steps, vector_cache_key)
 
 __all__ = ["Cancelled", "Embedder", "EmbeddingResult", "BatchResult", "resolve_device",
            "embed_images", "PIPELINE_VERSION", "resolve_backend", "vector_cache_key",
@@ -59,8 +59,11 @@ class TorchRunner:
             return out.float().cpu().numpy()
 
 
-class Embedder:
+class Embedder(StepRunner):
     """A loaded network ready to embed; load once, call many times.
+
+    It is the :class:`~.pipeline.StepRunner` that :func:`~.pipeline.run_steps` drives:
+    one step at a time, in the caller's thread.
 
     ``net`` embeds with a given :class:`~.networks.EmbeddingNet` (a fine-tuned
     one, say) instead of the registry's pretrained network; then ``weights_id``
@@ -164,18 +167,10 @@ class Embedder:
         before are already cached.
         """
         sources = [os.fspath(s) for s in sources]
-        window = max(2 * self.batch_size, 4 * self.workers)
-        done = 0
-        with contextlib.closing(iter_steps(sources, self._prepare, self.batch_size,
-                                           self.workers, window, should_stop)) as steps:
-            for step in steps:
-                result = self._finish(step, done + step.handled)
-                done = result.done
-                if progress is not None:
-                    progress(done, len(sources))
-                yield result
+        return run_steps(sources, self._prepare, self, self.batch_size, self.workers,
+                         progress, should_stop)
 
-    def _finish(self, step: Step, done: int) -> BatchResult:
+    def run_step(self, step: Step, done: int) -> BatchResult:
         """Run the network on a step's images, cache them, merge in the cached ones."""
         vectors = None
         if step.images:

@@ -3,10 +3,12 @@
 Files are read, hashed, looked up in the cache and decoded by a thread pool
 (Pillow releases the GIL), a bounded window ahead of the consumer, so memory
 stays flat however many images there are (:func:`iter_steps`, :func:`prepare_source`).
-Each :class:`Step` holds what one batch needs; whoever runs the network (a local
+Each :class:`Step` holds what one batch needs; a :class:`StepRunner` (a local
 :class:`~.embed.Embedder` with torch or onnxruntime, the remote client with either
-wire protocol, a Ray worker) turns it into a :class:`BatchResult`, and
-:func:`gather` collects those into an :class:`EmbeddingResult`.
+wire protocol; Ray workers use an Embedder) turns it into a :class:`BatchResult`.
+:func:`run_steps` is the one loop that drives a runner (in the caller's thread, or
+with several steps in flight), and :func:`gather` collects its batches into an
+:class:`EmbeddingResult`.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import logging
 import os
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, NamedTuple, Sequence
 
@@ -27,7 +30,7 @@ from .images import ImageError, Skipped, decode_image, read_bytes
 
 __all__ = ["PIPELINE_VERSION", "ProgressCallback", "StopCallback", "BatchResult",
            "EmbeddingResult", "Prepared", "Step", "vector_cache_key", "open_cache", "prepare_source",
-           "iter_steps", "gather"]
+           "iter_steps", "StepRunner", "run_steps", "gather"]
 
 log = logging.getLogger(__name__)
 
@@ -125,11 +128,12 @@ class Prepared(NamedTuple):
 @dataclass
 class Step:
     """What the decoders delivered for one step of the pipeline: images to embed
-    (with their content keys and input positions), cached vectors, and skips."""
+    (with their content keys, input positions and sources), cached vectors, and skips."""
 
     images: list = field(default_factory=list)
     keys: list = field(default_factory=list)
     indices: list = field(default_factory=list)
+    sources: list = field(default_factory=list)  # of ``images``, to name their skips
     cached_indices: list = field(default_factory=list)
     cached_vectors: list = field(default_factory=list)
     skipped: list = field(default_factory=list)
@@ -154,6 +158,7 @@ class Step:
                 self.images.append(image)
                 self.keys.append(key)
                 self.indices.append(index)
+                self.sources.append(source)
 
     def result(self, vectors: "np.ndarray | None", done: int, dim: int) -> BatchResult:
         """Merge the vectors computed for ``images`` with the cached ones, in input order."""
@@ -222,6 +227,88 @@ def iter_steps(sources: Sequence[str], prepare: Callable[[str], Prepared], batch
         finally:
             for _, future in pending:
                 future.cancel()
+
+
+class StepRunner:
+    """What :func:`run_steps` needs from whoever runs the network.
+
+    ``run_step(step, done)`` embeds a step's images (and caches them) and returns its
+    :class:`BatchResult` (:meth:`Step.result`), ``done`` being the inputs handled so far.
+    With ``in_flight`` 1 steps run one by one in the consumer's thread; with more, up
+    to ``in_flight`` run at once in threads (a remote server), results still in order.
+    ``start``/``stop`` bracket a run (``stop`` also on a cancel or an error), and
+    ``check_step(step)`` may raise before a step is run.
+    """
+
+    in_flight: int = 1
+
+    def run_step(self, step: Step, done: int) -> BatchResult:
+        raise NotImplementedError
+
+    def check_step(self, step: Step) -> None:
+        """Raise to end the run before ``step`` is sent to the network."""
+
+    def start(self) -> None:
+        """A run begins."""
+
+    def stop(self) -> None:
+        """The run ended, was cancelled or failed."""
+
+
+def run_steps(sources: Sequence[str], prepare: Callable[[str], Prepared], runner: StepRunner,
+              batch_size: int, workers: int, progress: "ProgressCallback | None" = None,
+              should_stop: "StopCallback | None" = None) -> Iterator[BatchResult]:
+    """The pipeline, driven: :func:`iter_steps` of ``sources`` run by ``runner``,
+    yielding its batches in input order, reporting ``progress(done, total)`` after each.
+
+    Decoding runs up to ``2 * batch_size * runner.in_flight`` (at least ``4 * workers``)
+    sources ahead. Raises Cancelled when ``should_stop()`` turns true, between steps and
+    while waiting for one in flight; what was embedded before is already cached.
+    """
+    in_flight = max(1, int(runner.in_flight))
+    window = max(2 * batch_size * in_flight, 4 * workers)
+    total = len(sources)
+
+    def stopping() -> bool:
+        return should_stop is not None and should_stop()
+
+    steps = iter_steps(sources, prepare, batch_size, workers, window)
+    pool = (ThreadPoolExecutor(in_flight, thread_name_prefix="deepimage-run")
+            if in_flight > 1 else None)
+    running: collections.deque[tuple[Future, int]] = collections.deque()
+    taken = 0  # inputs put into steps
+    runner.start()
+    try:
+        while taken < total or running:
+            if stopping():
+                raise Cancelled()
+            if pool is None:
+                step = next(steps)
+                taken += step.handled
+                runner.check_step(step)
+                result = runner.run_step(step, taken)
+            else:
+                while taken < total and len(running) < in_flight:
+                    step = next(steps)
+                    taken += step.handled
+                    runner.check_step(step)
+                    running.append((pool.submit(runner.run_step, step, taken), taken))
+                future, _ = running.popleft()
+                while not future.done():  # wait, but notice a cancel promptly
+                    wait_futures([future], timeout=0.1)
+                    if stopping():
+                        raise Cancelled()
+                result = future.result()
+            if progress is not None:
+                progress(result.done, total)
+            yield result
+    finally:
+        runner.stop()  # before the cleanup: a remote runner ends its retry waits
+        for future, _ in running:
+            future.cancel()
+        steps.close()  # cancels the decoding still queued
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
 
 
 def gather(sources: list[str], model: str, dim: Callable[[], int],
