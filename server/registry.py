@@ -18,7 +18,7 @@ from typing import Callable
 
 import numpy as np
 
-from orangecontrib.deepimage.core.models import MODELS, get_spec
+from orangecontrib.deepimage.core.models import MODELS, ModelSpec, get_spec
 from orangecontrib.deepimage.core.weights import WeightsUnavailable, file_digest, locate_weights
 
 from .config import NAME_PATTERN, ConfigError, Settings
@@ -51,14 +51,16 @@ class ServedModel:
     weights_id: str
     fine_tuned: bool
     run: Callable[[np.ndarray], np.ndarray] = field(repr=False, compare=False)
+    spec: ModelSpec = field(repr=False)  # the architecture (for ONNX files: the base model)
     classes: tuple[str, ...] = ()
     devices: tuple[str, ...] = ()  # every device it runs on (--devices); () means (device,)
 
     def describe(self) -> dict:
-        return {"name": self.name, "title": self.title, "dim": self.dim,
-                "input_size": self.input_size, "device": self.device,
-                "devices": list(self.devices or (self.device,)),
-                "weights_id": self.weights_id, "fine_tuned": self.fine_tuned}
+        """What /v1/models says: the spec's description with what this server loaded."""
+        return {**self.spec.describe(name=self.name, title=self.title, dim=self.dim,
+                                     input_size=self.input_size, device=self.device,
+                                     weights_id=self.weights_id, fine_tuned=self.fine_tuned),
+                "devices": list(self.devices or (self.device,))}
 
 
 def plan_models(settings: Settings) -> list[ModelPlan]:
@@ -149,7 +151,7 @@ def _load_registry(plan: ModelPlan, settings: Settings, device: str) -> ServedMo
     title = spec.display_name + (" (random weights, for testing)" if settings.random_weights
                                  else "")
     return ServedModel(plan.name, title, embedder.dim, spec.input_size, embedder.device,
-                       embedder.backend, weights_id, False, embedder.embed_arrays)
+                       embedder.backend, weights_id, False, embedder.embed_arrays, spec)
 
 
 @contextlib.contextmanager
@@ -181,5 +183,5 @@ def _load_onnx(plan: ModelPlan, device: str) -> ServedModel:
     on_gpu = bool(providers) and providers[0] == "CUDAExecutionProvider"
     return ServedModel(plan.name, f"{plan.name} (fine-tuned {spec.display_name})", dim, size,
                        device if on_gpu else "cpu", "onnx",
-                       f"onnx-{file_digest(plan.onnx_file)}", True, runner,
+                       f"onnx-{file_digest(plan.onnx_file)}", True, runner, spec,
                        tuple(str(c) for c in classes))

@@ -146,3 +146,13 @@ def test_the_offline_description_has_the_servers_fields():
     described = get_spec("vgg16").describe()
     assert described == {"name": "vgg16", "title": "VGG-16", "dim": None, "input_size": 224,
                          "device": None, "weights_id": None, "fine_tuned": False}
+
+
+def test_a_servers_description_is_the_specs_with_what_it_loaded():
+    from orangecontrib.deepimage.core.models import get_spec
+    described = get_spec("squeezenet").describe(name="cells", dim=512, device="cpu",
+                                                weights_id="sha-1", fine_tuned=True)
+    assert described == {"name": "cells", "title": "SqueezeNet 1.1", "dim": 512,
+                         "input_size": 227, "device": "cpu", "weights_id": "sha-1",
+                         "fine_tuned": True}
+    assert described.keys() == get_spec("squeezenet").describe().keys()

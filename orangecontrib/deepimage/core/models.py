@@ -57,12 +57,17 @@ class ModelSpec:
         """(width, height) the image is resized to."""
         return self.input_size, self.input_size
 
-    def describe(self) -> dict:
-        """The description a server's /v1/models gives of this network, as the client
-        knows it without asking (dim None: told by the server after the first image)."""
-        return {"name": self.name, "title": self.display_name, "dim": None,
-                "input_size": self.input_size, "device": None, "weights_id": None,
-                "fine_tuned": False}
+    def describe(self, *, name: "str | None" = None, title: "str | None" = None,
+                 dim: "int | None" = None, input_size: "int | None" = None,
+                 device: "str | None" = None, weights_id: "str | None" = None,
+                 fine_tuned: bool = False) -> dict:
+        """The description a server's /v1/models gives of this network, the one place
+        its fields are named. Without arguments: as the client knows it without asking
+        (dim None: told by the server after the first image); a server passes what it
+        serves (its name for the model, the loaded dim, device and weights)."""
+        return {"name": name or self.name, "title": title or self.display_name, "dim": dim,
+                "input_size": input_size or self.input_size, "device": device,
+                "weights_id": weights_id, "fine_tuned": fine_tuned}
 
 
 MODELS: dict[str, ModelSpec] = {
