@@ -198,7 +198,7 @@ def iter_steps(sources: Sequence[str], prepare: Callable[[str], Prepared], batch
     threads, at most ``window`` sources ahead of the consumer. A step ends with
     ``batch_size`` images to embed, or after many cache hits and skips, so that progress
     is reported regularly. Raises Cancelled before a step when ``should_stop()`` is true.
-    Shared by Embedder and the remote client (client.py)."""
+    :func:`run_steps` drives it for every runner."""
     pending: collections.deque[tuple[int, Future]] = collections.deque()
     todo = iter(enumerate(sources))
     taken = 0
