@@ -41,8 +41,8 @@ setup(
         "Orange3>=3.36",
         "orange-widget-base>=4.22",
         "AnyQt>=0.2",
-        "torch>=2.1",
-        "torchvision>=0.16",
+        "torch>=2.14",  # the oldest CI tests (.ci/minimum.txt), like every floor here
+        "torchvision>=0.29",
         "scikit-learn>=1.3",
         "pillow>=10.0",
         "numpy>=1.24",
