@@ -11,13 +11,14 @@ import contextlib
 import io
 import os
 import threading
-import urllib.request
 import warnings
 from dataclasses import dataclass
 from typing import Iterable
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+from . import remote
 
 __all__ = ["IMAGE_EXTENSIONS", "DEFAULT_MAX_PIXELS", "DEFAULT_MAX_BYTES", "Skipped",
            "ImageError", "TooManyPixels", "find_images", "read_bytes", "decode_image",
@@ -53,7 +54,8 @@ class TooManyPixels(ImageError):
 
 
 def is_url(source: str) -> bool:
-    return isinstance(source, str) and source.lower().startswith(("http://", "https://"))
+    """An http(s) or data: URL (core.remote reads those), not a file path."""
+    return remote.is_url(source)
 
 
 def is_hidden(name: str) -> bool:
@@ -97,9 +99,8 @@ def read_bytes(source: "str | os.PathLike", max_bytes: int = DEFAULT_MAX_BYTES,
     """The raw bytes of a file or http(s) URL; ImageError with a reason otherwise."""
     source = os.fspath(source)
     try:
-        if is_url(source):
-            with urllib.request.urlopen(source, timeout=timeout) as response:
-                data = response.read(max_bytes + 1)
+        if is_url(source):  # fetched once into a disk cache; data: URLs decoded
+            data = remote.fetch(source, max_bytes, timeout)
         else:
             size = os.path.getsize(source)
             if size > max_bytes:

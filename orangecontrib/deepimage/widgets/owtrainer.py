@@ -66,7 +66,8 @@ class OWTrainer(OWWidget, ConcurrentWidgetMixin):
     description = "Fine-tune a deep network on images; a learner for Test & Score."
     icon = "icons/Trainer.svg"
     priority = 40
-    keywords = "trainer, fine-tune, train, deep, network, learner, squeezenet, vgg, inception"
+    keywords = ("deep image, trainer, fine-tune, train, deep, network, learner, squeezenet, vgg, "
+                "inception, pytorch")
 
     class Inputs:
         data = Input("Data", Table)
