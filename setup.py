@@ -107,8 +107,11 @@ setup(
         *ONNXRUNTIME,
     ],
     extras_require={
-        "server": ["fastapi>=0.110", "uvicorn>=0.27", "pydantic-settings>=2.7",
-                   "python-multipart>=0.0.9", "httpx>=0.27", "prometheus-client>=0.17"],
+        # starlette 0.46: MultiPartParser(max_part_size=) and spool_max_size, the server's
+        # in-memory upload limits; fastapi 0.115.10 is the oldest that accepts it
+        "server": ["fastapi>=0.115.10", "starlette>=0.46", "uvicorn>=0.27",
+                   "pydantic-settings>=2.7", "python-multipart>=0.0.9", "httpx>=0.27",
+                   "prometheus-client>=0.17"],
         "test": ["pytest>=7", "PyQt6>=6.5", "httpx>=0.27", "schemathesis>=4.0"],
         "bench": ["Orange3-ImageAnalytics>=0.13"],
         "doc": ["sphinx>=7.2.6", "myst-parser>=4", "furo>=2024.1"],
