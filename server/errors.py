@@ -27,13 +27,16 @@ ERROR_KINDS: dict[str, tuple[int, str]] = {
     "bad_request": (422, "malformed request (e.g. not multipart, no images part)"),
     "bad_image": (422, "not an image, or an empty body"),
     "too_many_pixels": (413, "image over --max-pixels (read from its header)"),
+    "unsupported_format": (415, "image in a format the server does not decode (EPS, PDF, "
+                                "HEIC, ...; read from its first bytes)"),
     "body_too_large": (413, "body over --max-request-bytes"),
     "too_many_images": (413, "more than --max-images-per-request images"),
     "unauthorized": (401, "missing or wrong access token"),
     "bad_host": (421, "Host not this computer (or 403: a cross-site Origin)"),
     "unknown_model": (404, "model not served"),
     "not_ready": (503, "model still loading (see Retry-After)"),
-    "overloaded": (503, "busy: too many requests, images or bytes at once (see Retry-After)"),
+    "overloaded": (503, "busy: too many requests, images, bytes or pixels being decoded at "
+                        "once (see Retry-After)"),
     "timeout": (504, "took longer than --request-timeout-s"),
     "client_disconnect": (499, "the client went away before the answer (nothing is sent)"),
     "internal": (500, "a bug: the server log has the traceback"),

@@ -26,7 +26,7 @@ def test_dependencies_and_extras():
     requires = distribution("Orange3-DeepImage").requires
     names = {r.split(";")[0].split(">")[0].split("=")[0].strip().lower() for r in requires}
     for name in ("orange3", "orange-widget-base", "anyqt", "torch", "torchvision", "ndf",
-                 "scikit-learn", "pillow", "numpy", "onnxruntime-gpu", "onnxruntime"):
+                 "scikit-learn", "pillow", "numpy", "tifffile", "onnxruntime-gpu", "onnxruntime"):
         assert name in names, name
     gpu = next(r for r in requires if r.startswith("onnxruntime-gpu"))
     assert 'platform_machine == "x86_64"' in gpu

@@ -15,10 +15,9 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 from Orange.data import Table
-from PIL import Image, UnidentifiedImageError
 
-from .core.embed import Cancelled
-from .core.images import IMAGE_EXTENSIONS, is_hidden, shown_size
+from .core.cancel import Cancelled
+from .core.images import IMAGE_EXTENSIONS, ImageError, header_size, is_hidden
 from .data import image_table, with_reasons
 
 __all__ = ["FolderScan", "ImportResult", "scan_folder", "probe_image",
@@ -111,16 +110,12 @@ def probe_image(path: str) -> "tuple[dict, Optional[str]]":
     if info["size"] == 0:
         return info, "empty file (0 bytes)"
     try:
-        with Image.open(path) as image:
-            width, height = shown_size(image)
-    except UnidentifiedImageError:
-        return info, UNKNOWN_FORMAT
-    except PermissionError:
-        return info, "permission denied"
-    except Image.DecompressionBombError as exc:
-        return info, f"too many pixels ({exc})"
-    except Exception as exc:
-        return info, f"unreadable header ({type(exc).__name__}: {exc})"
+        width, height = header_size(path)
+    except ImageError as exc:
+        reason = str(exc)
+        return info, UNKNOWN_FORMAT if reason == "not an image Pillow can read" else reason
+    except OSError as exc:
+        return info, f"could not be read ({exc.strerror or exc})"
     if width == 0 or height == 0:
         return info, "image has no pixels"
     info["width"], info["height"] = width, height

@@ -26,7 +26,7 @@ router = APIRouter(tags=["Orange protocol"], dependencies=[Depends(admit)])
 
 EMBED_ERRORS = ("unauthorized", "bad_host", "unknown_model", "body_too_large",
                 "too_many_pixels", "bad_image", "overloaded", "not_ready", "timeout")
-ERRORS = responses_for(*EMBED_ERRORS)
+ERRORS = responses_for(*EMBED_ERRORS, "unsupported_format")  # /v1: a per-image error
 
 IMAGE_BODY = {"requestBody": {"required": True, "description": "One image (JPEG, PNG, ...), "
                               "any size; it is resized to the model's input size.",

@@ -86,7 +86,7 @@ def test_each_file_is_opened_once_and_never_decoded(tmp_path):
         opened.append(fp)
         return real_open(fp, *args, **kwargs)
 
-    with patch.object(imports.Image, "open", counting_open), \
+    with patch.object(Image, "open", counting_open), \
             patch("orangecontrib.deepimage.data.describe", side_effect=AssertionError), \
             patch.object(Image.Image, "load", side_effect=AssertionError("decoded")):
         result = run_import(root, mock_state())
