@@ -232,14 +232,13 @@ class TestOWImportImages(WidgetTest):
         from orangecontrib.deepimage.tutorials.make_digits import write_digits
         write_digits(digits, per_class=1)
         os.makedirs(elsewhere)
-        widget = self.create_widget(
-            OWImportImages, stored_settings={"recent_paths": [RecentPath("digits", "basedir", "digits")]},
-            env={"basedir": lesson})
+        widget = create_widget_in_workflow(
+            self, OWImportImages,
+            {"recent_paths": [RecentPath("digits", "basedir", "digits")]}, lesson)
         self.assertEqual(widget.current_folder(), digits)
         self.get_output(widget.Outputs.data, widget=widget, wait=5000)
         settings = widget.settingsHandler.pack_data(widget)  # as saved in "docs"
-        widget = self.create_widget(OWImportImages, stored_settings=settings,
-                                    env={"basedir": elsewhere})
+        widget = create_widget_in_workflow(self, OWImportImages, settings, elsewhere)
         self.assertEqual(widget.current_folder(), digits)
         data = self.get_output(widget.Outputs.data, widget=widget, wait=5000)
         self.assertEqual(len(data), 10)
