@@ -71,8 +71,9 @@ clean:
 # The oldest versions setup.py accepts (.ci/minimum.txt: Orange 3.36.2 with PyQt5,
 # orange-widget-base 4.22, numpy 1.24, ...) in their own environment, .venv-min: the
 # whole suite less what depends on torch alone, which is the same version in both
-# environments (the slow Grad-CAM training check, the two-process torchrun run), then the tests that load SqueezeNet's weights again on numpy 1.26 (the
-# numpy Orange 3.36/3.37 installers bring), from an overlay so .venv-min stays as built.
+# environments (the slow Grad-CAM training check, the two-process torchrun run), then
+# the tests that load SqueezeNet's weights again on numpy 1.26 (the numpy Orange
+# 3.36/3.37 installers bring), from an overlay so .venv-min stays as built.
 VENV_MIN ?= .venv-min
 PY_MIN := $(VENV_MIN)/bin/python
 MINIMUM := .ci/minimum.txt
