@@ -67,3 +67,34 @@ bench: install
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache demo-embeddings.csv doc/_build
+
+# The oldest versions setup.py accepts (.ci/minimum.txt: Orange 3.36.2 with PyQt5,
+# orange-widget-base 4.22, numpy 1.24, ...) in their own environment, .venv-min: the
+# whole suite less what depends on torch alone, which is the same version in both
+# environments (the slow Grad-CAM training check, the two-process torchrun run), then
+# the tests that load SqueezeNet's weights again on numpy 1.26 (the numpy Orange
+# 3.36/3.37 installers bring), from an overlay so .venv-min stays as built.
+VENV_MIN ?= .venv-min
+PY_MIN := $(VENV_MIN)/bin/python
+MINIMUM := .ci/minimum.txt
+NUMPY_126 := $(VENV_MIN)/numpy-1.26
+MIN_ENV := QT_QPA_PLATFORM=offscreen QT_API=pyqt5 DEEPIMAGE_MINIMUM_VERSIONS=1
+NUMPY_126_TESTS := tests/core/test_weights.py tests/core/test_embed.py \
+	tests/train/test_onnx_export.py tests/server/test_live.py \
+	tests/widgets/test_owimageembedder.py
+
+.PHONY: install-minimum test-minimum
+
+install-minimum: $(VENV_MIN)/.installed
+
+$(VENV_MIN)/.installed: setup.py $(MINIMUM)
+	rm -rf $(VENV_MIN)
+	$(PYTHON) -m venv $(VENV_MIN)
+	$(PY_MIN) -m pip install -c $(MINIMUM) 'setuptools<81' wheel
+	$(PY_MIN) -m pip install -c $(MINIMUM) -e '.[server]' PyQt5 'pytest>=7' 'schemathesis>=4.0'
+	$(PY_MIN) -m pip install --no-deps --target $(NUMPY_126) numpy==1.26.4
+	touch $@
+
+test-minimum: install-minimum
+	$(MIN_ENV) $(PY_MIN) -m pytest tests -m 'not slow' --ignore=tests/train/test_distributed.py
+	$(MIN_ENV) PYTHONPATH=$(NUMPY_126) $(PY_MIN) -m pytest $(NUMPY_126_TESTS)

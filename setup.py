@@ -95,11 +95,11 @@ setup(
         "Orange3>=3.36",
         "orange-widget-base>=4.22",
         "AnyQt>=0.2",
-        "torch>=2.1",
-        "torchvision>=0.16",
+        "torch>=2.14",  # the oldest CI tests (.ci/minimum.txt), like every floor here
+        "torchvision>=0.29",
         "scikit-learn>=1.3",
         "scipy>=1.9",  # Image Grid's assignment of images to cells
-        "openTSNE>=0.6",  # Image Grid's t-SNE (Orange's own t-SNE uses it too)
+        "openTSNE>=1.0",  # Image Grid's t-SNE (Orange's own too); 1.0: oldest Python 3.11 wheel
         "pillow>=10.0",
         "numpy>=1.24",
         "tifffile>=2023.7.10",  # 16-bit, float and multi-channel microscopy TIFFs
@@ -109,8 +109,11 @@ setup(
         *ONNXRUNTIME,
     ],
     extras_require={
-        "server": ["fastapi>=0.110", "uvicorn>=0.27", "pydantic-settings>=2.7",
-                   "python-multipart>=0.0.9", "httpx>=0.27", "prometheus-client>=0.17"],
+        # starlette 0.46: MultiPartParser(max_part_size=) and spool_max_size, the server's
+        # in-memory upload limits; fastapi 0.115.10 is the oldest that accepts it
+        "server": ["fastapi>=0.115.10", "starlette>=0.46", "uvicorn>=0.27",
+                   "pydantic-settings>=2.7", "python-multipart>=0.0.9", "httpx>=0.27",
+                   "prometheus-client>=0.17"],
         "test": ["pytest>=7", "PyQt6>=6.5", "httpx>=0.27", "schemathesis>=4.0"],
         "bench": ["Orange3-ImageAnalytics>=0.13"],
         "doc": ["sphinx>=7.2.6", "myst-parser>=4", "furo>=2024.1"],

@@ -13,6 +13,11 @@ from pydantic import BaseModel
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
+try:  # python-multipart's own error: starlette < 1.7 lets it through unwrapped
+    from python_multipart.exceptions import FormParserError
+except ModuleNotFoundError:  # python-multipart < 0.0.13 names its module multipart
+    from multipart.exceptions import FormParserError
+
 from ..deps import require_token, served_model
 from ..errors import ApiError, responses_for
 from ..guards import admit
@@ -84,6 +89,9 @@ async def _read_parts(request: Request, limit: int, max_bytes: int) -> list[byte
     parser.spool_max_size = max_bytes  # a part never rolls over to a temporary file
     try:
         form = await parser.parse()
+    except FormParserError:
+        raise ApiError(422, "The multipart body could not be read: Invalid multipart data.",
+                       "bad_request") from None
     except MultiPartException as exc:
         if "Too many files" in exc.message:
             raise ApiError(413, f"More than {limit} images in one request; at most {limit} "

@@ -48,7 +48,8 @@ def test_more_safe_formats_decode(fmt, no_programs):
     if fmt == "AVIF" and not features.check("avif"):
         pytest.skip("Pillow without libavif")
     assert fmt in SAFE_FORMATS
-    arr = decode_image(encoded(fmt), (8, 6))
+    # Pillow 10.0 writes no frame for a 16x12 icon unless told its size
+    arr = decode_image(encoded(fmt, **({"sizes": [(16, 12)]} if fmt == "ICO" else {})), (8, 6))
     assert arr.shape == (6, 8, 3) and np.all(np.abs(arr[3, 4].astype(int) - (200, 30, 30)) < 40)
 
 
@@ -59,6 +60,8 @@ def test_greyscale_pgm(no_programs):
 
 @pytest.mark.parametrize("fmt", ["EPS", "PDF", "PCX", "SGI", "XBM", "QOI", "DDS", "MSP"])
 def test_other_pillow_formats_are_refused_by_name(fmt, no_programs):
+    if fmt not in Image.SAVE:
+        pytest.skip(f"this Pillow cannot write {fmt} (older ones only read QOI): no sample")
     image = Image.new("1" if fmt in ("XBM", "MSP") else "RGB", (16, 12), 1)
     with pytest.raises(UnsupportedFormat) as excinfo:
         decode_image(encoded(fmt, image))

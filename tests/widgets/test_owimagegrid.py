@@ -4,9 +4,10 @@ import shutil
 import tempfile
 
 import numpy as np
-from AnyQt.QtCore import QItemSelectionModel, QPoint, Qt
-from AnyQt.QtGui import QImage
+from AnyQt.QtCore import QEvent, QItemSelectionModel, QPoint, QPointF, Qt
+from AnyQt.QtGui import QImage, QMouseEvent
 from AnyQt.QtTest import QTest
+from AnyQt.QtWidgets import QApplication
 from Orange.data import ContinuousVariable, Domain, Table
 from Orange.widgets.tests.base import WidgetTest
 from Orange.widgets.utils.annotated_data import ANNOTATED_DATA_FEATURE_NAME
@@ -144,7 +145,11 @@ class TestOWImageGrid(WidgetTest):
         start = view.visualRect(view.model().index(0, 0)).center()
         end = view.visualRect(view.model().index(1, 2)).center()
         QTest.mousePress(view.viewport(), Qt.MouseButton.LeftButton, pos=start)
-        QTest.mouseMove(view.viewport(), end)
+        # the move with the button held, as a real drag sends it (Qt 5's QTest.mouseMove
+        # sends no buttons, so on PyQt5 there would be no rectangle)
+        QApplication.sendEvent(view.viewport(), QMouseEvent(
+            QEvent.Type.MouseMove, QPointF(end), Qt.MouseButton.NoButton,
+            Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier))
         QTest.mouseRelease(view.viewport(), Qt.MouseButton.LeftButton, pos=end)
         expected = sorted(r for r in grid[:2, :3].ravel() if r >= 0)
         self.assertEqual(self.widget.selected_rows(), expected)

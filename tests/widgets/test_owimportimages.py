@@ -1,4 +1,5 @@
 """Import Images: run_import without a GUI, then the widget (offscreen Qt)."""
+import inspect
 import os
 import shutil
 import tempfile
@@ -18,6 +19,25 @@ from orangecontrib.deepimage.data import image_column, image_paths
 from orangecontrib.deepimage.imports import probe_image, run_import, summary
 from orangecontrib.deepimage.widgets import owimportimages
 from orangecontrib.deepimage.widgets.owimportimages import OWImportImages
+
+
+def create_widget_in_workflow(test: WidgetTest, cls, stored_settings: dict, basedir: str):
+    """Create a widget as Orange Canvas does when it opens a workflow saved in basedir.
+
+    Canvas hands the workflow's env to OWBaseWidget.__new__. WidgetTest.create_widget
+    forwards it (``env=``) from orange-widget-base 4.28 on; on 4.22 (Orange 3.36) it
+    does not, so there the env goes to __new__ directly, as Canvas gives it.
+    """
+    env = {"basedir": basedir}
+    if "kwargs" in inspect.signature(test.create_widget).parameters:
+        return test.create_widget(cls, stored_settings=stored_settings, env=env)
+    base_new = cls.__new__
+
+    def new_in_workflow(klass, *args, **kwargs):
+        return base_new(klass, *args, env=env, **kwargs)
+
+    with patch.object(cls, "__new__", new_in_workflow):
+        return test.create_widget(cls, stored_settings=stored_settings)
 
 
 def mock_state(stop_after=None):
@@ -191,8 +211,7 @@ class TestOWImportImages(WidgetTest):
         settings["recent_paths"] = [saved]
         shutil.move(self.tmp, moved)
         self.tmp = moved
-        widget = self.create_widget(OWImportImages, stored_settings=settings,
-                                    env={"basedir": moved})
+        widget = create_widget_in_workflow(self, OWImportImages, settings, moved)
         self.assertEqual(widget.current_folder(), os.path.join(moved, "pets"))
         data = self.get_output(widget.Outputs.data, widget=widget, wait=5000)
         self.assertEqual(image_column(data).attributes["origin"], os.path.join(moved, "pets"))
@@ -213,14 +232,13 @@ class TestOWImportImages(WidgetTest):
         from orangecontrib.deepimage.tutorials.make_digits import write_digits
         write_digits(digits, per_class=1)
         os.makedirs(elsewhere)
-        widget = self.create_widget(
-            OWImportImages, stored_settings={"recent_paths": [RecentPath("digits", "basedir", "digits")]},
-            env={"basedir": lesson})
+        widget = create_widget_in_workflow(
+            self, OWImportImages,
+            {"recent_paths": [RecentPath("digits", "basedir", "digits")]}, lesson)
         self.assertEqual(widget.current_folder(), digits)
         self.get_output(widget.Outputs.data, widget=widget, wait=5000)
         settings = widget.settingsHandler.pack_data(widget)  # as saved in "docs"
-        widget = self.create_widget(OWImportImages, stored_settings=settings,
-                                    env={"basedir": elsewhere})
+        widget = create_widget_in_workflow(self, OWImportImages, settings, elsewhere)
         self.assertEqual(widget.current_folder(), digits)
         data = self.get_output(widget.Outputs.data, widget=widget, wait=5000)
         self.assertEqual(len(data), 10)
@@ -233,8 +251,8 @@ class TestOWImportImages(WidgetTest):
         digits = os.path.join(lesson, "digits")
         # as the lesson's workflow stores it: relative to the workflow, never written here
         stored = RecentPath("digits", "basedir", "digits")
-        widget = self.create_widget(OWImportImages, stored_settings={"recent_paths": [stored]},
-                                    env={"basedir": lesson})
+        widget = create_widget_in_workflow(self, OWImportImages, {"recent_paths": [stored]},
+                                           lesson)
         self.assertEqual(widget.current_folder(), digits)
         self.assertTrue(widget.Error.lesson_digits_missing.is_shown())
         self.assertIn(digits, str(widget.Error.lesson_digits_missing.formatted))

@@ -10,6 +10,7 @@ restricted unpickler for ndf's numpy arrays.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import io
 import os
 import pickle
@@ -137,19 +138,37 @@ def weights_available(model: "ModelSpec | str") -> tuple[bool, str]:
         return False, str(exc)
 
 
+# numpy 2 moved numpy.core to numpy._core; a pickle names whichever module wrote it.
+_MULTIARRAY_MODULES = ("numpy._core.multiarray", "numpy.core.multiarray")
+
+
+def _numpy_reconstruct():
+    """numpy's ``_reconstruct`` (how every ndarray pickle starts), on numpy 1.24 to 2.x.
+
+    Imported by module name, never looked up as an attribute: on numpy 1.26,
+    ``numpy._core`` is a stub package (importing torch or onnx imports it) that has no
+    ``multiarray`` attribute until the submodule itself is imported; on numpy 1.24 it
+    does not exist; on numpy 2, ``numpy.core`` is the deprecated alias.
+    """
+    for name in _MULTIARRAY_MODULES:
+        try:
+            return importlib.import_module(name)._reconstruct
+        except (ImportError, AttributeError):
+            continue
+    raise pickle.UnpicklingError(
+        f"this numpy ({np.__version__}) has no multiarray._reconstruct: "
+        "reinstall numpy with `pip install --force-reinstall numpy`")
+
+
 class _NumpyOnlyUnpickler(pickle.Unpickler):
     """Unpickles plain numpy arrays in dicts and lists, and nothing else."""
 
     def find_class(self, module: str, name: str):
-        allowed = {("numpy", "ndarray"), ("numpy", "dtype"),
-                   ("numpy.core.multiarray", "_reconstruct"),
-                   ("numpy._core.multiarray", "_reconstruct")}
-        if (module, name) not in allowed:
-            raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a weights file")
-        if name == "_reconstruct":
-            core = getattr(np, "_core", None) or np.core
-            return core.multiarray._reconstruct
-        return getattr(np, name)
+        if module in _MULTIARRAY_MODULES and name == "_reconstruct":
+            return _numpy_reconstruct()
+        if module == "numpy" and name in ("ndarray", "dtype"):
+            return getattr(np, name)
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a weights file")
 
 
 def load_ndf_arrays(path: "str | os.PathLike") -> dict:
