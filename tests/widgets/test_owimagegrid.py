@@ -19,19 +19,9 @@ from orangecontrib.deepimage.imports import run_import
 from orangecontrib.deepimage.widgets.owimagegrid import OWImageGrid
 from orangecontrib.deepimage.widgets.utils.gridview import ColorRole, RowRole, SubsetRole
 from orangecontrib.deepimage.widgets.utils.thumbnails import size_bucket
+from tests_state import State
 
 COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220)}
-
-
-class _State:
-    def is_interruption_requested(self):
-        return False
-
-    def set_status(self, _):
-        pass
-
-    def set_progress_value(self, _):
-        pass
 
 
 def colour_folders(root, per_class=6):
@@ -59,7 +49,7 @@ class TestOWImageGrid(WidgetTest):
         super().setUpClass()
         cls.tmp = tempfile.mkdtemp()
         root = colour_folders(os.path.join(cls.tmp, "colours"))
-        cls.embeddings = mean_colour_embeddings(run_import(root, _State()).data)
+        cls.embeddings = mean_colour_embeddings(run_import(root, State()).data)
 
     @classmethod
     def tearDownClass(cls):

@@ -19,17 +19,7 @@ from orangecontrib.deepimage.imports import run_import
 from orangecontrib.deepimage.widgets.owimageviewer import OWImageViewer, prediction_columns
 from orangecontrib.deepimage.widgets.utils.thumbnails import (Failed, size_bucket,
                                                               thumbnail_array)
-
-
-class _State:
-    def is_interruption_requested(self):
-        return False
-
-    def set_status(self, _):
-        pass
-
-    def set_progress_value(self, _):
-        pass
+from tests_state import State
 
 
 def paths_table(names, origin, metas=(), class_var=None, y=None):
@@ -57,7 +47,7 @@ class TestOWImageViewer(WidgetTest):
         super().setUpClass()
         cls.tmp = tempfile.mkdtemp()
         cls.root = make_class_folders(os.path.join(cls.tmp, "pets"))
-        cls.images = run_import(cls.root, _State()).data
+        cls.images = run_import(cls.root, State()).data
 
     @classmethod
     def tearDownClass(cls):
@@ -200,7 +190,7 @@ class TestOWImageViewer(WidgetTest):
         ones (a Reload of Import Images) must not shift it onto other images."""
         folder = os.path.join(tempfile.mkdtemp(dir=self.tmp), "pets")
         shutil.copytree(self.root, folder)
-        before = run_import(folder, _State()).data
+        before = run_import(folder, State()).data
         self.send_signal(self.widget.Inputs.data, before)
         self.widget._select_rows([1, 4])
         chosen = sorted(self.get_output(self.widget.Outputs.selected_data)
@@ -209,7 +199,7 @@ class TestOWImageViewer(WidgetTest):
         settings = self.widget.settingsHandler.pack_data(self.widget)
         for name in ("cats/a.jpg", "dogs/a.jpg"):  # sort before everything in the folder
             Image.new("RGB", (8, 8)).save(os.path.join(folder, name))
-        after = run_import(folder, _State()).data
+        after = run_import(folder, State()).data
         self.assertEqual(len(after), 8)
         self.send_signal(self.widget.Inputs.data, after)
         selected = self.get_output(self.widget.Outputs.selected_data)

@@ -16,7 +16,7 @@ from AnyQt.QtWidgets import (QAbstractItemView, QHeaderView, QStyle, QStyledItem
                              QStyleOptionViewItem, QTableView, QWidget)
 
 from .thumbnails import ThumbnailLoader, size_bucket
-from .thumbnailview import ImagePreview, PathRole, ThumbnailDelegate
+from .thumbnailview import ImagePreview, PathRole, PreviewingView, ThumbnailDelegate
 
 __all__ = ["GridModel", "GridDelegate", "GridView", "RowRole", "ColorRole", "SubsetRole"]
 
@@ -161,8 +161,10 @@ class GridPreview(ImagePreview):
         super().keyPressEvent(event)
 
 
-class GridView(QTableView):
+class GridView(PreviewingView, QTableView):
     """Fixed-size cells with no headers or lines; Space or a double-click opens a preview."""
+
+    preview_class = GridPreview
 
     def __init__(self, loader: ThumbnailLoader, parent: Optional[QWidget] = None):
         super().__init__(parent)
@@ -192,38 +194,3 @@ class GridView(QTableView):
         self.horizontalHeader().setDefaultSectionSize(size.width())
         self.verticalHeader().setDefaultSectionSize(size.height())
         self.viewport().update()
-
-    def _on_loaded(self, path: str, side: int) -> None:
-        if side == size_bucket(self.delegate.side):
-            self.viewport().update()
-
-    def keyPressEvent(self, event: QKeyEvent) -> None:
-        if event.key() == Qt.Key.Key_Space and self.currentIndex().isValid():
-            if self.preview is not None and self.preview.isVisible():
-                self.preview.close()
-            else:
-                self.open_preview(self.currentIndex())
-            event.accept()
-            return
-        super().keyPressEvent(event)
-
-    def currentChanged(self, current: QModelIndex, previous: QModelIndex) -> None:
-        super().currentChanged(current, previous)
-        if self.preview is not None and self.preview.isVisible() and current.data(PathRole):
-            self.preview.show_image(current.data(PathRole),
-                                    current.data(Qt.ItemDataRole.DisplayRole))
-
-    def open_preview(self, index: QModelIndex) -> None:
-        """Show the image at ``index`` large, in a separate window."""
-        if not index.isValid() or not index.data(PathRole):
-            return
-        if self.preview is None:
-            self.preview = GridPreview(self.loader, self)
-        self.preview.show_image(index.data(PathRole), index.data(Qt.ItemDataRole.DisplayRole))
-        self.preview.show()
-        self.preview.raise_()
-
-    def hideEvent(self, event) -> None:
-        if self.preview is not None:
-            self.preview.close()
-        super().hideEvent(event)

@@ -128,7 +128,52 @@ class ThumbnailDelegate(QStyledItemDelegate):
         painter.drawLine(inner.topRight(), inner.bottomLeft())
 
 
-class ThumbnailView(QListView):
+class PreviewingView:
+    """For item views of images (Image Viewer's list, Image Grid's table): repaint when a
+    thumbnail arrives, Space or double-click opens a large preview that follows the
+    current item, and the preview closes with the view. The view sets ``loader``,
+    ``delegate`` (with ``side``) and ``preview = None``."""
+
+    preview_class: type = None  # ImagePreview, set below
+
+    def _on_loaded(self, path: str, side: int) -> None:
+        if side == size_bucket(self.delegate.side):
+            self.viewport().update()
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        if event.key() == Qt.Key.Key_Space and self.currentIndex().isValid():
+            if self.preview is not None and self.preview.isVisible():
+                self.preview.close()
+            else:
+                self.open_preview(self.currentIndex())
+            event.accept()
+            return
+        super().keyPressEvent(event)
+
+    def currentChanged(self, current: QModelIndex, previous: QModelIndex) -> None:
+        super().currentChanged(current, previous)
+        if self.preview is not None and self.preview.isVisible() and current.isValid() \
+                and current.data(PathRole):
+            self.preview.show_image(current.data(PathRole),
+                                    current.data(Qt.ItemDataRole.DisplayRole))
+
+    def open_preview(self, index: QModelIndex) -> None:
+        """Show the image at ``index`` large, in a separate window."""
+        if not index.isValid() or not index.data(PathRole):
+            return
+        if self.preview is None:
+            self.preview = self.preview_class(self.loader, self)
+        self.preview.show_image(index.data(PathRole), index.data(Qt.ItemDataRole.DisplayRole))
+        self.preview.show()
+        self.preview.raise_()
+
+    def hideEvent(self, event) -> None:
+        if self.preview is not None:
+            self.preview.close()
+        super().hideEvent(event)
+
+
+class ThumbnailView(PreviewingView, QListView):
     """An icon-mode list view of thumbnails; Space or double-click opens a preview."""
 
     def __init__(self, loader: ThumbnailLoader, parent: Optional[QWidget] = None):
@@ -157,40 +202,6 @@ class ThumbnailView(QListView):
         self.scheduleDelayedItemsLayout()
         self.viewport().update()
 
-    def _on_loaded(self, path: str, side: int) -> None:
-        if side == size_bucket(self.delegate.side):
-            self.viewport().update()
-
-    def keyPressEvent(self, event: QKeyEvent) -> None:
-        if event.key() == Qt.Key.Key_Space and self.currentIndex().isValid():
-            if self.preview is not None and self.preview.isVisible():
-                self.preview.close()
-            else:
-                self.open_preview(self.currentIndex())
-            event.accept()
-            return
-        super().keyPressEvent(event)
-
-    def currentChanged(self, current: QModelIndex, previous: QModelIndex) -> None:
-        super().currentChanged(current, previous)
-        if self.preview is not None and self.preview.isVisible() and current.isValid():
-            self.preview.show_image(current.data(PathRole),
-                                    current.data(Qt.ItemDataRole.DisplayRole))
-
-    def open_preview(self, index: QModelIndex) -> None:
-        """Show the image at ``index`` large, in a separate window."""
-        if not index.isValid():
-            return
-        if self.preview is None:
-            self.preview = ImagePreview(self.loader, self)
-        self.preview.show_image(index.data(PathRole), index.data(Qt.ItemDataRole.DisplayRole))
-        self.preview.show()
-        self.preview.raise_()
-
-    def hideEvent(self, event) -> None:
-        if self.preview is not None:
-            self.preview.close()
-        super().hideEvent(event)
 
 
 class ImagePreview(QDialog):
@@ -243,3 +254,6 @@ class ImagePreview(QDialog):
             self.parent().keyPressEvent(event)  # browse without leaving the preview
             return
         super().keyPressEvent(event)
+
+
+PreviewingView.preview_class = ImagePreview
