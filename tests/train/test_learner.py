@@ -176,14 +176,14 @@ def test_a_cancelled_evaluation_stops_the_learner_within_a_batch(colour_table):
         if len(batches) == 3:
             task.requested = True  # the user cancels during the first fold
 
-    slow = learner(mode="scratch", epochs=500, patience=500, batch_size=2)
+    slow = learner(mode="scratch", epochs=60, patience=60, batch_size=2)
     slow.progress_callback = batch_done
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with pytest.raises(KeyboardInterrupt):
             CrossValidation(k=2, random_state=0)(with_feature(colour_table), [slow],
                                                  callback=progress_callback)
-    assert len(batches) == 3  # not one more batch: 500 epochs would be thousands
+    assert len(batches) == 3  # not one more batch: 60 epochs would be hundreds
 
 
 def test_no_task_is_found_where_none_runs():

@@ -235,19 +235,6 @@ class TestOWTrainer(WidgetTest):
             old = self.create_widget(OWTrainer, stored_settings={**stored, "__version__": 1})
             self.assertEqual(old.auto_apply, expected, stored)
 
-    def test_old_fine_tuning_rates_become_adams(self):
-        """Fine-tuning's rate was SGD's (0.004 for SqueezeNet) and is Adam's (1e-4) now:
-        lesson 2's saved 0.004 must not become Adam at 0.004."""
-        for stored, rate in (({"learning_rate": 0.004}, 1e-4),
-                             ({"learning_rate": 0.008}, 2e-4),
-                             ({"learning_rate": 0.001, "network": "vgg16"}, 1e-4),
-                             ({"learning_rate": 0.04, "mode": "scratch"}, 0.04)):
-            old = self.create_widget(OWTrainer, stored_settings={**stored, "__version__": 1})
-            self.assertAlmostEqual(old.learning_rate, rate, msg=str(stored))
-        new = self.create_widget(OWTrainer, stored_settings={"learning_rate": 0.0003,
-                                                             "__version__": 2})
-        self.assertEqual(new.learning_rate, 0.0003)
-
     def test_name_identifies_the_learner_and_the_model(self):
         w = self.widget
         self.assertEqual(self.get_output(w.Outputs.learner).name, "Trainer")

@@ -47,6 +47,7 @@ class TrainConfig:
     head_learning_rate: float = 1e-3  # the last layer trains with Adam (core.schedule)
     backbone_lr_factor: float = 0.1  # fine-tune: earliest layers at lr x this, rising to lr
     warmup_epochs: float = 1.0  # whole network: rates rise linearly over this many epochs
+    max_grad_norm: float = 0.0  # whole network: cap the gradients' norm (0: no cap)
     validation_fraction: float = 0.2  # stratified; 0 turns early stopping off
     patience: int = 3  # epochs without a better validation loss before stopping
     class_weighting: bool = True  # weight classes inversely to their frequency
@@ -73,6 +74,8 @@ class TrainConfig:
             problems.append("the validation fraction must be at least 0 and below 1")
         if self.head_epochs < 0 or self.patience < 1:
             problems.append("head_epochs must be at least 0 and patience at least 1")
+        if not self.max_grad_norm >= 0:
+            problems.append("max_grad_norm must be at least 0 (0: no cap)")
         if not (self.warmup_epochs >= 0 and 0 < self.backbone_lr_factor <= 1):
             problems.append("warmup_epochs must be at least 0 and backbone_lr_factor "
                             "above 0 and at most 1")
@@ -92,12 +95,8 @@ class TrainConfig:
         return int(self.image_size or get_spec(self.model).input_size)
 
 
-# Fine-tuning's rate (Adam) for the layers just before the last one (core.schedule).
-FINE_TUNE_RATE = 1e-4
-# What fine-tuning's preset rate was before settings version 2 of the Trainer (the
-# papers' optimizer at a tenth of the paper's rate); saved workflows are migrated.
-OLD_FINE_TUNE_RATES = {"squeezenet": 0.004, "vgg16": 0.001, "vgg19": 0.001,
-                       "inception-v3": 0.0045}
+# Fine-tuning SqueezeNet: the cap on its whole network's gradient norm (see preset).
+SQUEEZENET_GRADIENT_CAP = 3.0
 
 
 def preset(model: str = "squeezenet", mode: str = "fine-tune") -> TrainConfig:
@@ -109,13 +108,14 @@ def preset(model: str = "squeezenet", mode: str = "fine-tune") -> TrainConfig:
     al.): 299 px, RMSProp (decay 0.9, epsilon 1.0), label smoothing 0.1, auxiliary loss
     (weight 0.4). Rates are the papers' for "scratch".
 
-    Fine-tuning trains the whole network (after its last layer) with Adam at 1e-4
-    (``FINE_TUNE_RATE``), the earliest layers at a tenth of that, for every network. With
-    the papers' optimizers at a tenth of their rates (SqueezeNet: SGD at 0.004) the
+    Fine-tuning: a tenth of the papers' rates. For SqueezeNet the whole network's
+    gradients are capped at a norm of 3 (``max_grad_norm``): without the cap the
     validation loss jumped when the whole network started to learn (0.50 -> 1.30 on the
-    tutorial's digits): the Caffe SqueezeNet has no batch normalisation, its gradients
-    are large and SGD's steps with them; at 0.001 the jump went but accuracy fell. Adam's
-    steps do not grow with the gradient. benchmarks/README.md has the measurements.
+    tutorial's digits). Its Caffe weights have no batch normalisation and its backbone's
+    gradients have norms of 15-35 at the switch, so SGD's first steps at the full rate
+    were 5-10 times what it takes later, when the gradients are small and the cap does
+    nothing. A lower rate (0.001) removed the jump too but ended less accurate.
+    benchmarks/README.md has the measurements.
     """
     spec = get_spec(model)
     if mode not in MODES:
@@ -131,7 +131,9 @@ def preset(model: str = "squeezenet", mode: str = "fine-tune") -> TrainConfig:
                     label_smoothing=0.1, aux_loss_weight=0.4, batch_size=16,
                     learning_rate=0.045)
     if mode == "fine-tune":
-        base.update(optimizer="adam", learning_rate=FINE_TUNE_RATE, epochs=10, patience=3)
+        base.update(learning_rate=base["learning_rate"] / 10, epochs=10, patience=3)
+        if spec.name == "squeezenet":
+            base.update(max_grad_norm=SQUEEZENET_GRADIENT_CAP)
     elif mode == "scratch":
         base.update(epochs=30, patience=5)
     else:  # a linear layer on fixed embeddings (Adam, head_learning_rate): many cheap epochs

@@ -13,14 +13,14 @@ rates near zero too). So in the second stage
 - the last layer keeps training with the Adam it trained with in the first stage
   (its moment estimates carried over, not reset), which adapts to the embeddings' scale
   whatever the network, at ``head_learning_rate x NETWORK_HEAD_FACTOR``;
-- the backbone trains with the configured optimizer, Adam at 1e-4 in the fine-tuning
-  presets, the earliest layers at ``learning_rate x backbone_lr_factor`` rising to
-  ``learning_rate`` for the last ones (discriminative rates, ULMFiT). The papers'
-  optimizers at a tenth of their rates (SqueezeNet: SGD with momentum at 0.004) made the
-  validation loss jump at the switch (0.50 -> 1.30 on the tutorial's digits): SqueezeNet's
-  backbone gradients have norms of 15-35 there, and SGD's steps grow with them, so its
-  embeddings' norms went from 200 to 265 and then fell to 105 within the first epoch.
-  Adam's steps are bounded by its rate whatever the gradients' scale;
+- the backbone trains with the configured optimizer (the paper's: SGD with momentum for
+  SqueezeNet and VGG, RMSProp for Inception), the earliest layers at ``learning_rate x
+  backbone_lr_factor`` rising to ``learning_rate`` for the last ones (discriminative
+  rates, ULMFiT), with SqueezeNet's gradients capped (core.train, ``max_grad_norm``):
+  its backbone's gradients have norms of 15-35 at the switch, and with SGD's steps at
+  the full rate its embeddings' norms went from 200 to 265 and then fell to 105 within
+  the first epoch, and the validation loss jumped (0.50 -> 1.30 on the tutorial's
+  digits);
 - every rate rises linearly from near zero over the first ``warmup_epochs`` (Goyal et
   al. 2017; ULMFiT's slanted triangular rate), then decays along a cosine to 1% of its peak.
 

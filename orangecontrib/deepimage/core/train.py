@@ -253,6 +253,9 @@ class _Trainer:
         autocast = (lambda: torch.autocast("cuda", dtype=torch.float16)) if self.amp \
             else contextlib.nullcontext
         y_train_t = torch.as_tensor(y_train, dtype=torch.long)
+        # the whole network's gradients (not the last layer's on its own Adam) are capped
+        clipped = [p for group in optimizers[-1].param_groups for p in group["params"]] \
+            if phase == "network" and self.config.max_grad_norm else []
         waited = 0
         for epoch in range(epochs):
             start = time.perf_counter()
@@ -270,6 +273,10 @@ class _Trainer:
                 for optimizer in optimizers:
                     optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
+                if clipped:
+                    for optimizer in optimizers:
+                        scaler.unscale_(optimizer)
+                    torch.nn.utils.clip_grad_norm_(clipped, self.config.max_grad_norm)
                 for optimizer in optimizers:
                     scaler.step(optimizer)
                 scaler.update()

@@ -30,8 +30,7 @@ from Orange.widgets.widget import Input, Msg, Output, OWWidget
 
 from orangecontrib.deepimage.core.embed import Cancelled, cuda_possible
 from orangecontrib.deepimage.core.models import MODELS, get_spec
-from orangecontrib.deepimage.core.presets import (AUTO_SIZE_FLOOR, FINE_TUNE_RATE,
-                                                  OLD_FINE_TUNE_RATES)
+from orangecontrib.deepimage.core.presets import AUTO_SIZE_FLOOR
 from orangecontrib.deepimage.core.train import MIN_IMAGE_SIZE, EpochRecord, preset
 from orangecontrib.deepimage.core.weights import weights_available
 from orangecontrib.deepimage.learner import ImageClassifierLearner, count_of, rate_field
@@ -522,14 +521,6 @@ class OWTrainer(OWWidget, ConcurrentWidgetMixin):
             # Apply Automatically is off for new widgets from version 2 on; a workflow
             # saved before keeps what it had (on, unless its user turned it off)
             settings.setdefault("auto_apply", True)
-            # fine-tuning's rate was SGD's (SqueezeNet 0.004) and is Adam's now (1e-4):
-            # the old preset becomes the new one, another rate keeps its ratio to it
-            network = settings.get("network", "squeezenet")
-            if settings.get("mode", "fine-tune") == "fine-tune" \
-                    and network in OLD_FINE_TUNE_RATES and "learning_rate" in settings:
-                old = OLD_FINE_TUNE_RATES[network]
-                settings["learning_rate"] = float(
-                    f"{settings['learning_rate'] * FINE_TUNE_RATE / old:.3g}")
 
 
 if __name__ == "__main__":  # pragma: no cover
