@@ -26,6 +26,13 @@ from trainer_images import colour_table, make_colour_folders
 TIMEOUT = 120000  # ms; a few seconds each here, but the CI machine may be busy
 
 
+def rename(widget, name: str) -> None:
+    """Type a name into the Trainer's Name field and press Enter, as a user would."""
+    widget.name_line_edit.setText(name)
+    widget.name_line_edit.textEdited.emit(name)
+    widget.name_line_edit.returnPressed.emit()
+
+
 class TestOWTrainer(WidgetTest):
     @classmethod
     def setUpClass(cls):
@@ -243,8 +250,7 @@ class TestOWTrainer(WidgetTest):
         self.send_signal(w.Inputs.data, self.table)
         model = self.get_output(w.Outputs.model, wait=TIMEOUT)
         self.assertEqual(model.name, "Trainer")
-        w.name_line_edit.setText("SqueezeNet, fine-tuned")
-        w.name_line_edit.editingFinished.emit()
+        rename(w, "SqueezeNet, fine-tuned")
         self.assertEqual(self.get_output(w.Outputs.learner).name, "SqueezeNet, fine-tuned")
         # renaming does not train again: the same model goes out under its new name
         self.assertIsNone(w.task)
@@ -253,8 +259,7 @@ class TestOWTrainer(WidgetTest):
         self.assertEqual(w.settingsHandler.pack_data(w).get("learner_name"),
                          "SqueezeNet, fine-tuned")
         # an empty name is the widget's title on the canvas again, and follows it
-        w.name_line_edit.setText("")
-        w.name_line_edit.editingFinished.emit()
+        rename(w, "")
         w.setCaption("Trainer (VGG)")
         self.assertEqual(self.get_output(w.Outputs.learner).name, "Trainer (VGG)")
 
@@ -306,8 +311,7 @@ class TestInTestAndScore(WidgetTest):
         for i, name in enumerate(("", "SqueezeNet, last layer")):
             trainer = self.create_widget(OWTrainer)
             trainer.set_network("squeezenet", "last-layer")
-            trainer.name_line_edit.setText(name)
-            trainer.name_line_edit.editingFinished.emit()
+            rename(trainer, name)
             trainer.controls.epochs.setValue(3)
             trainer.commit.now()
             learner = self.get_output(trainer.Outputs.learner, widget=trainer)
@@ -317,7 +321,7 @@ class TestInTestAndScore(WidgetTest):
         self.send_signal(scores.Inputs.train_data, self.table, widget=scores)
         results = self.get_output(scores.Outputs.evaluations_results, widget=scores,
                                   wait=TIMEOUT)
-        self.assertEqual([learner.name for learner in results.learners], names)
+        self.assertEqual(results.learner_names, names)  # what Confusion Matrix lists
         model = scores.score_table.model
         self.assertEqual([model.index(row, 0).data() for row in range(model.rowCount())],
                          names)
