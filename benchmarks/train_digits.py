@@ -19,6 +19,7 @@ Markdown goes to stdout, progress to stderr. See benchmarks/README.md.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import sys
@@ -198,7 +199,8 @@ def switch_benchmark(root: str, args) -> list[str]:
              "rise at the switch | network epochs run | best epoch | held-out CA | s |",
              "|---|---|---:|---|---:|---:|---:|---:|---:|"]
     for name, train, test, size in sets:
-        for variant, overrides in list(SWITCH_VARIANTS.items())[:args.switch_variants]:
+        variants = json.loads(args.variants) if args.variants else SWITCH_VARIANTS
+        for variant, overrides in list(variants.items())[:args.switch_variants]:
             result, accuracy, seconds = _switch_run(train, test, size, overrides, args)
             head = [r for r in result.history if r.phase == "head"]
             network = [r for r in result.history if r.phase == "network"]
@@ -283,6 +285,8 @@ def main() -> int:
                         default="both")
     parser.add_argument("--switch-variants", type=int, default=len(SWITCH_VARIANTS),
                         help="--switch: the first N of before, after, a lower rate")
+    parser.add_argument("--variants", metavar="JSON",
+                        help='--switch: other variants, {"name": {TrainConfig field: value}}')
     parser.add_argument("--test-per-class", type=int, default=25,
                         help="--switch: held-out photo crops per photo")
     args = parser.parse_args()

@@ -273,7 +273,7 @@ class _Trainer:
                 for optimizer in optimizers:
                     optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
-                if clipped:
+                if clipped and (not self.config.cap_epochs or epoch < self.config.cap_epochs):
                     for optimizer in optimizers:
                         scaler.unscale_(optimizer)
                     torch.nn.utils.clip_grad_norm_(clipped, self.config.max_grad_norm)
