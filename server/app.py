@@ -3,6 +3,8 @@
 Models are loaded in the lifespan, in a worker thread and in the background, so
 /healthz answers at once and /readyz turns 200 only when every model is loaded
 and warmed up (orchestrators route traffic by it). Nothing is loaded at import.
+The app's state is one typed ``ServerState`` (``app.state.server``), which routes get
+through ``Depends`` (state.py); every request passes ``GuardMiddleware`` (guards.py).
 """
 from __future__ import annotations
 
@@ -19,9 +21,9 @@ from .batching import Batcher
 from .config import Settings
 from .errors import install_error_handlers
 from .guards import GuardMiddleware
-from .metrics import Metrics
 from .registry import load_model, plan_models
 from .routes import health, orange, v1
+from .state import ServerState
 
 __all__ = ["create_app"]
 
@@ -30,9 +32,9 @@ log = logging.getLogger("orangecontrib.deepimage.server")
 VERSION = "0.1.0"
 
 
-async def _load_all(app: FastAPI) -> None:
+async def _load_all(state: ServerState) -> None:
     """Load every planned model in turn, off the event loop; start its batcher."""
-    state, settings = app.state, app.state.settings
+    settings = state.settings
     loop = asyncio.get_running_loop()
     try:
         for plan in state.plans.values():
@@ -59,10 +61,10 @@ async def _load_all(app: FastAPI) -> None:
 
 @contextlib.asynccontextmanager
 async def _lifespan(app: FastAPI):
-    state = app.state
+    state: ServerState = app.state.server
     state.decode_pool = ThreadPoolExecutor(state.settings.decode_threads,
                                            thread_name_prefix="deepimage-decode")
-    loading = asyncio.create_task(_load_all(app))
+    loading = asyncio.create_task(_load_all(state))
     state.loading = loading
     try:
         yield
@@ -78,12 +80,13 @@ async def _lifespan(app: FastAPI):
 def create_app(settings: "Settings | None" = None) -> FastAPI:
     """A server for ``settings``; raises ConfigError for settings that cannot work.
 
-    Checks happen here, before anything loads: tokens (required off loopback), the
-    models and their weights files.
+    Checks happen here, before anything loads: tokens (required off loopback, printable
+    ASCII), limits that could never be met, the models and their weights files.
     """
     settings = settings or Settings()
     tokens = settings.load_tokens()
     settings.check_security(tokens)
+    settings.check_limits()
     plans = plan_models(settings)
     device = resolve_device(settings.device)
 
@@ -91,21 +94,15 @@ def create_app(settings: "Settings | None" = None) -> FastAPI:
                   description="Embeds images with deep networks for Orange: our batch API "
                               "(/v1) and Orange's own protocol (/image/{model}).",
                   lifespan=_lifespan)
-    state = app.state
-    state.settings = settings
-    state.tokens = [t.encode("utf-8") for t in tokens]
-    state.plans = {plan.name: plan for plan in plans}
-    state.device = device
-    state.models = {}
-    state.batchers = {}
-    state.ready = False
-    state.load_error = None
-    state.pending = 0
-    state.metrics = Metrics()
+    state = ServerState(settings=settings, tokens=[t.encode("ascii") for t in tokens],
+                        plans={plan.name: plan for plan in plans}, device=device,
+                        checks_host=settings.checks_host(tokens))
+    app.state.server = state
     install_error_handlers(app)
-    app.add_middleware(GuardMiddleware, settings=settings, metrics=state.metrics, state=state)
+    app.add_middleware(GuardMiddleware, state=state)
     app.include_router(orange.router)
     app.include_router(v1.router)
+    app.include_router(v1.embedding)
     app.include_router(health.router)
     if settings.random_weights:
         log.warning("Serving networks with RANDOM weights (--random-weights): for testing "

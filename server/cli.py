@@ -10,9 +10,7 @@ import argparse
 import logging
 import sys
 
-from orangecontrib.deepimage.core.embed import BACKENDS, DEVICES
-
-__all__ = ["register", "cmd_serve"]
+__all__ = ["register", "cmd_serve", "add_settings_options"]
 
 def register(commands) -> None:
     """Add `serve` to the `deepimage` sub-commands."""
@@ -22,54 +20,80 @@ def register(commands) -> None:
                     "Orange's own protocol (/image/MODEL, for ORANGE_EMBEDDING_API_URL). "
                     "Every option can also be set as DEEPIMAGE_SERVER_<OPTION> (e.g. "
                     "DEEPIMAGE_SERVER_MODELS=squeezenet,vgg16).")
-    # not given: the environment or the default decides. Every option's dest is the
-    # name of a Settings field, so cmd_serve hands over whatever was given.
-    S = argparse.SUPPRESS
-    serve.add_argument("--host", default=S, help="address to listen on (default 127.0.0.1; "
-                                                 "any other needs access tokens)")
-    serve.add_argument("--port", type=int, default=S, help="TCP port (default 8000)")
-    serve.add_argument("--models", default=S, metavar="A,B",
-                       help="registry models to serve (default squeezenet; also vgg16, "
-                            "vgg19, inception-v3)")
-    serve.add_argument("--weights", action="append", default=S, metavar="NAME=FILE",
-                       help="weights file of a registry model, or a fine-tuned network "
-                            "exported as FILE.onnx served under NAME (repeatable)")
-    serve.add_argument("--device", default=S, choices=DEVICES,
-                       help="where the networks run (default: a GPU when there is one)")
-    serve.add_argument("--backend", default=S, choices=BACKENDS,
-                       help="auto: onnxruntime on a CPU, torch with mixed precision on a GPU")
-    serve.add_argument("--max-batch", type=int, default=S, metavar="N",
-                       help="most images in one network call (default 64 on a GPU, 4 on "
-                            "a CPU, where bigger batches cost more per image)")
-    serve.add_argument("--max-delay-ms", type=float, default=S, metavar="MS",
-                       help="longest wait of an idle network for images still being "
-                            "decoded, to send them in one call (default 0: never wait; a "
-                            "lone request never waits)")
-    serve.add_argument("--no-batching", dest="batching", action="store_false", default=S,
-                       help="one network call per request (for comparisons)")
-    serve.add_argument("--token-file", default=S, metavar="FILE",
-                       help="access tokens, one per line (or DEEPIMAGE_SERVER_TOKENS=a,b)")
-    serve.add_argument("--max-request-bytes", type=int, default=S, metavar="N",
-                       help="largest request body (default 32 MiB)")
-    serve.add_argument("--max-pixels", type=int, default=S, metavar="N",
-                       help="largest image, checked before decoding (default 50 million)")
-    serve.add_argument("--max-images-per-request", type=int, default=S, metavar="N",
-                       help="most images in one /v1/embed request (default 64)")
-    serve.add_argument("--max-pending-requests", type=int, default=S, metavar="N",
-                       help="embedding requests handled at once; more get 503 (default 256)")
-    serve.add_argument("--max-queued-images", type=int, default=S, metavar="N",
-                       help="images waiting per model; more get 503 (default 1024)")
-    serve.add_argument("--request-timeout-s", type=float, default=S, metavar="S",
-                       help="per-request time limit; 504 after it (default 60)")
-    serve.add_argument("--decode-threads", type=int, default=S, metavar="N",
-                       help="image decoding threads (default: cores, at most 8)")
-    serve.add_argument("--crop", action="store_true", default=S,
-                       help="keep the central square instead of resizing the whole image")
-    serve.add_argument("--random-weights", action="store_true", default=S,
-                       help="FOR TESTING ONLY: serve untrained networks (meaningless vectors)")
-    serve.add_argument("--log-level", default=S,
-                       choices=("debug", "info", "warning", "error"))
+    # The options are the fields of Settings (one list), added when `serve` is parsed or
+    # its help is shown: other commands never import pydantic(-settings) (0.2-0.8 s).
+    serve.__class__ = _SettingsParser
     serve.set_defaults(run=cmd_serve)
+
+
+class _SettingsParser(argparse.ArgumentParser):
+    """The `serve` parser: one option per Settings field, added on first use. Options
+    left out stay unset (the environment or the default decides); each option's dest is
+    its field, so cmd_serve hands over whatever was given."""
+
+    _loaded = False
+
+    def load_options(self) -> None:
+        if self._loaded:
+            return
+        self._loaded = True
+        try:
+            from .config import Settings
+        except ImportError as exc:  # without the [server] extra `serve` says what is missing
+            self.set_defaults(run=lambda args: _missing_extra(exc))
+            return
+        add_settings_options(self, Settings)
+
+    def parse_known_args(self, *args, **kwargs):
+        self.load_options()
+        return super().parse_known_args(*args, **kwargs)
+
+    def _parse_known_args(self, *args, **kwargs):  # the path newer Pythons take
+        self.load_options()
+        return super()._parse_known_args(*args, **kwargs)
+
+    def format_usage(self) -> str:
+        self.load_options()
+        return super().format_usage()
+
+    def format_help(self) -> str:
+        self.load_options()
+        return super().format_help()
+
+
+def add_settings_options(parser: argparse.ArgumentParser, settings_class) -> None:
+    """One option per field of ``settings_class`` that has CLI help (json_schema_extra):
+    ``--field-name``; a bool field is a switch (``flag`` names it, e.g. --no-batching)."""
+    S = argparse.SUPPRESS
+    for name, field in settings_class.model_fields.items():
+        cli = field.json_schema_extra
+        if not isinstance(cli, dict) or "help" not in cli:
+            continue  # set from the environment only (tokens)
+        flag = cli.get("flag") or "--" + name.replace("_", "-")
+        options = {"dest": name, "default": S, "help": cli["help"]}
+        if field.annotation is bool:
+            options["action"] = "store_false" if field.default else "store_true"
+        else:
+            kind = field.annotation
+            kind = kind if kind in (int, float) else _optional_of(kind)
+            if kind in (int, float):
+                options["type"] = kind
+            for key in ("metavar", "choices", "action"):
+                if key in cli:
+                    options[key] = cli[key]
+        parser.add_argument(flag, **options)
+
+
+def _optional_of(annotation):
+    """int for ``int | None`` (and Optional[int]); None otherwise."""
+    args = [a for a in getattr(annotation, "__args__", ()) if a is not type(None)]
+    return args[0] if len(args) == 1 else None
+
+
+def _missing_extra(exc: ImportError) -> int:
+    print(f"deepimage: error: the server needs its extra packages ({exc.name} is missing): "
+          f"pip install 'Orange3-DeepImage[server]'", file=sys.stderr)
+    return 2
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -81,9 +105,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from .app import create_app
         from .config import ConfigError, Settings
     except ImportError as exc:
-        print(f"deepimage: error: the server needs its extra packages ({exc.name} is "
-              f"missing): pip install 'Orange3-DeepImage[server]'", file=sys.stderr)
-        return 2
+        return _missing_extra(exc)
     given = {name: value for name, value in vars(args).items()
              if name in Settings.model_fields}
     try:
@@ -100,13 +122,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except (ConfigError, ValueError) as exc:
         print(f"deepimage: error: {exc}", file=sys.stderr)
         return 2
-    tokens = len(app.state.tokens)
+    state = app.state.server
+    tokens = len(state.tokens)
     logging.getLogger("orangecontrib.deepimage.server").info(
         "Listening on http://%s:%d (%s); models: %s", settings.host, settings.port,
         f"{tokens} access token(s)" if tokens else "no access tokens: loopback only",
-        ", ".join(app.state.plans))
+        ", ".join(state.plans))
     # uvicorn's own access log would print raw paths (a /t/<token>/ path included);
-    # the server logs requests itself by route template
+    # the server logs requests itself by route template. Connections: heads within
+    # --header-timeout-s (protocol.py), idle ones closed after --keep-alive-s, at most
+    # --max-connections at once.
+    from .protocol import protocol_class
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level,
-                access_log=False, timeout_keep_alive=30, server_header=False)
+                access_log=False, server_header=False,
+                http=protocol_class(settings.header_timeout_s),
+                timeout_keep_alive=settings.keep_alive_s,
+                limit_concurrency=settings.max_connections)
     return 0

@@ -9,24 +9,25 @@ from __future__ import annotations
 
 import hmac
 
-from fastapi import Depends, Request
+from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from orangecontrib.deepimage.core.models import get_spec
 
 from .errors import ApiError
 from .registry import ServedModel
+from .state import ServerState, StateDep
 
-__all__ = ["require_token", "check_token", "served_model", "bearer"]
+__all__ = ["require_token", "check_token", "served_model", "bearer", "lookup_model"]
 
 bearer = HTTPBearer(auto_error=False, description="An access token from the server's "
                                                   "token file (not needed on loopback "
                                                   "when none is configured).")
 
 
-def check_token(request: Request, token: "str | None") -> None:
+def check_token(state: ServerState, token: "str | None") -> None:
     """ApiError 401 unless ``token`` is one of the server's tokens (or none are set)."""
-    tokens: list[bytes] = request.app.state.tokens
+    tokens = state.tokens
     if not tokens:
         return
     given = (token or "").encode("utf-8", "surrogateescape")
@@ -42,15 +43,19 @@ def check_token(request: Request, token: "str | None") -> None:
                        "unauthorized", {"WWW-Authenticate": "Bearer"})
 
 
-def require_token(request: Request,
+def require_token(state: StateDep,
                   credentials: "HTTPAuthorizationCredentials | None" = Depends(bearer)) -> None:
     """Dependency: the Authorization header carries a valid token."""
-    check_token(request, credentials.credentials if credentials else None)
+    check_token(state, credentials.credentials if credentials else None)
 
 
-def served_model(request: Request, model: str) -> ServedModel:
+def served_model(state: StateDep, model: str) -> ServedModel:
     """Dependency: the loaded model named in the path (404 lists the served ones)."""
-    state = request.app.state
+    return lookup_model(state, model)
+
+
+def lookup_model(state: ServerState, model: str) -> ServedModel:
+    """The loaded model called ``model``: 404 listing the served ones, 503 while loading."""
     name = model.strip().lower()
     if name not in state.plans:
         try:  # registry aliases, e.g. inception_v3 for inception-v3

@@ -1,18 +1,18 @@
 """Prometheus metrics of one server (one registry per app, so tests can run many apps).
 
-Route labels are route templates (``/image/{model}``), never raw paths: bounded
-cardinality, and a token in a path never reaches a metric.
+Every label comes from a fixed set: route templates (``/image/{model}``, never raw
+paths, so a token in a path never reaches a metric), methods the server knows (else
+"other"), the error kinds of errors.ERROR_KINDS and the served models' names.
 """
 from __future__ import annotations
 
 from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge,
                                Histogram, generate_latest)
 
+from .errors import ERROR_KINDS
+
 __all__ = ["Metrics", "CONTENT_TYPE_LATEST"]
 
-ERROR_KINDS = ("bad_image", "too_many_pixels", "body_too_large", "too_many_images",
-               "unauthorized", "unknown_model", "not_ready", "overloaded", "timeout",
-               "bad_request", "internal")
 
 
 class Metrics:
@@ -46,7 +46,7 @@ class Metrics:
             self.errors.labels(kind)
 
     def error(self, kind: str) -> None:
-        self.errors.labels(kind).inc()
+        self.errors.labels(kind if kind in ERROR_KINDS else "internal").inc()
 
     def render(self) -> bytes:
         """The text exposition format."""

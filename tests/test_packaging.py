@@ -1,4 +1,5 @@
 """The installed distribution registers what Orange and the shell look for."""
+import os
 from importlib import import_module
 from importlib.metadata import distribution
 
@@ -14,6 +15,10 @@ def test_entry_points_resolve():
     assert widgets.NAME == "Deep Image" and widgets.ICON.endswith(".svg")
     help_path = points[("orange.canvas.help", "html-index")].load()
     assert all(isinstance(path, str) for path, _ in help_path)
+    # a wheel's help first: the site built into the package (setup.py BuildWithHelp)
+    package = import_module("orangecontrib.deepimage").__path__[0]
+    assert help_path[0] == (os.path.join(package, "help", "index.html"), None)
+    assert help_path[1][0].endswith(os.path.join("doc", "_build", "html", "index.html"))
     assert points[("console_scripts", "deepimage")].load().__name__ == "main"
 
 
@@ -21,9 +26,9 @@ def test_dependencies_and_extras():
     requires = distribution("Orange3-DeepImage").requires
     names = {r.split(";")[0].split(">")[0].split("=")[0].strip().lower() for r in requires}
     for name in ("orange3", "orange-widget-base", "anyqt", "torch", "torchvision", "ndf",
-                 "scikit-learn", "pillow", "numpy", "onnxruntime-gpu", "onnxruntime"):
+                 "scikit-learn", "pillow", "numpy", "tifffile", "onnxruntime-gpu", "onnxruntime"):
         assert name in names, name
     gpu = next(r for r in requires if r.startswith("onnxruntime-gpu"))
     assert 'platform_machine == "x86_64"' in gpu
     extras = set(distribution("Orange3-DeepImage").metadata.get_all("Provides-Extra"))
-    assert {"server", "test", "bench", "doc"} <= extras
+    assert {"server", "test", "bench", "doc", "cluster"} <= extras

@@ -1,7 +1,9 @@
 """Sphinx extension: check that Orange Canvas can find every widget's help in the site.
 
-setup.py registers doc/_build/html/index.html as an ``orange.canvas.help`` "html-index"
-(see orangecontrib/deepimage/widgets/__init__.py). Orange reads that page and takes
+setup.py registers the site's index.html as an ``orange.canvas.help`` "html-index"
+(WIDGET_HELP_PATH in orangecontrib/deepimage/widgets/__init__.py): the copy a wheel
+carries in orangecontrib/deepimage/help/ (setup.py's build_py copies this site there),
+else doc/_build/html/ of a checkout. Orange reads that page and takes
 ``.//*[@id='widgets']//li/a``: the links in the list inside the element whose id is
 ``widgets`` (the Widgets toctree of index.md, ``:name: widgets``), keyed by their text,
 lower-cased, which must be a widget's ``name``. After the HTML is written this extension

@@ -89,6 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the server's access token (or DEEPIMAGE_SERVER_TOKEN)")
     embed.add_argument("-q", "--quiet", action="store_true",
                        help="no progress bar and no summary")
+    from .cluster.cli import add_options as add_ray_options
+    add_ray_options(embed)
     embed.set_defaults(run=cmd_embed)
     from .cli_train import register as register_train
     register_train(commands)
@@ -155,9 +157,15 @@ def cmd_embed(args: argparse.Namespace) -> int:
     from .core.models import UnknownModel
     from .core.weights import WeightsUnavailable
 
-    if args.output and os.path.splitext(args.output)[1].lower() not in OUTPUT_FORMATS:
-        print(f"deepimage: error: the output must end in {', '.join(OUTPUT_FORMATS)}",
-              file=sys.stderr)
+    from .cluster.cli import check_options as check_ray_options
+    wrong = check_ray_options(args)
+    if wrong:
+        print(f"deepimage: error: {wrong}", file=sys.stderr)
+        return 2
+    if args.output and not args.shards \
+            and os.path.splitext(args.output)[1].lower() not in OUTPUT_FORMATS:
+        print(f"deepimage: error: the output must end in {', '.join(OUTPUT_FORMATS)} "
+              "(or be a folder, with --ray and --shards)", file=sys.stderr)
         return 2
     if args.batch_size is not None and args.batch_size < 1:
         print("deepimage: error: --batch-size must be at least 1", file=sys.stderr)
@@ -170,7 +178,17 @@ def cmd_embed(args: argparse.Namespace) -> int:
     if not sources:
         print("deepimage: error: no images found in " + ", ".join(args.paths), file=sys.stderr)
         return 2
-    if args.server:
+    if args.ray and args.shards:
+        from .cluster.cli import run_sharded
+        return run_sharded(args, sources, ProgressBar(enabled=False if args.quiet else None))
+    if args.ray:
+        from .cluster.cli import RayEmbedder
+        try:
+            embedder = RayEmbedder(args)
+        except (UnknownModel, ImportError) as exc:
+            print(f"deepimage: error: {exc}", file=sys.stderr)
+            return 2
+    elif args.server:
         embedder = _remote_embedder(args)
         if embedder is None:
             return 2
@@ -206,9 +224,11 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
 
 def _remote_errors() -> tuple:
-    """The client's errors, when it is loaded (local runs never import httpx)."""
+    """The client's and Ray's errors, when loaded (local runs import neither)."""
     client = sys.modules.get("orangecontrib.deepimage.client")
-    return (client.RemoteError,) if client is not None else ()
+    ray_run = sys.modules.get("orangecontrib.deepimage.cluster.ray_embed")
+    return ((client.RemoteError,) if client is not None else ()) \
+        + ((ray_run.RayRunFailed,) if ray_run is not None else ())
 
 
 def _remote_embedder(args: argparse.Namespace):

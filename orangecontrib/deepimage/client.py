@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import collections
 import io
+import ipaddress
 import json
 import logging
 import os
@@ -54,7 +55,7 @@ class RemoteError(Exception):
 
 
 class AccessRefused(RemoteError):
-    """401: the token is wrong or missing."""
+    """401: the token is wrong or missing (or cannot be sent: not printable ASCII)."""
 
 
 class ServerUnavailable(RemoteError):
@@ -82,11 +83,31 @@ class _Rejected(Exception):
 
 
 def _base(url: str) -> str:
-    """The server's base URL without a trailing slash (a path prefix is kept, as Orange does)."""
+    """The server's base URL without a trailing slash (a path prefix is kept, as Orange does).
+
+    Without a scheme: http:// for this computer (localhost, 127.x, [::1]), https:// for
+    any other host, so a token never crosses a network in clear text unless the user
+    writes http:// explicitly.
+    """
     url = url.strip()
     if "://" not in url:
-        url = "http://" + url
+        host = httpx.URL("//" + url).host
+        local = host == "localhost" or host.endswith(".localhost")
+        try:
+            local = local or ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            pass
+        url = ("http://" if local else "https://") + url
     return url.rstrip("/")
+
+
+def _check_token(token: "str | None") -> None:
+    """AccessRefused for a token an HTTP header cannot carry (the server refuses such
+    tokens too): printable ASCII only, no spaces."""
+    if token and not all("!" <= c <= "~" for c in token):
+        raise AccessRefused("The access token has characters other than printable ASCII "
+                            "(letters, digits, punctuation; no spaces or accents), so it "
+                            "cannot be sent; copy it again from the server's operator.")
 
 
 def read_token(path: "str | None" = None) -> "str | None":
@@ -206,6 +227,7 @@ def list_models(url: str, token: "str | None" = None, timeout: float = 10.0,
     dim None (known after the first image).
     """
     base = _base(url)
+    _check_token(token)
     with httpx.Client(timeout=timeout) as client:
         models = _fetch_models(client, base, token, retries)
     if models is None:
@@ -247,6 +269,7 @@ class RemoteEmbedder:
         if batch_size < 1 or in_flight < 1 or retries < 0:
             raise ValueError("batch_size and in_flight must be at least 1, retries at least 0")
         self.url = _base(url)
+        _check_token(token)
         self.token = token or None
         self.batch_size = batch_size
         self.in_flight = in_flight

@@ -16,9 +16,15 @@ from Orange.data import ContinuousVariable, DiscreteVariable, Domain, StringVari
 
 from .core.embed import EmbeddingResult
 from .core.images import describe, is_url
+from .core.remote import resolve
 
 __all__ = ["image_table", "embeddings_table", "with_reasons", "image_column", "image_paths",
-           "common_root"]
+           "image_values", "common_root"]
+
+
+#: the output tables' names, as orange3-imageanalytics names them (Data Table shows them)
+EMBEDDED_NAME = "Embedded images"
+SKIPPED_NAME = "Skipped images"
 
 
 def common_root(paths: Sequence[str]) -> str:
@@ -96,10 +102,12 @@ def embeddings_table(table: Table, result: EmbeddingResult) -> tuple[Table, "Tab
     embedded = table[rows].transform(domain)
     with embedded.unlocked(embedded.X):
         embedded.X[:, len(table.domain.attributes):] = result.embeddings
+    embedded.name = EMBEDDED_NAME
     skipped = None
     if result.skipped:
         skipped = with_reasons(table[[s.index for s in result.skipped]],
                                [s.reason for s in result.skipped])
+        skipped.name = SKIPPED_NAME
     return embedded, skipped
 
 
@@ -113,31 +121,39 @@ def with_reasons(table: Table, reasons: Sequence[str], keep_class: bool = True) 
     return out
 
 
-def image_column(data: "Table | Domain",
-                 preferred: "str | None" = None) -> "StringVariable | None":
-    """The image path column: the text meta marked type=image (the one named
-    ``preferred`` when there are several); None when there is none."""
+def image_column(data: "Table | Domain", preferred: "str | None" = None
+                 ) -> "StringVariable | DiscreteVariable | None":
+    """The image path column: the text or categorical meta marked type=image (the one
+    named ``preferred`` when there are several); None when there is none.
+
+    Categorical image columns are accepted as orange3-imageanalytics accepts them
+    (e.g. a path column that File read as categorical)."""
     domain = data if isinstance(data, Domain) else data.domain
     images = [v for v in domain.metas
-              if isinstance(v, StringVariable) and v.attributes.get("type") == "image"]
+              if isinstance(v, (StringVariable, DiscreteVariable))
+              and v.attributes.get("type") == "image"]
     for var in images:
         if var.name == preferred:
             return var
     return images[0] if images else None
 
 
-def image_paths(table: Table, column: "StringVariable | None" = None) -> list[str]:
-    """Absolute paths (or URLs) of a table's images, resolved against the column's origin."""
+def image_values(table: Table, column: "StringVariable | DiscreteVariable") -> list[str]:
+    """The column's values as text ("" where missing), for a text or categorical column."""
+    values = table.get_column(column)
+    if column.is_discrete:
+        return ["" if np.isnan(v) else column.values[int(v)] for v in values.astype(float)]
+    return ["" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
+            for v in values]
+
+
+def image_paths(table: Table, column: "StringVariable | DiscreteVariable | None" = None
+                ) -> list[str]:
+    """Absolute paths (or URLs) of a table's images, resolved against the column's
+    origin: URLs are kept, relative values joined to a URL origin with urljoin and to
+    a folder with os.path.join (core.remote.resolve)."""
     column = column or image_column(table)
     if column is None:
         raise ValueError("The data has no image column (a text column with type=image).")
     origin = column.attributes.get("origin", "")
-    values = table.get_column(column)
-    paths = []
-    for value in values:
-        value = "" if value is None else str(value)
-        if is_url(value) or not value:
-            paths.append(value)
-        else:
-            paths.append(os.path.join(origin, value) if origin else value)
-    return paths
+    return [resolve(origin, value) for value in image_values(table, column)]

@@ -20,7 +20,8 @@ from .core.models import get_spec
 from .data import embeddings_table, image_paths
 
 __all__ = ["EmbedderChoice", "EmbedderPool", "EmbeddingOutcome", "NotAnImageModel",
-           "run_embedding", "summary", "server_host", "LOCAL", "SERVER", "CUSTOM"]
+           "run_embedding", "summary", "server_host", "LOCAL", "SERVER", "CUSTOM",
+           "local_server_possible", "start_local_server"]
 
 LOCAL, SERVER, CUSTOM = "local", "server", "custom"
 
@@ -168,3 +169,28 @@ def summary(result: EmbeddingResult) -> str:
     if result.seconds > 0:
         parts.append(f"{result.rate:,.0f} images/s")
     return ", ".join(parts)
+
+
+# --- a server on this computer, started from the widget (lesson 3 with no terminal) ---
+
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def local_server_possible(url: str) -> bool:
+    """Whether the widget can start `deepimage serve` for ``url`` itself: the address is
+    this computer (loopback, http) and the server's packages are installed."""
+    import importlib.util
+    parsed = urlparse(url if "://" in url else f"http://{url}")
+    return (parsed.scheme == "http" and parsed.hostname in LOOPBACK_HOSTS
+            and all(importlib.util.find_spec(name) is not None
+                    for name in ("fastapi", "uvicorn", "pydantic_settings")))
+
+
+def start_local_server(url: str, timeout: float = 300):
+    """`deepimage serve` on this computer at ``url``'s port, returned once ready (its
+    networks loaded): a server.launch.ServerProcess, which the caller stops. Raises
+    ServerNotReady with what the server printed (e.g. the port is taken)."""
+    from .server.launch import start_server
+    parsed = urlparse(url if "://" in url else f"http://{url}")
+    host = "::1" if parsed.hostname == "::1" else "127.0.0.1"
+    return start_server(host=host, port=parsed.port or 80, timeout=timeout)

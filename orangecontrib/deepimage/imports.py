@@ -1,8 +1,10 @@
 """Import a folder of images as an Orange table: the work behind Import Images. No Qt.
 
-One pass over the folder lists every file; each image's header is then read once
+One pass over the folder lists every file; each file's header is then read once
 (in a few threads, since this is disk-bound) for its width and height, and nothing
-is decoded. Files that cannot be used (not an image, empty, unreadable header) go
+is decoded. Images are recognised by their contents, as orange3-imageanalytics does,
+not only by the extension: a photo with no extension, or saved as .jfif or .pjp, is
+imported. Files that cannot be used (not an image, empty, unreadable header) go
 to a second table with the reason, so an odd file is reported and never fatal.
 """
 from __future__ import annotations
@@ -13,10 +15,9 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 from Orange.data import Table
-from PIL import Image, UnidentifiedImageError
 
 from .core.embed import Cancelled
-from .core.images import IMAGE_EXTENSIONS, is_hidden, shown_size
+from .core.images import IMAGE_EXTENSIONS, ImageError, header_size, is_hidden
 from .data import image_table, with_reasons
 
 __all__ = ["FolderScan", "ImportResult", "scan_folder", "probe_image",
@@ -25,6 +26,7 @@ __all__ = ["FolderScan", "ImportResult", "scan_folder", "probe_image",
 #: EXIF orientations that turn the picture by 90 degrees (width and height swap)
 _TRANSPOSED_ORIENTATIONS = {5, 6, 7, 8}
 _CHUNK = 500  # files per progress step and cancellation check
+UNKNOWN_FORMAT = "not an image Pillow can read (unknown or corrupt header)"
 
 
 @dataclass(frozen=True)
@@ -108,16 +110,12 @@ def probe_image(path: str) -> "tuple[dict, Optional[str]]":
     if info["size"] == 0:
         return info, "empty file (0 bytes)"
     try:
-        with Image.open(path) as image:
-            width, height = shown_size(image)
-    except UnidentifiedImageError:
-        return info, "not an image Pillow can read (unknown or corrupt header)"
-    except PermissionError:
-        return info, "permission denied"
-    except Image.DecompressionBombError as exc:
-        return info, f"too many pixels ({exc})"
-    except Exception as exc:
-        return info, f"unreadable header ({type(exc).__name__}: {exc})"
+        width, height = header_size(path)
+    except ImageError as exc:
+        reason = str(exc)
+        return info, UNKNOWN_FORMAT if reason == "not an image Pillow can read" else reason
+    except OSError as exc:
+        return info, f"could not be read ({exc.strerror or exc})"
     if width == 0 or height == 0:
         return info, "image has no pixels"
     info["width"], info["height"] = width, height
@@ -146,19 +144,20 @@ def run_import(root: str, state, workers: int = 2) -> ImportResult:
                        lambda n: state.set_status(f"Listing files… {n:,} found"))
     state.set_progress_value(5)
     paths, info, bad_paths, bad_info, reasons = [], [], [], [], []
-    for path in scan.others:
-        ext = os.path.splitext(path)[1]
-        bad_paths.append(path)
-        bad_info.append({"size": _size(path), "width": None, "height": None})
-        reasons.append(f"not an image file type ({ext or 'no extension'})")
-    total = len(scan.images)
-    state.set_status(f"Reading {total:,} image headers…")
+    # files of other extensions are read too: an image is known by its contents
+    others = frozenset(scan.others)
+    candidates = sorted(scan.images + scan.others, key=_sort_key(root))
+    total = len(candidates)
+    state.set_status(f"Reading {total:,} file headers…")
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         for start in range(0, total, _CHUNK):
             if stop():
                 raise Cancelled()
-            chunk = scan.images[start:start + _CHUNK]
+            chunk = candidates[start:start + _CHUNK]
             for path, (facts, reason) in zip(chunk, pool.map(probe_image, chunk), strict=True):
+                if reason == UNKNOWN_FORMAT and path in others:
+                    ext = os.path.splitext(path)[1]
+                    reason = f"not an image file type ({ext or 'no extension'})"
                 if reason is None:
                     paths.append(path)
                     info.append(facts)
@@ -171,21 +170,15 @@ def run_import(root: str, state, workers: int = 2) -> ImportResult:
         raise Cancelled()
     state.set_status("Building the table…")
     data = image_table(paths, root, info) if paths else None
-    key = _sort_key(root)
-    order = sorted(range(len(bad_paths)), key=lambda i: key(bad_paths[i]))
-    skipped = _skipped_table(root, [bad_paths[i] for i in order], [bad_info[i] for i in order],
-                             [reasons[i] for i in order])
+    if data is not None:
+        data.name = os.path.basename(root) or root  # as File names a table by its file
+    skipped = _skipped_table(root, bad_paths, bad_info, reasons)
+    if skipped is not None:
+        skipped.name = "Skipped files"
     state.set_progress_value(100)
     n_classes = len(data.domain.class_var.values) if data is not None and \
         data.domain.class_var is not None else (1 if data is not None else 0)
     return ImportResult(root, data, skipped, len(paths), n_classes, len(bad_paths))
-
-
-def _size(path: str) -> Optional[int]:
-    try:
-        return os.path.getsize(path)
-    except OSError:
-        return None
 
 
 def _plural(n: int, word: str, plural: Optional[str] = None) -> str:

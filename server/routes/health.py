@@ -6,24 +6,34 @@ a token when the server has tokens (Prometheus can send one).
 """
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Response
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from ..deps import require_token
 from ..metrics import CONTENT_TYPE_LATEST
+from ..state import StateDep
 
 router = APIRouter(tags=["Operations"])
 
 
-@router.get("/healthz", summary="The process is alive")
-async def healthz() -> dict:
-    return {"status": "alive"}
+class Alive(BaseModel):
+    status: str
 
 
-@router.get("/readyz", summary="Every model is loaded and warmed up",
+class Ready(BaseModel):
+    status: str
+    models: list[str]
+
+
+@router.get("/healthz", response_model=Alive, summary="The process is alive")
+async def healthz() -> Alive:
+    return Alive(status="alive")
+
+
+@router.get("/readyz", response_model=Ready, summary="Every model is loaded and warmed up",
             responses={503: {"description": "still loading, or a model failed to load"}})
-async def readyz(request: Request) -> JSONResponse:
-    state = request.app.state
+async def readyz(state: StateDep) -> "Ready | JSONResponse":
     loaded, planned = sorted(state.models), sorted(state.plans)
     if state.load_error:
         return JSONResponse({"detail": f"A model failed to load: {state.load_error}",
@@ -32,11 +42,11 @@ async def readyz(request: Request) -> JSONResponse:
         return JSONResponse({"detail": "Models are still loading.", "loaded": loaded,
                              "models": planned}, status_code=503,
                             headers={"Retry-After": "5"})
-    return JSONResponse({"status": "ready", "models": planned})
+    return Ready(status="ready", models=planned)
 
 
 @router.get("/metrics", dependencies=[Depends(require_token)],
             summary="Prometheus metrics (text exposition format)",
             response_class=Response)
-async def metrics(request: Request) -> Response:
-    return Response(request.app.state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+async def metrics(state: StateDep) -> Response:
+    return Response(state.metrics.render(), media_type=CONTENT_TYPE_LATEST)

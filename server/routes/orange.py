@@ -12,22 +12,21 @@ answers ``POST /t/{token}/image/{model}``: point ORANGE_EMBEDDING_API_URL at
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from ..deps import check_token, require_token, served_model
-from ..errors import ApiError
+from ..deps import check_token, lookup_model, require_token, served_model
+from ..errors import ApiError, responses_for
+from ..guards import admit
 from ..pipeline import ImageFailure, decode, embed_images, finite_rows, with_timeout
 from ..registry import ServedModel
+from ..state import ServerState, StateDep
 
-router = APIRouter(tags=["Orange protocol"])
+# every route here embeds: each takes a slot of --max-pending-requests (503 when none is free)
+router = APIRouter(tags=["Orange protocol"], dependencies=[Depends(admit)])
 
-ERRORS = {status: {"description": text, "content": {"application/json": {"schema": {
-    "type": "object", "properties": {"detail": {"type": "string"}}}}}}
-    for status, text in ((401, "missing or wrong access token"), (404, "model not served"),
-                         (413, "body or image too large"), (422, "not an image"),
-                         (503, "busy or still loading (see Retry-After)"),
-                         (504, "took longer than the request timeout"))}
+EMBED_ERRORS = ("unauthorized", "bad_host", "unknown_model", "body_too_large",
+                "too_many_pixels", "bad_image", "overloaded", "not_ready", "timeout")
+ERRORS = responses_for(*EMBED_ERRORS, "unsupported_format")  # /v1: a per-image error
 
 IMAGE_BODY = {"requestBody": {"required": True, "description": "One image (JPEG, PNG, ...), "
                               "any size; it is resized to the model's input size.",
@@ -39,10 +38,8 @@ class Embedding(BaseModel):
     embedding: list[float]
 
 
-async def _embed_body(request: Request, model: ServedModel) -> JSONResponse:
-    state = request.app.state
-
-    async def work() -> JSONResponse:
+async def _embed_body(request: Request, state: ServerState, model: ServedModel) -> Embedding:
+    async def work() -> Embedding:
         body = await request.body()
         if not body:
             raise ApiError(422, "The request body is empty: send the image's bytes "
@@ -54,7 +51,7 @@ async def _embed_body(request: Request, model: ServedModel) -> JSONResponse:
         if not finite_rows(vectors)[0]:
             raise ApiError(422, "The network produced non-finite values for this image.",
                            "bad_image")
-        return JSONResponse({"embedding": vectors[0].tolist()})
+        return Embedding(embedding=vectors[0].tolist())
 
     return await with_timeout(state, work())
 
@@ -62,16 +59,18 @@ async def _embed_body(request: Request, model: ServedModel) -> JSONResponse:
 @router.post("/image/{model}", response_model=Embedding, responses=ERRORS,
              openapi_extra=IMAGE_BODY, dependencies=[Depends(require_token)],
              summary="Embed one image (Orange's protocol)")
-async def embed_image(request: Request, model: ServedModel = Depends(served_model),
+async def embed_image(request: Request, state: StateDep,
+                      model: ServedModel = Depends(served_model),
                       machine: "str | None" = Query(None, description="ignored"),
                       session: "str | None" = Query(None, description="ignored"),
-                      retry: "str | None" = Query(None, description="ignored")) -> JSONResponse:
+                      retry: "str | None" = Query(None, description="ignored")) -> Embedding:
     """Embed the image in the body with ``model``; what Orange's ServerEmbedder calls."""
-    return await _embed_body(request, model)
+    return await _embed_body(request, state, model)
 
 
-@router.post("/t/{token}/image/{model}", include_in_schema=False)
-async def embed_image_token_path(request: Request, token: str, model: str) -> JSONResponse:
+@router.post("/t/{token}/image/{model}", response_model=Embedding, include_in_schema=False)
+async def embed_image_token_path(request: Request, state: StateDep, token: str,
+                                 model: str) -> Embedding:
     """The same, with the access token in the path, for Orange's unmodified client."""
-    check_token(request, token)
-    return await _embed_body(request, served_model(request, model))
+    check_token(state, token)
+    return await _embed_body(request, state, lookup_model(state, model))

@@ -20,7 +20,7 @@ from orangecontrib.deepimage.server.app import create_app  # noqa: E402
 from orangecontrib.deepimage.server.config import Settings  # noqa: E402
 
 from live_server import LiveServer  # noqa: E402
-from server_helpers import TOKEN  # noqa: E402
+from server_helpers import LOCAL, TOKEN  # noqa: E402
 
 
 def wait_ready(client, timeout: float = 120.0, headers=None) -> None:
@@ -39,7 +39,7 @@ def wait_ready(client, timeout: float = 120.0, headers=None) -> None:
 def client():
     """A ready TestClient of a loopback SqueezeNet server without tokens."""
     app = create_app(Settings(models=["squeezenet"], max_images_per_request=8))
-    with TestClient(app) as test_client:
+    with TestClient(app, base_url=LOCAL) as test_client:
         wait_ready(test_client)
         yield test_client
 
@@ -51,7 +51,7 @@ def make_client():
 
     def make(**settings):
         app = create_app(Settings(**settings))
-        test_client = TestClient(app)
+        test_client = TestClient(app, base_url=LOCAL)
         test_client.__enter__()
         opened.append(test_client)
         wait_ready(test_client)

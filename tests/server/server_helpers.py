@@ -10,6 +10,9 @@ from PIL import Image
 
 TOKEN = "test-token-0123456789abcdef"
 
+# TestClient's base URL: a loopback server without tokens answers only local Host names
+LOCAL = "http://127.0.0.1"
+
 
 def jpeg(seed: int, size: "tuple[int, int]" = (96, 72), quality: int = 90) -> bytes:
     """A distinct, smooth-ish JPEG (random blocks scaled up)."""

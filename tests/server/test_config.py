@@ -125,10 +125,47 @@ def test_the_cli_parser_does_not_import_the_server_stack():
     import subprocess
     import sys
     code = ("import sys\nfrom orangecontrib.deepimage.cli import build_parser\n"
-            "args = build_parser().parse_args(['serve', '--port', '9'])\n"
+            "parser = build_parser()\n"
+            "print('pydantic_settings' in sys.modules)\n"  # other commands never pay for it
+            "args = parser.parse_args(['serve', '--port', '9'])\n"
             "print(args.port, sorted(m for m in ('fastapi', 'uvicorn', 'starlette') "
             "if m in sys.modules))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=60)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "9 []"
+    assert proc.stdout.split("\n")[:2] == ["False", "9 []"]
+
+
+def test_serve_options_are_the_settings_fields():
+    """One list: every Settings field but `tokens` is an option, and what the options
+    give is what Settings gets."""
+    from orangecontrib.deepimage.cli import build_parser
+    from orangecontrib.deepimage.server.config import Settings as S
+    parser = build_parser()
+    serve = next(action for action in parser._subparsers._group_actions[0].choices.values()
+                 if action.prog.endswith("serve"))
+    serve.load_options()
+    options = {action.dest for action in serve._actions if action.option_strings} - {"help"}
+    assert options == set(S.model_fields) - {"tokens"}
+    args = parser.parse_args(["serve", "--no-batching", "--max-batch", "8", "--crop",
+                              "--allowed-hosts", "a.example,b.example", "--keep-alive-s",
+                              "2.5", "--weights", "x=1.onnx", "--weights", "y=2.onnx",
+                              "--max-connections", "9", "--device", "cpu"])
+    given = {name: value for name, value in vars(args).items() if name in S.model_fields}
+    settings = S(**given)
+    assert (settings.batching, settings.max_batch, settings.crop) == (False, 8, True)
+    assert settings.allowed_hosts == ["a.example", "b.example"]
+    assert (settings.keep_alive_s, settings.max_connections) == (2.5, 9)
+    assert settings.weights == ["x=1.onnx", "y=2.onnx"] and settings.device == "cpu"
+    assert set(given) == {"batching", "max_batch", "crop", "allowed_hosts", "keep_alive_s",
+                          "weights", "max_connections", "device"}  # the rest: env, defaults
+
+
+def test_limits_that_could_never_be_met_are_refused():
+    with pytest.raises(ConfigError, match="--max-queued-images 8 is below "
+                                          "--max-images-per-request 64"):
+        create_app(Settings(max_queued_images=8))
+    with pytest.raises(ConfigError, match="--max-buffered-bytes 2048 is below"):
+        create_app(Settings(max_buffered_bytes=2048))
+    with pytest.raises(ConfigError, match="printable ASCII"):
+        create_app(Settings(tokens=["with space 0123456789abcdef"]))

@@ -7,7 +7,7 @@ import pytest
 from orangecontrib.deepimage.core.embed import Embedder
 from orangecontrib.deepimage.core.images import decode_image
 
-from server_helpers import TOKEN, jpeg, png_claiming
+from server_helpers import LOCAL, TOKEN, jpeg, png_claiming
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,7 @@ def test_not_ready_before_the_models_are_loaded():
     from fastapi.testclient import TestClient
     from orangecontrib.deepimage.server.app import create_app
     from orangecontrib.deepimage.server.config import Settings
-    client = TestClient(create_app(Settings()))  # no `with`: the lifespan has not run
+    client = TestClient(create_app(Settings()), base_url=LOCAL)  # no `with`: no lifespan
     response = client.get("/readyz")
     assert response.status_code == 503 and "loading" in response.json()["detail"]
     response = client.post("/image/squeezenet", content=jpeg(0))
@@ -150,11 +150,11 @@ def test_tokens(make_client):
 
 def test_overload_is_503_with_retry_after(make_client):
     busy = make_client(max_pending_requests=2)
-    busy.app.state.pending = 2  # two requests in progress
+    busy.app.state.server.pending = 2  # two requests in progress
     try:
         response = busy.post("/image/squeezenet", content=jpeg(1))
     finally:
-        busy.app.state.pending = 0
+        busy.app.state.server.pending = 0
     assert response.status_code == 503 and response.headers["Retry-After"] == "1"
     assert "busy" in response.json()["detail"]
     assert busy.get("/healthz").status_code == 200  # probes are not embedding requests

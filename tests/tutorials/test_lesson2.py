@@ -44,7 +44,7 @@ def test_workflow_names_existing_widgets_and_channels():
         ("Trainer", "Learner", "Test and Score", "Learner"),
         ("Test and Score", "Evaluation Results", "Confusion Matrix", "Evaluation Results"),
         ("Confusion Matrix", "Selected Data", "Image Viewer", "Data")]
-    assert parsed.title.startswith("Lesson 2") and "make_digits" in parsed.description
+    assert parsed.title.startswith("Lesson 2") and "come with the add-on" in parsed.description
     notes = [a for a in parsed.annotations if a.type == "text"]
     assert len(notes) == 5 and all(a.params.text for a in notes)
 

@@ -62,3 +62,24 @@ def test_another_missing_folder_is_an_error_and_is_not_created(tmp_path, monkeyp
     with pytest.raises(SystemExit, match="my_imgaes was not found"):  # before any server
         lesson3_server.run(mistyped, per_class=2, server="http://127.0.0.1:9")
     assert sorted(os.listdir(tmp_path)) == []
+
+
+def test_the_lessons_digits_are_committed_and_are_what_make_digits_writes(tmp_path):
+    """The digits ship with the add-on (package data), so a lesson opened from Help >
+    Example Workflows finds them with no command; they are make_digits' own output."""
+    import numpy as np
+    from PIL import Image
+    folder = os.path.join(os.path.dirname(tutorials.__file__), "digits")
+    assert counts(folder) == dict.fromkeys(DIGITS, PER_CLASS)
+    write_digits(str(tmp_path), PER_CLASS)
+    for digit in DIGITS:
+        names = sorted(os.listdir(os.path.join(folder, digit)))
+        assert names == sorted(os.listdir(tmp_path / digit))
+        for name in names[:3] + names[-1:]:
+            with Image.open(os.path.join(folder, digit, name)) as shipped, \
+                    Image.open(tmp_path / digit / name) as written:
+                assert np.array_equal(np.asarray(shipped), np.asarray(written)), name
+    size = sum(os.path.getsize(os.path.join(root, f))
+               for root, _, files in os.walk(folder) for f in files)
+    assert size < 2_000_000
+

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from Orange.base import Model
-from Orange.data import Domain, StringVariable, Table
+from Orange.data import DiscreteVariable, Domain, StringVariable, Table
 from Orange.widgets.tests.base import WidgetTest
 
 from orangecontrib.deepimage.core import find_images
@@ -264,6 +264,29 @@ class TestOWImageEmbedder(WidgetTest):
 
     def test_report(self):
         self.widget.send_report()
+
+    def test_categorical_image_column_as_the_anchor_accepts(self):
+        """A path column read as categorical (as File may read it) is an image column."""
+        paths = sorted(p for p in find_images(self.folder) if p.endswith(("0.png", "1.png")))
+        var = DiscreteVariable("file", values=tuple(os.path.basename(p) for p in paths))
+        var.attributes.update(type="image", origin=os.path.dirname(paths[0]))
+        folder = os.path.dirname(paths[0])
+        local = [p for p in paths if os.path.dirname(p) == folder]
+        table = Table.from_numpy(Domain([], metas=[var]), np.empty((len(local), 0)),
+                                 metas=np.arange(len(local), dtype=float)[:, None])
+        embedded, skipped = self.embed(table)
+        self.assertIs(self.widget.image_attr, var)
+        self.assertEqual(embedded.X.shape, (len(local), 512))
+        self.assertIsNone(skipped)
+
+    def test_outputs_are_named_as_the_anchor_names_them_and_the_report_counts(self):
+        embedded, skipped = self.embed(self.table)
+        self.assertEqual((embedded.name, skipped.name), ("Embedded images", "Skipped images"))
+        with mock.patch.object(self.widget, "report_items") as report:
+            self.widget.send_report()
+        items = dict(report.call_args[0][0])
+        self.assertEqual((items["Images"], items["Embedded"].split()[0], items["Skipped"]),
+                         ("8", "6", "2"))
 
 
 if __name__ == "__main__":

@@ -153,3 +153,52 @@ class TestRemoteEmbedding(WidgetTest):
             self.process_events(lambda: future.done(), timeout=TIMEOUT)
             self.process_events()
         start.assert_not_called()
+
+
+class TestLocalServerButton(WidgetTest):
+    """Lesson 3 with no terminal: the server's Image Embedder starts `deepimage serve`
+    on this computer itself, embeds once it is ready, and stops it when removed."""
+
+    def test_starts_a_server_here_embeds_and_stops_it_with_the_widget(self):
+        tmp = tempfile.mkdtemp(prefix="embedder-start-")
+        self.addCleanup(shutil.rmtree, tmp, ignore_errors=True)
+        folder = make_photos(os.path.join(tmp, "photos"), bad=False, seed=5)
+        table = image_table(find_images(folder), folder)
+        with mock.patch.dict(os.environ, {"DEEPIMAGE_CACHE_DIR": os.path.join(tmp, "c")}):
+            url = f"http://127.0.0.1:{free_port()}"
+            w = self.create_widget(OWImageEmbedder, stored_settings={
+                "server_url": url, "model_key": "server:squeezenet"})
+            self.process_events(lambda: w._listing_future.done(), timeout=TIMEOUT)
+            self.send_signal(w.Inputs.images, table, widget=w)
+            self.wait_until_finished(w, timeout=TIMEOUT)
+            self.process_events()
+            self.assertTrue(w.Error.failed.is_shown())  # no server yet
+            self.assertTrue(w.start_button.isVisibleTo(w))
+
+            w.start_button.click()
+            self.assertFalse(w.start_button.isEnabled())
+            self.process_events(lambda: w._starting is None, timeout=TIMEOUT)
+            self.assertFalse(w.Error.server.is_shown(), str(w.Error.server))
+            self.assertTrue(w.Information.local_server.is_shown())
+            self.assertFalse(w.start_button.isVisibleTo(w))
+            future = w._listing_future
+            self.process_events(lambda: future.done(), timeout=TIMEOUT)
+            self.process_events()
+            self.wait_until_finished(w, timeout=TIMEOUT)
+            self.assertFalse(w.Error.failed.is_shown(), str(w.Error.failed))
+            self.assertEqual(self.get_output(w.Outputs.embeddings, widget=w).X.shape, (6, 512))
+            process = w._local_server.process
+            self.assertIsNone(process.poll())
+            w.onDeleteWidget()
+            self.assertIsNotNone(process.poll())  # stopped with the widget
+
+    def test_no_button_for_a_server_elsewhere(self):
+        w = self.create_widget(OWImageEmbedder, stored_settings={
+            "server_url": "http://gpu.my-lab.org:8000"})
+        self.assertFalse(w.start_button.isVisibleTo(w))
+        w.url_edit.setText("http://localhost:8123")
+        w.url_edit.editingFinished.emit()
+        self.assertTrue(w.start_button.isVisibleTo(w))
+        w.url_edit.setText("https://127.0.0.1:8123")  # we start plain http only
+        w.url_edit.editingFinished.emit()
+        self.assertFalse(w.start_button.isVisibleTo(w))

@@ -2,6 +2,7 @@
 import os
 import shutil
 import tempfile
+import unittest.mock
 
 import numpy as np
 import pytest
@@ -193,3 +194,64 @@ class TestOWImageViewer(WidgetTest):
         side = size_bucket(self.widget.image_size)
         shown = [self.widget.loader.cached(p, side) for p in self.widget.paths]
         self.assertEqual(sum(isinstance(s, QImage) for s in shown), 6)
+
+    def test_selection_follows_the_images_when_a_reload_adds_files(self):
+        """Selection is kept by image, not row: new files sorted in before the selected
+        ones (a Reload of Import Images) must not shift it onto other images."""
+        folder = os.path.join(tempfile.mkdtemp(dir=self.tmp), "pets")
+        shutil.copytree(self.root, folder)
+        before = run_import(folder, _State()).data
+        self.send_signal(self.widget.Inputs.data, before)
+        self.widget._select_rows([1, 4])
+        chosen = sorted(self.get_output(self.widget.Outputs.selected_data)
+                        .get_column("image"))
+        self.assertEqual(chosen, ["cats/cats1.jpg", "dogs/dogs1.jpg"])
+        settings = self.widget.settingsHandler.pack_data(self.widget)
+        for name in ("cats/a.jpg", "dogs/a.jpg"):  # sort before everything in the folder
+            Image.new("RGB", (8, 8)).save(os.path.join(folder, name))
+        after = run_import(folder, _State()).data
+        self.assertEqual(len(after), 8)
+        self.send_signal(self.widget.Inputs.data, after)
+        selected = self.get_output(self.widget.Outputs.selected_data)
+        self.assertEqual(sorted(selected.get_column("image")), chosen)
+        # and a workflow saved before the files were added opens with the same images
+        restored = self.create_widget(OWImageViewer, stored_settings=settings)
+        self.send_signal(restored.Inputs.data, after, widget=restored)
+        selected = self.get_output(restored.Outputs.selected_data, widget=restored)
+        self.assertEqual(sorted(selected.get_column("image")), chosen)
+
+    def test_row_numbers_saved_by_version_1_are_dropped(self):
+        settings = {"selection": [0, 1], "__version__": 1}
+        restored = self.create_widget(OWImageViewer, stored_settings=settings)
+        self.send_signal(restored.Inputs.data, self.images, widget=restored)
+        self.assertIsNone(self.get_output(restored.Outputs.selected_data, widget=restored))
+
+    def test_categorical_image_column_as_the_anchor_accepts(self):
+        names = ("cats/cats0.jpg", "dogs/dogs2.jpg")
+        image = DiscreteVariable("file", values=names)
+        image.attributes.update(type="image", origin=self.root)
+        table = Table.from_numpy(Domain([], metas=[image]), np.empty((3, 0)),
+                                 metas=np.array([[1], [0], [np.nan]], dtype=float))
+        self.send_signal(self.widget.Inputs.data, table)
+        self.assertIs(self.widget.image_attr, image)
+        self.assertEqual(self.widget.paths, [os.path.join(self.root, names[1]),
+                                             os.path.join(self.root, names[0]), ""])
+        self.wait_thumbnails()
+        side = size_bucket(self.widget.image_size)
+        self.assertIsInstance(self.widget.loader.cached(self.widget.paths[0], side), QImage)
+
+    def test_large_thumbnails_the_hint_and_a_report_with_thumbnails(self):
+        self.assertIn("Space or double-click", self.widget.hint_label.text())
+        self.send_signal(self.widget.Inputs.data, self.images)
+        self.widget.image_size = 1024
+        self.widget._update_size()
+        self.assertEqual(size_bucket(self.widget.image_size), 1024)
+        slider = self.widget.controls.image_size
+        self.assertEqual(slider.maximum(), 1024)
+        self.widget._select_rows([4])
+        with unittest.mock.patch.object(self.widget, "report_raw") as raw:
+            self.widget.send_report()
+        title, html = raw.call_args[0]
+        self.assertEqual(title, "Selected images")
+        self.assertEqual(html.count("<img src=\"data:image/png;base64,"), 1)
+        self.assertIn("dogs", html)

@@ -66,12 +66,34 @@ def test_each_file_is_opened_once_and_never_decoded(tmp_path):
         opened.append(fp)
         return real_open(fp, *args, **kwargs)
 
-    with patch.object(imports.Image, "open", counting_open), \
+    with patch.object(Image, "open", counting_open), \
             patch("orangecontrib.deepimage.data.describe", side_effect=AssertionError), \
             patch.object(Image.Image, "load", side_effect=AssertionError("decoded")):
         result = run_import(root, mock_state())
     assert result.n_images == 6
-    assert sorted(opened) == sorted(set(opened)) and len(opened) == 7  # 6 + notes.png
+    # 6 + notes.png + README.txt (read for its contents, which are no image)
+    assert sorted(opened) == sorted(set(opened)) and len(opened) == 8
+
+
+def test_images_are_recognised_by_content_not_by_extension(tmp_path):
+    """As orange3-imageanalytics: a photo saved with no extension, as .jfif or .pjp
+    (browsers' names for JPEG) is imported; other files are skipped with a reason."""
+    Image.new("RGB", (8, 6), "red").save(tmp_path / "no-extension", "JPEG")
+    Image.new("RGB", (8, 6), "red").save(tmp_path / "photo.jfif", "JPEG")
+    Image.new("RGB", (5, 4), "red").save(tmp_path / "photo.pjp", "JPEG")
+    Image.new("RGB", (5, 4), "red").save(tmp_path / "drawing.dat", "PNG")
+    (tmp_path / "notes").write_text("no picture here")
+    (tmp_path / "data.csv").write_text("a,b\n1,2\n")
+    (tmp_path / "empty.bin").write_bytes(b"")
+    result = run_import(str(tmp_path), mock_state())
+    assert sorted(result.data.get_column("image")) == [
+        "drawing.dat", "no-extension", "photo.jfif", "photo.pjp"]
+    assert sorted(result.data.get_column("width")) == [5, 5, 8, 8]
+    reasons = dict(zip(result.skipped.get_column("image"), result.skipped.get_column("reason")))
+    assert reasons == {"data.csv": "not an image file type (.csv)",
+                       "empty.bin": "empty file (0 bytes)",
+                       "notes": "not an image file type (no extension)"}
+    assert (result.data.name, result.skipped.name) == (tmp_path.name, "Skipped files")
 
 
 def test_cancel_raises_cancelled(tmp_path):
@@ -183,7 +205,28 @@ class TestOWImportImages(WidgetTest):
         self.assertTrue(widget.Error.folder_missing.is_shown())
         self.assertIsNone(self.get_output(widget.Outputs.data, widget=widget))
 
-    def test_a_lessons_missing_digits_say_how_to_write_them(self):
+    def test_a_lesson_saved_elsewhere_still_finds_the_installed_digits(self):
+        """File > Save As of a lesson opened from the example browser: the new folder has
+        no digits/, but the ones installed with the add-on are still where they were."""
+        lesson, elsewhere = os.path.join(self.tmp, "installed"), os.path.join(self.tmp, "docs")
+        digits = os.path.join(lesson, "digits")
+        from orangecontrib.deepimage.tutorials.make_digits import write_digits
+        write_digits(digits, per_class=1)
+        os.makedirs(elsewhere)
+        widget = self.create_widget(
+            OWImportImages, stored_settings={"recent_paths": [RecentPath("digits", "basedir", "digits")]},
+            env={"basedir": lesson})
+        self.assertEqual(widget.current_folder(), digits)
+        self.get_output(widget.Outputs.data, widget=widget, wait=5000)
+        settings = widget.settingsHandler.pack_data(widget)  # as saved in "docs"
+        widget = self.create_widget(OWImportImages, stored_settings=settings,
+                                    env={"basedir": elsewhere})
+        self.assertEqual(widget.current_folder(), digits)
+        data = self.get_output(widget.Outputs.data, widget=widget, wait=5000)
+        self.assertEqual(len(data), 10)
+        self.assertFalse(widget.Error.active)
+
+    def test_a_lessons_missing_digits_say_where_they_come_from(self):
         lesson = os.path.join(self.tmp, "lesson")
         os.makedirs(lesson)
         open(os.path.join(lesson, "lesson1_clustering.ows"), "w").close()
@@ -196,13 +239,25 @@ class TestOWImportImages(WidgetTest):
         self.assertTrue(widget.Error.lesson_digits_missing.is_shown())
         self.assertIn(digits, str(widget.Error.lesson_digits_missing.formatted))
         self.assertFalse(widget.Error.folder_missing.is_shown())
-        self.assertIn("make tutorials", str(widget.Error.lesson_digits_missing))
+        self.assertIn("Help > Example Workflows", str(widget.Error.lesson_digits_missing))
+        self.assertNotIn("make", str(widget.Error.lesson_digits_missing))
         from orangecontrib.deepimage.tutorials.make_digits import write_digits
         write_digits(digits, per_class=1)
         widget.reload()
         data = self.get_output(widget.Outputs.data, widget=widget, wait=5000)
         self.assertEqual(len(data), 10)
         self.assertFalse(widget.Error.lesson_digits_missing.is_shown())
+
+    def test_report_has_the_folder_counts_and_reasons(self):
+        self.widget.set_folder(self.root)
+        self.get_output(self.widget.Outputs.data, wait=5000)
+        with patch.object(self.widget, "report_items") as report:
+            self.widget.send_report()
+        (main,), (title, reasons) = report.call_args_list[0][0], report.call_args_list[1][0]
+        self.assertEqual(dict(main), {"Folder": self.root, "Images": "6",
+                                      "Classes": "cats, dogs", "Skipped": "3"})
+        self.assertEqual(title, "Skipped files")
+        self.assertEqual(sum(int(n) for _, n in reasons), 3)
 
     def test_anchors_image_viewer_accepts_our_table(self):
         viewer_module = pytest.importorskip(

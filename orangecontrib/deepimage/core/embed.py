@@ -21,6 +21,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
+from .budget import PixelBudget, shared_budget
 from .cache import EmbeddingCache, content_hash
 from .images import DEFAULT_MAX_PIXELS, ImageError, Skipped, decode_image, read_bytes
 from .models import ModelSpec, get_spec
@@ -33,7 +34,7 @@ __all__ = ["Cancelled", "Embedder", "EmbeddingResult", "BatchResult", "resolve_d
 log = logging.getLogger(__name__)
 
 # Bump when decoding or resizing changes, so cached vectors of the old pipeline are not reused.
-PIPELINE_VERSION = "1"
+PIPELINE_VERSION = "2"
 
 ProgressCallback = Callable[[int, int], None]
 StopCallback = Callable[[], bool]
@@ -209,16 +210,19 @@ class _Step:
 
 
 def prepare_source(source: str, cache: "EmbeddingCache | None", cache_key: "str | None",
-                   size: int, max_pixels: int, crop: bool):
+                   size: int, max_pixels: int, crop: bool,
+                   budget: "PixelBudget | None" = None):
     """Runs in a decoding thread: (content hash, cached vector or None, decoded image or
-    None). Shared by local and remote embedding (client.py); ImageError if unusable."""
+    None). Shared by local and remote embedding (client.py); ImageError if unusable.
+    Decoding waits for room in ``budget`` (default: the process-wide shared_budget())."""
     data = read_bytes(source)
     key = content_hash(data) if cache is not None else None
     if key is not None:
         vector = cache.get(cache_key, key)
         if vector is not None:
             return key, vector, None
-    return key, None, decode_image(data, (size, size), max_pixels, crop)
+    return key, None, decode_image(data, (size, size), max_pixels, crop,
+                                   budget if budget is not None else shared_budget())
 
 
 def iter_steps(sources: Sequence[str], prepare: Callable, batch_size: int, workers: int,
@@ -286,7 +290,8 @@ class Embedder:
     names it for the cache (no cache without one). ``random_weights`` builds an
     untrained network, for tests on machines without the weights. ``image_size``
     overrides the spec's input size (a network fine-tuned on smaller images, say);
-    vectors of different sizes are cached apart.
+    vectors of different sizes are cached apart. ``decode_budget`` bounds the pixels
+    the decode threads hold at once (default: the process-wide shared_budget()).
     """
 
     def __init__(self, model: "str | ModelSpec" = "squeezenet", *, device: str = "auto",
@@ -295,13 +300,16 @@ class Embedder:
                  batch_size: "int | None" = None,
                  cache: "EmbeddingCache | bool | str | os.PathLike | None" = True,
                  workers: "int | None" = None, max_pixels: int = DEFAULT_MAX_PIXELS,
-                 crop: bool = False, image_size: "int | None" = None):
+                 crop: bool = False, image_size: "int | None" = None,
+                 decode_budget: "PixelBudget | None" = None):
         self.spec = get_spec(model)
         self.image_size = int(image_size or self.spec.input_size)
         self.device = resolve_device(device)
         self.backend = resolve_backend(backend, self.device)
         self.max_pixels = max_pixels
         self.crop = crop  # False: resize the whole image; True: central crop first
+        # pixels decoded at once by the decode threads (of every Embedder, by default)
+        self.decode_budget = decode_budget if decode_budget is not None else shared_budget()
         self.batch_size = batch_size or (64 if self.device.startswith("cuda") else 16)
         self.workers = workers or min(8, os.cpu_count() or 2)
         self._random_weights = random_weights
@@ -369,7 +377,7 @@ class Embedder:
     def _prepare(self, source: str):
         """Runs in a worker: (content hash, cached vector or None, decoded image or None)."""
         return prepare_source(source, self.cache, self._vector_key, self.image_size,
-                              self.max_pixels, self.crop)
+                              self.max_pixels, self.crop, self.decode_budget)
 
     def iter_embed(self, sources: Sequence[str], progress: "ProgressCallback | None" = None,
                    should_stop: "StopCallback | None" = None) -> Iterator[BatchResult]:

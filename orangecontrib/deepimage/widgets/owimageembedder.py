@@ -7,6 +7,7 @@ instead. The work runs off the GUI thread with progress and cancel.
 """
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import logging
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -17,20 +18,20 @@ from AnyQt.QtGui import QStandardItemModel
 from AnyQt.QtWidgets import QComboBox, QFormLayout, QLineEdit, QPushButton, QStyle
 
 from Orange.base import Model
-from Orange.data import StringVariable, Table
+from Orange.data import DiscreteVariable, StringVariable, Table
 from Orange.widgets import gui
 from Orange.widgets.settings import ContextSetting, DomainContextHandler, Setting
 from Orange.widgets.utils.concurrent import ConcurrentWidgetMixin, FutureWatcher
 from Orange.widgets.utils.itemmodels import DomainModel
 from Orange.widgets.widget import Input, Msg, Output, OWWidget
 
-from orangecontrib.deepimage.core.embed import cuda_possible
+from orangecontrib.deepimage.core.embed import EmbeddingResult, cuda_possible
 from orangecontrib.deepimage.core.models import MODELS
 from orangecontrib.deepimage.core.weights import weights_available
 from orangecontrib.deepimage.data import image_column
 from orangecontrib.deepimage.embedding import (
     CUSTOM, LOCAL, SERVER, EmbedderChoice, EmbedderPool, EmbeddingOutcome, NotAnImageModel,
-    run_embedding, server_host, summary)
+    local_server_possible, run_embedding, server_host, start_local_server, summary)
 from orangecontrib.deepimage.widgets.utils import fill_combo_items
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,8 @@ class OWImageEmbedder(OWWidget, ConcurrentWidgetMixin):
     description = "Embed images with deep networks, on this computer or a server."
     icon = "icons/ImageEmbedder.svg"
     priority = 20
-    keywords = "image embedder, embedding, image, deep, network, squeezenet, vgg, inception"
+    keywords = ("deep image, image embedder, embedding, image, deep, network, squeezenet, vgg, "
+                "inception, pytorch")
     want_main_area = False
     resizing_enabled = False
 
@@ -78,7 +80,7 @@ class OWImageEmbedder(OWWidget, ConcurrentWidgetMixin):
         skipped_images = Output("Skipped Images", Table)
 
     class Error(OWWidget.Error):
-        no_image_column = Msg("The data has no text column with image paths: "
+        no_image_column = Msg("The data has no text or categorical column with image paths: "
                               "connect Import Images, or a table with an image column.")
         not_image_model = Msg("{}")
         failed = Msg("Embedding failed: {}")
@@ -92,6 +94,8 @@ class OWImageEmbedder(OWWidget, ConcurrentWidgetMixin):
     class Information(OWWidget.Information):
         custom_model = Msg("Embedding with the connected fine-tuned model.")
         no_keyring = Msg("The access token is not saved (no keyring on this computer).")
+        local_server = Msg("A server runs on this computer at {}, until this widget is "
+                           "removed or Orange is closed.")
 
     settingsHandler = DomainContextHandler()
     settings_version = 1
@@ -107,6 +111,7 @@ class OWImageEmbedder(OWWidget, ConcurrentWidgetMixin):
         ConcurrentWidgetMixin.__init__(self)
         self.data: Optional[Table] = None
         self.custom_model: Any = None
+        self.last_result: Optional[EmbeddingResult] = None  # of the last run, for the report
         self.token = ""
         # (name, title) the server offers; None: not asked, or no answer yet
         self.server_models: Optional[list[tuple[str, str]]] = None
@@ -115,6 +120,10 @@ class OWImageEmbedder(OWWidget, ConcurrentWidgetMixin):
         self._listing = ThreadPoolExecutor(1, thread_name_prefix="deepimage-list-models")
         self._listing_watcher: Optional[FutureWatcher] = None
         self._listing_future: Optional[Future] = None
+        # `deepimage serve` started by the button, for a server address on this computer
+        self._local_server = None
+        self._starting: Optional[Future] = None
+        self._starting_watcher: Optional[FutureWatcher] = None
         self._setup_gui()
         self._load_token()
         self._refresh_models()
@@ -125,7 +134,9 @@ class OWImageEmbedder(OWWidget, ConcurrentWidgetMixin):
 
     def _setup_gui(self):
         box = gui.vBox(self.controlArea, "Images")
-        self.image_model = DomainModel(valid_types=(StringVariable,))
+        # text or categorical metas, as orange3-imageanalytics offers them
+        self.image_model = DomainModel(order=DomainModel.METAS,
+                                       valid_types=(StringVariable, DiscreteVariable))
         gui.comboBox(box, self, "image_attr", label="Image column:", model=self.image_model,
                      orientation=Qt.Horizontal, callback=self._settings_changed)
 
@@ -177,7 +188,13 @@ class OWImageEmbedder(OWWidget, ConcurrentWidgetMixin):
         form.addRow("Token:", self.token_edit)
         self.list_button = gui.button(self.server_box, self, "List Server Models",
                                       callback=self.list_server_models, autoDefault=False)
+        self.start_button = gui.button(
+            self.server_box, self, "Start a Server on This Computer",
+            callback=self.start_local_server, autoDefault=False,
+            tooltip="Run the embedding server here, at the address above, for as long as "
+                    "this widget is in the workflow (no terminal needed).")
         self.server_box.setVisible(self._remote)
+        self._update_start_button()
 
         gui.auto_apply(self.buttonsArea, self, "auto_commit")
         self.cancel_button = QPushButton(
@@ -248,6 +265,7 @@ class OWImageEmbedder(OWWidget, ConcurrentWidgetMixin):
             return
         self.server_url = url
         self.server_models = None
+        self._update_start_button()
         self._load_token()
         self._refresh_models()
         if url:
@@ -323,6 +341,50 @@ class OWImageEmbedder(OWWidget, ConcurrentWidgetMixin):
             # (Apply is disabled while it applies automatically, so this is the way)
             self.commit.deferred()
 
+    # --- a server on this computer, started here (lesson 3 needs no terminal) -----------
+
+    def _update_start_button(self):
+        running = self._local_server is not None and self._local_server.running
+        self.start_button.setVisible(
+            bool(self.server_url) and not running and local_server_possible(self.server_url))
+        self.start_button.setEnabled(self._starting is None)
+
+    def start_local_server(self) -> Optional[Future]:
+        """Start `deepimage serve` at the server address (on this computer) in the
+        background; once it is ready its models are listed and a failed embedding runs."""
+        if self._starting is not None or not local_server_possible(self.server_url):
+            return None
+        self.Error.server.clear()
+        self.start_button.setText("Starting the server…")
+        executor = ThreadPoolExecutor(1, thread_name_prefix="deepimage-start-server")
+        self._starting = executor.submit(start_local_server, self.server_url)
+        executor.shutdown(wait=False)
+        self._starting_watcher = FutureWatcher(self._starting)
+        self._starting_watcher.done.connect(self._local_server_started)
+        self._update_start_button()
+        return self._starting
+
+    def _local_server_started(self, future: Future):
+        self._starting = None
+        self.start_button.setText("Start a Server on This Computer")
+        try:
+            self._local_server = future.result()
+        except Exception as exc:  # the port is taken, a network's weights are missing, ...
+            self.Error.server(server_host(self.server_url), exc)
+        else:
+            atexit.register(self._local_server.stop)  # also when Orange quits abruptly
+            self.Information.local_server(self._local_server.url)
+            self.list_server_models()
+        self._update_start_button()
+
+    def _stop_local_server(self):
+        if self._starting is not None:  # stop it once it has started
+            self._starting.add_done_callback(
+                lambda f: f.exception() is None and f.result().stop())
+        if self._local_server is not None:
+            self._local_server.stop()
+            self._local_server = None
+
     # --- inputs ------------------------------------------------------------------------
 
     @Inputs.images
@@ -394,6 +456,7 @@ class OWImageEmbedder(OWWidget, ConcurrentWidgetMixin):
             n = len(result.skipped)
             self.Warning.images_skipped(f"{n:,} image{'s' if n != 1 else ''}")
         self.summary_label.setText(summary(result) + ".")
+        self.last_result = result
         self._send(outcome)
 
     def on_exception(self, ex: Exception):
@@ -418,6 +481,8 @@ class OWImageEmbedder(OWWidget, ConcurrentWidgetMixin):
         super().cancel()
 
     def _send(self, outcome: Optional[EmbeddingOutcome]):
+        if outcome is None:
+            self.last_result = None
         embedded = outcome.embedded if outcome is not None else None
         skipped = outcome.skipped if outcome is not None else None
         self.Outputs.embeddings.send(embedded)
@@ -429,6 +494,7 @@ class OWImageEmbedder(OWWidget, ConcurrentWidgetMixin):
                 str(len(embedded) if embedded is not None else 0), summary(outcome.result))
 
     def onDeleteWidget(self):
+        self._stop_local_server()
         self.shutdown()
         self._listing.shutdown(wait=False)
         self.pool.clear()
@@ -440,8 +506,17 @@ class OWImageEmbedder(OWWidget, ConcurrentWidgetMixin):
             settings.pop("token", None)  # a token must never come from a workflow file
 
     def send_report(self):
-        self.report_items((("Model", self.current_choice().label()),
-                           ("Device", dict(DEVICES).get(self.device, self.device))))
+        items = [("Model", self.current_choice().label()),
+                 ("Device", dict(DEVICES).get(self.device, self.device))]
+        if self.data is not None:
+            items += [("Images", f"{len(self.data):,}"), ("Image column", self.image_attr)]
+        result = self.last_result
+        if result is not None:
+            items += [("Embedded", f"{len(result.indices):,}"
+                       + (f" ({result.cached:,} from the cache)" if result.cached else "")),
+                      ("Skipped", f"{len(result.skipped):,}"),
+                      ("Time", f"{result.seconds:.1f} s")]
+        self.report_items(items)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -3,7 +3,9 @@
 Thumbnails are decoded lazily in worker threads (only what is on screen) in a
 virtualised grid, so 100,000 rows scroll smoothly. When the data carries
 predictions (Test & Score -> Confusion Matrix, Predictions) the title shows them
-and wrong ones get a red frame.
+and wrong ones get a red frame. The selection is kept by image (the image column's
+value), as orange3-imageanalytics keeps it: a Reload upstream that adds files keeps
+the same images selected.
 """
 from __future__ import annotations
 
@@ -19,7 +21,8 @@ from Orange.widgets.utils.annotated_data import create_annotated_table
 from Orange.widgets.utils.itemmodels import DomainModel
 from Orange.widgets.widget import Input, Msg, Output, OWWidget
 
-from orangecontrib.deepimage.data import image_column, image_paths
+from orangecontrib.deepimage.data import image_column, image_paths, image_values
+from orangecontrib.deepimage.widgets.utils.report import thumbnails_html
 from orangecontrib.deepimage.widgets.utils.thumbnails import Failed, ThumbnailLoader
 from orangecontrib.deepimage.widgets.utils.thumbnailview import ThumbnailModel, ThumbnailView
 
@@ -66,12 +69,16 @@ def titles_for(table: Table, var: Optional[Variable]
     return (lambda row: var.str_val(values[row])), None
 
 
+REPORT_THUMBNAILS = 8
+MAX_SIZE = 1024  # thumbnails up to this side (px), as in orange3-imageanalytics
+
+
 class OWImageViewer(OWWidget):
     name = "Image Viewer"
     description = "Browse the images a table refers to; select some for further analysis."
     icon = "icons/ImageViewer.svg"
     priority = 30
-    keywords = "image viewer, thumbnails, images, browse, gallery"
+    keywords = "deep image, image viewer, thumbnails, images, browse, gallery"
 
     class Inputs:
         data = Input("Data", Table)
@@ -81,19 +88,21 @@ class OWImageViewer(OWWidget):
         data = Output("Data", Table, doc="The input data with a 'Selected' column.")
 
     class Error(OWWidget.Error):
-        no_image_column = Msg("The data has no text column with image file names or URLs.")
+        no_image_column = Msg("The data has no text or categorical meta column with image "
+                              "file names or URLs.")
 
     class Warning(OWWidget.Warning):
         unreadable = Msg("{} of the images shown so far cannot be read (missing file or not "
                          "an image); they are drawn as crossed boxes.")
 
     settingsHandler = DomainContextHandler()
-    settings_version = 1
+    settings_version = 2
     image_attr: Optional[Variable] = ContextSetting(None)
     title_attr: Optional[Variable] = ContextSetting(None)
     image_size: int = Setting(128)
-    #: selected rows, restored when the saved workflow is opened with the same data
-    selection: Optional[List[int]] = Setting(None, schema_only=True)
+    #: the selected images (values of the image column), restored when the saved
+    #: workflow is opened, and kept when new data has the same images
+    selection: Optional[List[str]] = Setting(None, schema_only=True)
     auto_commit: bool = Setting(True)
     graph_name = "view"
 
@@ -101,11 +110,14 @@ class OWImageViewer(OWWidget):
         super().__init__()
         self.data: Optional[Table] = None
         self.paths: List[str] = []
+        self._values: List[str] = []  # the image column's values, which name the selection
         self._path_set: set = set()
         self._unreadable: set = set()
         self._pending_selection = self.selection
 
-        self.image_model = DomainModel(valid_types=(StringVariable,))
+        # text or categorical metas, as orange3-imageanalytics offers them
+        self.image_model = DomainModel(order=DomainModel.METAS,
+                                       valid_types=(StringVariable, DiscreteVariable))
         gui.comboBox(self.controlArea, self, "image_attr", box="Image Column",
                      model=self.image_model, callback=self._on_image_attr_changed,
                      contentsLength=14, searchable=True,
@@ -117,10 +129,14 @@ class OWImageViewer(OWWidget):
                      tooltip="Text under each image. A prediction column shows wrong "
                              "predictions framed in red, with the true class.")
         box = gui.vBox(self.controlArea, "Image Size")
-        gui.hSlider(box, self, "image_size", minValue=48, maxValue=512, step=16,
+        gui.hSlider(box, self, "image_size", minValue=48, maxValue=MAX_SIZE, step=16,
                     callback=self._update_size, createLabel=False)
         self.info_label = QLabel("No data.", wordWrap=True)
-        gui.vBox(self.controlArea, "Info").layout().addWidget(self.info_label)
+        info = gui.vBox(self.controlArea, "Info")
+        info.layout().addWidget(self.info_label)
+        self.hint_label = QLabel("<small>Space or double-click: a larger view of the "
+                                 "image.</small>", wordWrap=True)
+        info.layout().addWidget(self.hint_label)
         gui.rubber(self.controlArea)
         gui.auto_send(self.buttonsArea, self, "auto_commit")
 
@@ -151,12 +167,16 @@ class OWImageViewer(OWWidget):
                 v for v in self.image_model if isinstance(v, Variable))
             self.title_attr = default_title(domain, self.image_attr)
             self.openContext(data)
-        self._setup()
-        self.selection = None  # a new table: the old rows mean nothing
-        selection = self._pending_selection
+        # the images selected before (or saved with the workflow), wherever they are now
+        selection = self._pending_selection if self._pending_selection is not None \
+            else self.selection
         self._pending_selection = None
-        if selection and self.data is not None and max(selection) < len(self.data):
-            self._select_rows(selection)
+        self._setup()
+        self.selection = None
+        if selection and self.data is not None:
+            wanted = set(selection)
+            self._select_rows([row for row, value in enumerate(self._values)
+                               if value in wanted])
         self.commit.now()
 
     def _on_image_attr_changed(self) -> None:
@@ -169,9 +189,10 @@ class OWImageViewer(OWWidget):
         self._unreadable = set()
         self.loader.clear_pending()
         if self.data is None or self.image_attr is None:
-            self.paths = []
+            self.paths, self._values = [], []
         else:
             self.paths = image_paths(self.data, self.image_attr)
+            self._values = image_values(self.data, self.image_attr)
         self._path_set = set(self.paths)
         self._set_model(self.paths)
         self._update_titles()
@@ -213,7 +234,7 @@ class OWImageViewer(OWWidget):
 
     def _on_selection_changed(self) -> None:
         rows = self.selected_rows()
-        self.selection = rows or None
+        self.selection = [self._values[row] for row in rows] or None
         self._update_info()
         self.commit.deferred()
 
@@ -238,8 +259,22 @@ class OWImageViewer(OWWidget):
         self.Outputs.data.send(create_annotated_table(self.data, rows))
 
     def send_report(self) -> None:
-        self.report_items((("Images", len(self.paths)), ("Image column", self.image_attr),
-                           ("Title", self.title_attr)))
+        selected = self.selected_rows()
+        self.report_items((("Images", f"{len(self.paths):,}"),
+                           ("Selected", f"{len(selected):,}"),
+                           ("Image column", self.image_attr), ("Title", self.title_attr)))
+        if self.paths:
+            rows = (selected or range(len(self.paths)))[:REPORT_THUMBNAILS]
+            title, _ = titles_for(self.data, self.title_attr)
+            self.report_raw("Selected images" if selected else "Images",
+                            thumbnails_html([self.paths[r] for r in rows],
+                                            [title(r) for r in rows]))
+
+    @classmethod
+    def migrate_settings(cls, settings, version):
+        if version is not None and version < 2:
+            # version 1 saved row numbers, which name other images once files are added
+            settings.pop("selection", None)
 
     def onDeleteWidget(self) -> None:
         self.loader.shutdown()

@@ -5,6 +5,7 @@ run off the GUI thread; this widget only keeps the folder and shows progress.
 """
 from __future__ import annotations
 
+import collections
 import os
 from typing import List, Optional
 
@@ -40,7 +41,7 @@ class OWImportImages(OWWidget, ConcurrentWidgetMixin):
     description = "Import a folder of images; subfolders become classes."
     icon = "icons/ImportImages.svg"
     priority = 10
-    keywords = "import images, folder, directory, load, read, photos"
+    keywords = "deep image, import images, folder, directory, load, read, photos"
 
     class Outputs:
         data = Output("Data", Table, default=True,
@@ -51,8 +52,9 @@ class OWImportImages(OWWidget, ConcurrentWidgetMixin):
     class Error(OWWidget.Error):
         folder_missing = Msg("Folder '{}' was not found. Choose it again with the '…' button.")
         lesson_digits_missing = Msg(
-            "The lesson's digits are not written yet: run 'make tutorials' (or: python -m "
-            "orangecontrib.deepimage.tutorials.make_digits -o \"{}\"), then press Reload.")
+            "The lesson's digits are not in '{}'. They come with the add-on: open the "
+            "lesson again from Help > Example Workflows, or reinstall Orange3-DeepImage "
+            "(Options > Add-ons).")
         failed = Msg("Import failed: {}")
 
     class Warning(OWWidget.Warning):
@@ -127,6 +129,10 @@ class OWImportImages(OWWidget, ConcurrentWidgetMixin):
         for recent in self.recent_paths:
             resolved = recent.resolve(search_paths)
             path = resolved.abspath if resolved is not None else recent.search(search_paths)
+            if not path and os.path.isabs(recent.abspath) and os.path.isdir(recent.abspath):
+                # the workflow was saved elsewhere without its images: they are still
+                # where they were (the lesson's digits, installed with the add-on)
+                path = recent.abspath
             if not path and basedir and recent.prefix == "basedir" and recent.relpath:
                 # not there (yet): where the workflow expects it, so that the error names
                 # the real place and Reload finds it once it is written
@@ -246,6 +252,21 @@ class OWImportImages(OWWidget, ConcurrentWidgetMixin):
         self.result = result
         self.Outputs.data.send(result.data if result else None)
         self.Outputs.skipped.send(result.skipped if result else None)
+
+    def send_report(self) -> None:
+        result = self.result
+        items = [("Folder", self.current_folder() or "none")]
+        if result is not None:
+            items += [("Images", f"{result.n_images:,}"),
+                      ("Classes", ", ".join(result.data.domain.class_var.values)
+                       if result.data is not None and result.data.domain.class_var
+                       else "none (no subfolders)"),
+                      ("Skipped", f"{result.n_skipped:,}")]
+        self.report_items(items)
+        if result is not None and result.skipped is not None:
+            reasons = collections.Counter(result.skipped.get_column("reason"))
+            self.report_items("Skipped files", [(reason, f"{n:,}")
+                                                for reason, n in reasons.most_common(10)])
 
     def onDeleteWidget(self) -> None:
         self.shutdown()

@@ -67,9 +67,9 @@ class OWTrainer(OWWidget, ConcurrentWidgetMixin):
     description = "Fine-tune a deep network on images; a learner for Test & Score."
     icon = "icons/Trainer.svg"
     priority = 40
-    keywords = ["trainer", "classifier", "CNN", "neural network", "deep learning",
-                "transfer learning", "fine-tune", "train", "learner", "squeezenet", "vgg",
-                "inception"]
+    keywords = ("deep image, trainer, classifier, CNN, neural network, deep learning, "
+                "transfer learning, fine-tune, train, learner, squeezenet, vgg, inception, "
+                "pytorch")
 
     class Inputs:
         data = Input("Data", Table)
