@@ -48,7 +48,7 @@ TRAINER_EPOCHS = 4  # whole-network epochs at most: seconds on two CPU cores at 
 # the SqueezeNet fine-tuning preset); no random flips: a mirrored digit is not a digit
 TRAINER_SETTINGS = {"network": "squeezenet", "mode": "fine-tune", "epochs": TRAINER_EPOCHS,
                     "lower_size": True, "image_size": 64, "flip": False, "device": "cpu",
-                    "auto_apply": True}
+                    "auto_apply": True, "__version__": 2}
 
 
 def main(argv=None) -> int:

@@ -48,7 +48,8 @@ class TestOWTrainer(WidgetTest):
     def setUp(self):
         # Apply Automatically on, so that a changed setting goes out at once (it is off
         # for new widgets: test_apply_automatically_is_off_for_new_widgets)
-        self.widget = self.create_widget(OWTrainer, stored_settings={"auto_apply": True})
+        self.widget = self.create_widget(OWTrainer, stored_settings={"auto_apply": True,
+                                                                     "__version__": 2})
 
     def small(self, widget=None, epochs=2, mode="scratch"):
         """A quick configuration: SqueezeNet at 32 px, a few epochs."""
@@ -241,6 +242,9 @@ class TestOWTrainer(WidgetTest):
                                  ({"auto_apply": True}, True)):
             old = self.create_widget(OWTrainer, stored_settings={**stored, "__version__": 1})
             self.assertEqual(old.auto_apply, expected, stored)
+            # and the name it had, which Test & Score's prediction columns carry
+            self.assertEqual(self.get_output(old.Outputs.learner, widget=old).name,
+                             "Image classifier (SqueezeNet 1.1)")
 
     def test_name_identifies_the_learner_and_the_model(self):
         w = self.widget

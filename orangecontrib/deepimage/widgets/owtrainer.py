@@ -521,6 +521,12 @@ class OWTrainer(OWWidget, ConcurrentWidgetMixin):
             # Apply Automatically is off for new widgets from version 2 on; a workflow
             # saved before keeps what it had (on, unless its user turned it off)
             settings.setdefault("auto_apply", True)
+            # the learner was named after its network; Test & Score's prediction columns
+            # and the contexts saved with them (Image Viewer's title) keep that name
+            network = settings.get("network", "squeezenet")
+            if network in MODELS:
+                settings.setdefault("learner_name",
+                                    f"Image classifier ({get_spec(network).display_name})")
 
 
 if __name__ == "__main__":  # pragma: no cover
