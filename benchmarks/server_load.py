@@ -210,7 +210,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--baseline", type=Path, metavar="DIR",
                         help="also serve, side by side, the code of another checkout")
+    parser.add_argument("--devices", metavar="A,B",
+                        help="instead: one network worker (on the first device listed) against "
+                             "one per device listed (e.g. cpu,cpu), side by side")
     args = parser.parse_args()
+    if args.devices:
+        return compare_devices(args)
     with tempfile.TemporaryDirectory(prefix="deepimage-server-bench-") as tmp:
         folder = Path(tmp)
         (folder / "images").mkdir()
@@ -275,6 +280,38 @@ def main() -> None:
     for result in results.values():
         for error in result["errors"][:5]:
             print(f"  error: {error}")
+
+
+def compare_devices(args) -> None:
+    """One worker (on A) against `--devices A,B` (one worker per device), the same rounds."""
+    with tempfile.TemporaryDirectory(prefix="deepimage-server-bench-") as tmp:
+        folder = Path(tmp)
+        (folder / "images").mkdir()
+        env = dict(os.environ, DEEPIMAGE_CACHE_DIR=str(folder / "cache"), DEEPIMAGE_OFFLINE="1")
+        images = make_images(folder / "images", args.requests)
+        subprocess.run([sys.executable, "-m", "orangecontrib.deepimage.cli", "embed",
+                        str(folder / "images" / "img00000.jpg"), "--no-cache", "-q", "-o",
+                        str(folder / "warm.npy")], env=env, check=True)
+        load_before = os.getloadavg()[0]
+        many = f"--devices {args.devices}"
+        first = args.devices.split(",")[0]
+        results = run_servers({"one worker": ["--devices", first],
+                               many: ["--devices", args.devices]}, images,
+                              images[:64], args.concurrency, args.rounds, env, folder)
+        load_after = os.getloadavg()[0]
+    print(f"Machine: {os.cpu_count()} cores, {platform.machine()} {platform.system()}; 1-min "
+          f"load average {load_before:.1f} before, {load_after:.1f} after. {args.requests} "
+          f"requests per server in {args.rounds} interleaved rounds, concurrency "
+          f"{args.concurrency}, SqueezeNet (onnxruntime), loopback.\n")
+    print("| server | images/s | p50 ms | p99 ms | errors | batches |")
+    print("|---|---:|---:|---:|---:|---|")
+    for label, result in results.items():
+        print(f"| {label} | {result['rate']:.1f} | {result['p50']:.0f} | {result['p99']:.0f} "
+              f"| {len(result['errors'])} | {result['batches']} |")
+    one, two = results["one worker"], results[many]
+    print(f"\n{many} vs one worker: {two['rate'] / one['rate']:.2f}x the throughput; per "
+          f"round: " + ", ".join(f"{a / b:.2f}" for a, b in zip(two["rounds"], one["rounds"]))
+          + ".")
 
 
 if __name__ == "__main__":

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
 from fastapi import FastAPI
 
-from orangecontrib.deepimage.core.embed import resolve_device
-
-from .batching import Batcher
+from .batching import Batcher, Dispatcher, worker_labels
 from .config import Settings
 from .errors import install_error_handlers
 from .guards import GuardMiddleware
@@ -33,24 +32,32 @@ VERSION = "0.1.0"
 
 
 async def _load_all(state: ServerState) -> None:
-    """Load every planned model in turn, off the event loop; start its batcher."""
+    """Load every planned model on every worker device in turn, off the event loop; start
+    one batcher per device behind the model's dispatcher."""
     settings = state.settings
     loop = asyncio.get_running_loop()
+    labels = worker_labels(state.devices)
     try:
         for plan in state.plans.values():
-            log.info("Loading %s ...", plan.name)
-            served = await loop.run_in_executor(None, load_model, plan, settings, state.device)
-            batcher = Batcher(served.name, served.run,
-                              max_batch=settings.batch_limit(served.device),
-                              max_delay=settings.max_delay_ms / 1000,
-                              max_queued=settings.max_queued_images,
-                              batching=settings.batching, metrics=state.metrics)
-            batcher.start()
-            state.batchers[served.name] = batcher
+            log.info("Loading %s on %s ...", plan.name, ", ".join(state.devices))
+            loaded = []
+            for device in state.devices:
+                loaded.append(await loop.run_in_executor(None, load_model, plan, settings,
+                                                         device))
+            served = dataclasses.replace(loaded[0], devices=tuple(s.device for s in loaded))
+            batchers = [Batcher(one.name, one.run, max_batch=settings.batch_limit(one.device),
+                                max_delay=settings.max_delay_ms / 1000,
+                                max_queued=settings.max_queued_images,
+                                batching=settings.batching, metrics=state.metrics,
+                                device=label)
+                        for one, label in zip(loaded, labels)]
+            dispatcher = Dispatcher(batchers)
+            dispatcher.start()
+            state.batchers[served.name] = dispatcher
             state.models[served.name] = served
             log.info("Ready: %s (%s, %d-d, %dx%d input, %s on %s, weights %s)", served.name,
                      served.title, served.dim, served.input_size, served.input_size,
-                     served.backend, served.device, served.weights_id)
+                     served.backend, ", ".join(served.devices), served.weights_id)
     except Exception as exc:
         state.load_error = f"{type(exc).__name__}: {exc}"
         log.error("Could not load the models: %s", state.load_error)
@@ -88,14 +95,14 @@ def create_app(settings: "Settings | None" = None) -> FastAPI:
     settings.check_security(tokens)
     settings.check_limits()
     plans = plan_models(settings)
-    device = resolve_device(settings.device)
+    devices = settings.worker_devices()
 
     app = FastAPI(title="Orange3-DeepImage embedding server", version=VERSION,
                   description="Embeds images with deep networks for Orange: our batch API "
                               "(/v1) and Orange's own protocol (/image/{model}).",
                   lifespan=_lifespan)
     state = ServerState(settings=settings, tokens=[t.encode("ascii") for t in tokens],
-                        plans={plan.name: plan for plan in plans}, device=device,
+                        plans={plan.name: plan for plan in plans}, devices=devices,
                         checks_host=settings.checks_host(tokens))
     app.state.server = state
     install_error_handlers(app)

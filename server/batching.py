@@ -18,6 +18,10 @@ throughput (benchmarks/README.md, server_load.py).
 The queue is bounded: a submission that would overflow it is refused at once
 (503 upstream), never queued without limit. With ``batching=False`` every
 submission runs on its own.
+
+With several devices (`deepimage serve --devices cuda:0,cuda:1`) a model has one
+batcher, network and thread per device, and a :class:`Dispatcher` in front that
+sends each submission to the least busy one (fewest images queued or running).
 """
 from __future__ import annotations
 
@@ -31,7 +35,7 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["Batcher", "QueueFull"]
+__all__ = ["Batcher", "Dispatcher", "QueueFull", "worker_labels"]
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +56,9 @@ class Batcher:
 
     def __init__(self, name: str, run: Callable[[np.ndarray], np.ndarray], *,
                  max_batch: int = 64, max_delay: float = 0.0, max_queued: int = 1024,
-                 batching: bool = True, metrics=None):
+                 batching: bool = True, metrics=None, device: str = "cpu"):
         self.name = name
+        self.device = device  # the worker's label in metrics (cuda:0, or cpu#1 for a second cpu)
         self.run = run
         self.max_batch = max_batch
         self.max_delay = max_delay
@@ -130,8 +135,9 @@ class Batcher:
     def _change(self, delta: int) -> None:
         """Under _lock: the queue depth (and its gauge, in order) changes by delta."""
         self._queued += delta
-        if self.metrics is not None:
-            self.metrics.queue_depth.labels(self.name).set(self._queued)
+        if self.metrics is not None:  # the model's gauge adds up its devices' queues
+            self.metrics.queue_depth.labels(self.name).inc(delta)
+            self.metrics.device_queue_depth.labels(self.name, self.device).set(self._queued)
 
     def _take(self) -> list[_Job]:
         """Under _lock: the next batch, whole submissions, at most max_batch images unless
@@ -197,6 +203,8 @@ class Batcher:
                 self.metrics.batch_size.labels(self.name).observe(len(images))
                 self.metrics.network_seconds.labels(self.name).observe(seconds)
                 self.metrics.images.labels(self.name).inc(len(images))
+                self.metrics.device_images.labels(self.name, self.device).inc(len(images))
+                self.metrics.device_busy.labels(self.name, self.device).inc(seconds)
             with self._lock:
                 self._running = []
                 self._change(-len(images))
@@ -204,6 +212,60 @@ class Batcher:
                 self._loop.call_soon_threadsafe(_deliver, batch, vectors, error)
             except RuntimeError:  # the event loop is closed: nobody is waiting any more
                 return
+
+
+def worker_labels(devices: list[str]) -> list[str]:
+    """A distinct label per worker: the device, numbered (cpu#0, cpu#1) when it repeats."""
+    return [device if devices.count(device) == 1 else f"{device}#{devices[:i].count(device)}"
+            for i, device in enumerate(devices)]
+
+
+class Dispatcher:
+    """One model's batchers, one per device: each submission goes to the least busy.
+
+    "Least busy" is the fewest images queued or in a network call; among equals the
+    turn rotates, so a steady trickle of lone requests alternates between devices.
+    A request goes to one device whole (its rows come back in order); a batch is never
+    split. Callers use it like a single :class:`Batcher`.
+    """
+
+    def __init__(self, batchers: list[Batcher]):
+        if not batchers:
+            raise ValueError("a Dispatcher needs at least one batcher")
+        self.batchers = list(batchers)
+        self._turn = 0
+
+    @property
+    def name(self) -> str:
+        return self.batchers[0].name
+
+    @property
+    def queued(self) -> int:
+        return sum(batcher.queued for batcher in self.batchers)
+
+    def start(self) -> None:
+        for batcher in self.batchers:
+            batcher.start()
+
+    async def stop(self) -> None:
+        for batcher in self.batchers:
+            await batcher.stop()
+
+    def arriving(self, count: int) -> None:
+        """Images being decoded may join any device's next call: every batcher is told."""
+        for batcher in self.batchers:
+            batcher.arriving(count)
+
+    def pick(self) -> Batcher:
+        """The least busy batcher (in the event loop: no lock needed for the turn)."""
+        n = len(self.batchers)
+        order = [self.batchers[(self._turn + i) % n] for i in range(n)]
+        self._turn = (self._turn + 1) % n
+        return min(order, key=lambda batcher: batcher.queued)
+
+    async def submit(self, images: np.ndarray) -> np.ndarray:
+        """Embeddings of ``images`` from the least busy device; QueueFull when all are full."""
+        return await self.pick().submit(images)
 
 
 def _deliver(batch: list[_Job], vectors: "np.ndarray | None", error: "Exception | None") -> None:

@@ -18,13 +18,16 @@ from typing import Annotated
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from orangecontrib.deepimage.core.embed import BACKENDS, DEVICES
+from orangecontrib.deepimage.core.devices import BACKENDS, DEVICES
 
 __all__ = ["Settings", "ConfigError", "is_loopback", "NAME_PATTERN"]
 
 # Default --max-batch by device (see Settings.batch_limit).
 GPU_MAX_BATCH = 64
 CPU_MAX_BATCH = 4
+
+# What --devices may name: cpu, cuda, cuda:N (gpu is an alias of cuda).
+DEVICE_PATTERN = re.compile(r"^(cpu|gpu|cuda(:[0-9]{1,2})?)$")
 
 # What a served model may be called: it appears in URLs, never as a path.
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
@@ -87,7 +90,15 @@ class Settings(BaseSettings):
                                "exported as FILE.onnx served under NAME (repeatable)",
                                "NAME=FILE", action="append"))
     device: str = Field("auto", json_schema_extra=_cli(
-        "where the networks run (default: a GPU when there is one)", choices=DEVICES))
+        "where the networks run (default: every GPU when there are any); see --devices",
+        choices=DEVICES))
+    devices: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="one network worker per device listed; default: "
+                                          "every visible GPU, or one CPU worker",
+        json_schema_extra=_cli(
+            "one network worker per device, each batch to the least busy one, e.g. "
+            "cuda:0,cuda:1 (default: every visible GPU, or one cpu worker without a GPU; "
+            "a device twice means two workers on it); overrides --device", "A,B"))
     backend: str = Field("auto", json_schema_extra=_cli(
         "auto: onnxruntime on a CPU, torch with mixed precision on a GPU", choices=BACKENDS))
     max_batch: "int | None" = Field(None, ge=1, le=4096, description=(
@@ -121,7 +132,7 @@ class Settings(BaseSettings):
     max_pending_requests: int = Field(256, ge=1, json_schema_extra=_cli(
         "embedding requests handled at once; more get 503 (default 256)", "N"))
     max_queued_images: int = Field(1024, ge=1, json_schema_extra=_cli(
-        "images waiting per model; more get 503 (default 1024; at least "
+        "images waiting per model and device; more get 503 (default 1024; at least "
         "--max-images-per-request)", "N"))
     request_timeout_s: float = Field(60.0, gt=0, json_schema_extra=_cli(
         "per-request time limit; 504 after it (default 60)", "S"))
@@ -163,7 +174,7 @@ class Settings(BaseSettings):
             return self.max_batch
         return GPU_MAX_BATCH if str(device).startswith("cuda") else CPU_MAX_BATCH
 
-    @field_validator("models", "weights", "tokens", "allowed_hosts", mode="before")
+    @field_validator("models", "weights", "tokens", "allowed_hosts", "devices", mode="before")
     @classmethod
     def _comma_separated(cls, value):
         return _split(value)
@@ -172,6 +183,42 @@ class Settings(BaseSettings):
     @classmethod
     def _lower_names(cls, value: list[str]) -> list[str]:
         return [name.lower() for name in value]
+
+    @field_validator("devices")
+    @classmethod
+    def _device_names(cls, value: list[str]) -> list[str]:
+        names = [name.lower() for name in value]
+        for name in names:
+            if not DEVICE_PATTERN.match(name):
+                raise ValueError(f"{name!r} is not a device: write cpu, cuda or cuda:N "
+                                 f"(e.g. cuda:0,cuda:1)")
+        return names
+
+    def worker_devices(self) -> list[str]:
+        """The device of each network worker: --devices, else every visible GPU (with
+        --device auto or cuda), else one CPU worker. ConfigError for a GPU that is not there.
+        """
+        from orangecontrib.deepimage.core.devices import resolve_device
+        try:
+            if not self.devices:
+                device = resolve_device(self.device)
+                if device != "cuda":
+                    return [device]
+                import torch
+                return [f"cuda:{i}" for i in range(torch.cuda.device_count())] or ["cuda"]
+            devices = [resolve_device(name) for name in self.devices]
+        except ValueError as exc:
+            raise ConfigError(f"--devices/--device: {exc}") from None
+        numbered = [int(name[5:]) for name in devices if name.startswith("cuda:")]
+        if numbered:
+            import torch
+            count = torch.cuda.device_count()
+            missing = sorted({n for n in numbered if n >= count})
+            if missing:
+                raise ConfigError(f"--devices: no GPU cuda:{missing[0]} here: this computer "
+                                  f"shows {count} GPU(s) (cuda:0 to cuda:{count - 1}); "
+                                  f"check CUDA_VISIBLE_DEVICES.")
+        return devices
 
     def weights_files(self) -> dict[str, Path]:
         """The --weights options as {name: file}; ConfigError for a malformed one."""

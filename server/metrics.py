@@ -39,6 +39,17 @@ class Metrics:
                                       "Embedding requests being handled", registry=r)
         self.images = Counter("deepimage_images_embedded", "Images embedded", ("model",),
                               registry=r)
+        # one series per model and network worker (--devices): work per device
+        self.device_images = Counter("deepimage_device_images_embedded",
+                                     "Images embedded by each device's worker",
+                                     ("model", "device"), registry=r)
+        self.device_busy = Counter("deepimage_device_busy_seconds",
+                                   "Time each device's worker spent in network calls (its "
+                                   "rate is the device's utilisation)", ("model", "device"),
+                                   registry=r)
+        self.device_queue_depth = Gauge("deepimage_device_queue_depth",
+                                        "Images waiting for or in a network call, per device",
+                                        ("model", "device"), registry=r)
         self.errors = Counter("deepimage_errors", "Errors by kind", ("kind",), registry=r)
         self.ready = Gauge("deepimage_ready", "1 when every model is loaded and warmed up",
                            registry=r)

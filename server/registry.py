@@ -8,6 +8,7 @@ runs through ``core.onnx.OnnxRunner`` and describes itself in its ONNX metadata
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import uuid
@@ -51,10 +52,12 @@ class ServedModel:
     fine_tuned: bool
     run: Callable[[np.ndarray], np.ndarray] = field(repr=False, compare=False)
     classes: tuple[str, ...] = ()
+    devices: tuple[str, ...] = ()  # every device it runs on (--devices); () means (device,)
 
     def describe(self) -> dict:
         return {"name": self.name, "title": self.title, "dim": self.dim,
                 "input_size": self.input_size, "device": self.device,
+                "devices": list(self.devices or (self.device,)),
                 "weights_id": self.weights_id, "fine_tuned": self.fine_tuned}
 
 
@@ -135,16 +138,31 @@ def load_model(plan: ModelPlan, settings: Settings, device: str) -> ServedModel:
 
 def _load_registry(plan: ModelPlan, settings: Settings, device: str) -> ServedModel:
     from orangecontrib.deepimage.core.embed import Embedder
-    embedder = Embedder(plan.registry_name, device=device, backend=settings.backend,
-                        weights_file=plan.weights_file, cache=False,
-                        random_weights=settings.random_weights,
-                        batch_size=settings.batch_limit(device), max_pixels=settings.max_pixels)
+    with _same_random_weights(settings.random_weights):
+        embedder = Embedder(plan.registry_name, device=device, backend=settings.backend,
+                            weights_file=plan.weights_file, cache=False,
+                            random_weights=settings.random_weights,
+                            batch_size=settings.batch_limit(device),
+                            max_pixels=settings.max_pixels)
     spec = embedder.spec
     weights_id = embedder.weights_id or f"random-{uuid.uuid4().hex[:12]}"
     title = spec.display_name + (" (random weights, for testing)" if settings.random_weights
                                  else "")
     return ServedModel(plan.name, title, embedder.dim, spec.input_size, embedder.device,
                        embedder.backend, weights_id, False, embedder.embed_arrays)
+
+
+@contextlib.contextmanager
+def _same_random_weights(random: bool):
+    """With --random-weights, the same untrained network on every device (seeded), so that
+    which device answers never changes a vector; the process's own RNG is left as it was."""
+    if not random:
+        yield
+        return
+    import torch
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        yield
 
 
 def _load_onnx(plan: ModelPlan, device: str) -> ServedModel:

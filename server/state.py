@@ -15,7 +15,7 @@ from fastapi import Depends, Request
 
 from orangecontrib.deepimage.core.budget import PixelBudget
 
-from .batching import Batcher
+from .batching import Dispatcher
 from .config import Settings
 from .metrics import Metrics
 from .registry import ModelPlan, ServedModel
@@ -30,11 +30,11 @@ class ServerState:
     settings: Settings
     tokens: list[bytes]
     plans: dict[str, ModelPlan]
-    device: str
+    devices: list[str]  # one network worker per entry (--devices)
     metrics: Metrics = field(default_factory=Metrics)
     checks_host: bool = False  # Host (and Origin) must name this computer or an allowed name
     models: dict[str, ServedModel] = field(default_factory=dict)
-    batchers: dict[str, Batcher] = field(default_factory=dict)
+    batchers: dict[str, Dispatcher] = field(default_factory=dict)
     ready: bool = False
     load_error: "str | None" = None
     pending: int = 0  # embedding requests being handled (admission control)

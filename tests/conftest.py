@@ -29,6 +29,11 @@ import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: trains a network; over ~20 s on a CPU "
+                                       "(deselect with -m 'not slow')")
+
+
 @pytest.fixture(scope="session")
 def test_home() -> str:
     """The temporary folder that stands in for the user's caches and settings."""

@@ -23,7 +23,9 @@ GUI = ("AnyQt", "PyQt5", "PyQt6", "PySide2", "PySide6")
                                     "orangecontrib.deepimage.server.routes.health",
                                     "orangecontrib.deepimage.core.train",
                                     "orangecontrib.deepimage.core.save",
-                                    "orangecontrib.deepimage.grid"])
+                                    "orangecontrib.deepimage.grid",
+                                    "orangecontrib.deepimage.core.explain",
+                                    "orangecontrib.deepimage.cli_explain"])
 def test_no_gui_modules_are_imported(module):
     code = (f"import sys, {module}\n"
             f"from orangecontrib.deepimage.core import Embedder\n"

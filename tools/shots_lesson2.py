@@ -13,6 +13,9 @@ the workflow's Confusion Matrix selects, prints how long that took, and saves
     tutorials/images/lesson2-test-and-score.png      the widget windows, opened from
     tutorials/images/lesson2-confusion-matrix.png    their nodes as a double-click
     tutorials/images/lesson2-image-viewer.png        on the canvas opens them
+                                                     (Image Viewer with its heatmaps)
+    tutorials/images/lesson2-heatmap-preview.png     Image Viewer's preview of a mistake
+    doc/images/explain-viewer.png, explain-preview.png   the same two for doc/explain.md
 
 Orange's settings and the embedding cache live in a temporary folder (tools/canvas_kit),
 so the embedding runs from scratch and the time is what a student sees the first time.
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import time
 
@@ -49,7 +53,37 @@ def dismiss_advice(widget) -> None:
             overlay.button(MessageOverlayWidget.Ok).click()
 
 
-def drive(session, started: float) -> None:
+def heatmaps_shown(viewer) -> bool:
+    """Image Viewer has explained every thumbnail in its visible area."""
+    view = viewer.view
+    area = view.viewport().rect()
+    shown = [viewer.paths[row] for row in range(len(viewer.paths))
+             if view.visualRect(view.model().index(row)).intersects(area)]
+    return (bool(shown) and viewer.task is None
+            and all(viewer.heatmaps.known(p) is not None for p in shown))
+
+
+def save_preview(session, viewer, row: int) -> None:
+    """Open the preview of the image in ``row`` (as Space does) and save it."""
+    from AnyQt.QtGui import QImage
+    from orangecontrib.deepimage.widgets.utils.thumbnailview import PREVIEW_SIDE
+    view = viewer.view
+    view.setCurrentIndex(view.model().index(row))
+    view.open_preview(view.currentIndex())
+    view.preview.resize(520, 520)
+    path = viewer.paths[row]
+    session.wait_until("the preview", lambda: isinstance(
+        viewer.loader.cached(path, PREVIEW_SIDE), QImage) and heatmaps_shown(viewer))
+    session.settle()
+    view.preview._update()
+    session.settle()
+    target = os.path.join(IMAGES, "lesson2-heatmap-preview.png")
+    session._save(view.preview, target)
+    shutil.copy(os.path.join(ROOT, target), os.path.join(ROOT, "doc", "images", "explain-preview.png"))
+    view.preview.close()
+
+
+def drive(session, started: float, only_canvas: bool = False) -> None:
     widgets = session.widgets
     scores, matrix, viewer = (widgets[t] for t in
                               ("Test and Score", "Confusion Matrix", "Image Viewer"))
@@ -73,15 +107,23 @@ def drive(session, started: float) -> None:
         raise AssertionError("Image Viewer does not show the misclassified images")
 
     session.save_canvas(os.path.join(IMAGES, "lesson2-canvas.png"), size=CANVAS_SIZE)
+    if only_canvas:
+        return
     for title, (name, size) in WIDGET_PNGS.items():
         widget = session.open_widget(title, size=size)
         dismiss_advice(widget)
         if widget is viewer:
             session.wait_until("the thumbnails", lambda: thumbnails_shown(viewer))
+            session.wait_until("the heatmaps", lambda: heatmaps_shown(viewer))
             session.settle()
         session.save_widget(title, os.path.join(IMAGES, name))
+        if widget is viewer:
+            shutil.copy(os.path.join(ROOT, IMAGES, name), os.path.join(ROOT, "doc", "images",
+                                                                 "explain-viewer.png"))
+            save_preview(session, viewer, 0)
         widget.hide()
-    for title in ("Import Images", "Image Embedder", "Logistic Regression", "Trainer"):
+    for title in ("Import Images", "Image Embedder", "Logistic Regression", "Trainer",
+                  "Image Viewer"):
         session.report(title)
 
 
@@ -89,10 +131,12 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--timeout", type=float, default=600,
                         help="seconds to wait for each step (default 600)")
+    parser.add_argument("--only-canvas", action="store_true",
+                        help="save only lesson2-canvas.png (after the workflow has run)")
     args = parser.parse_args(argv)
     ensure_digits(DIGITS_DIR)
     started = time.monotonic()
-    return run_canvas(WORKFLOW, lambda session: drive(session, started),
+    return run_canvas(WORKFLOW, lambda session: drive(session, started, args.only_canvas),
                       timeout=args.timeout)
 
 

@@ -5,6 +5,7 @@
     python tutorials/lesson2_classification.py --per-class 10 --folds 3 --epochs 2
     python tutorials/lesson2_classification.py --data my_images   # one subfolder per class
     python -m orangecontrib.deepimage.tutorials.lesson2_classification
+    python tutorials/lesson2_classification.py --heatmaps heatmaps/   # step 5 too
 
 The same steps as the workflow lesson2_classification.ows, without a screen:
 
@@ -20,6 +21,9 @@ The same steps as the workflow lesson2_classification.ows, without a screen:
    - The Trainer's image classifier fine-tunes SqueezeNet itself on the images.
 4. Confusion Matrix counts which digit was predicted for which digit, and the images
    that were predicted wrong (what Image Viewer shows in the workflow) are listed.
+5. With ``--heatmaps DIR``: the Trainer learns from all the images, as it does in the
+   workflow for Image Viewer, and its network shows where it looks on each of its
+   mistakes: a Grad-CAM overlay per image in DIR, and the spot it looked at hardest.
 
 The widgets call the same functions as this script: Import Images and Image Embedder
 those of lesson_steps, the Trainer makes an ``ImageClassifierLearner``, and Test & Score
@@ -222,6 +226,31 @@ def report(result: LessonResult) -> str:
     return "\n".join(parts)
 
 
+def explain_mistakes(result: LessonResult, folder: str, epochs: int = EPOCHS) -> "list[dict]":
+    """Step 5, Image Viewer's heatmaps: the Trainer's network, trained on all the images,
+    explains the images the cross-validated network got wrong; an overlay PNG of each
+    goes to ``folder``. Returns deepimage explain's JSON records."""
+    from orangecontrib.deepimage.core.explain import Explainer, save_overlays
+    mistakes = [m.path for m in result.methods[1].mistakes]
+    if not mistakes:
+        return []
+    model = make_learners(epochs)[1](result.data)
+    explanations = Explainer.for_model(model).explain(mistakes).explanations
+    records = [e.as_dict() for e in explanations]
+    for record, path in zip(records, save_overlays(explanations, folder)):
+        record["overlay"] = path
+    return records
+
+
+def heatmaps_text(result: LessonResult, records: "list[dict]", folder: str) -> str:
+    lines = ["", f"Where the network trained on all {len(result.data)} images looks, on the "
+                 f"{len(records)} mistakes of cross-validation (overlays in {folder}):"]
+    lines += [f"  {os.path.relpath(r['path'], result.folder)}: now predicted {r['predicted']} "
+              f"({r['probability']:.0%}), looking hardest at x={r['peak_x']}, "
+              f"y={r['peak_y']}" for r in records]
+    return "\n".join(lines)
+
+
 def main(argv: "Sequence[str] | None" = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default=DIGITS_DIR, metavar="DIR",
@@ -234,6 +263,9 @@ def main(argv: "Sequence[str] | None" = None) -> int:
     parser.add_argument("--epochs", type=int, default=EPOCHS, metavar="E",
                         help=f"most epochs of fine-tuning the whole network "
                              f"(default {EPOCHS})")
+    parser.add_argument("--heatmaps", metavar="DIR", default=None,
+                        help="also train on all the images and write where the network "
+                             "looks on each mistake (overlay PNGs) into DIR")
     args = parser.parse_args(argv)
     if args.folds < 2:
         parser.error("--folds must be at least 2")
@@ -241,6 +273,9 @@ def main(argv: "Sequence[str] | None" = None) -> int:
         parser.error("--per-class must be at least --folds: every fold needs every class")
     result = run(args.data, args.per_class, args.folds, args.epochs)
     print(report(result))
+    if args.heatmaps:
+        print(heatmaps_text(result, explain_mistakes(result, args.heatmaps, args.epochs),
+                            args.heatmaps))
     return 0
 
 

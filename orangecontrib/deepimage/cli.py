@@ -13,7 +13,7 @@ import sys
 import time
 from typing import Sequence, TextIO
 
-from .core.embed import BACKENDS, DEVICES
+from .core.devices import BACKENDS, DEVICES
 
 __all__ = ["main", "build_parser"]
 
@@ -94,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     embed.set_defaults(run=cmd_embed)
     from .cli_train import register as register_train
     register_train(commands)
+    from .cli_explain import register as register_explain
+    register_explain(commands)
     from .server.cli import register as register_serve
     register_serve(commands)
     return parser

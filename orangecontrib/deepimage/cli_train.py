@@ -14,7 +14,7 @@ import sys
 import time
 from typing import TextIO
 
-from .core.embed import DEVICES
+from .core.devices import DEVICES
 
 __all__ = ["register"]
 
@@ -64,7 +64,12 @@ def register(commands) -> None:
     _training_arguments(train)
     train.add_argument("-o", "--output", metavar="FILE.pkcls",
                        help="where to write the model (Orange's .pkcls pickle)")
-    train.set_defaults(run=cmd_train)
+    train.add_argument("--nproc", type=int, default=None, metavar="N",
+                       help="train in N processes with DistributedDataParallel on this "
+                            "computer: one per GPU (NCCL), or N on the CPU (gloo); the same "
+                            "as `torchrun --standalone --nproc-per-node N -m "
+                            "orangecontrib.deepimage.cli train ...`")
+    train.set_defaults(run=cmd_train, parser=train)
 
     evaluate = commands.add_parser(
         "evaluate", help="cross-validate the classifier (a headless Test & Score)",
@@ -240,7 +245,58 @@ def _prepare(args: argparse.Namespace):
     return learner, table
 
 
+def _argv(parser: argparse.ArgumentParser, args: argparse.Namespace,
+          leave_out: "tuple[str, ...]" = ()) -> list[str]:
+    """The command line that gives ``args`` again (options left at their default are left
+    out), for the processes `--nproc` starts."""
+    argv, positional = [], []
+    for action in parser._actions:
+        if action.dest in leave_out or action.dest == "help":
+            continue
+        value = getattr(args, action.dest, None)
+        if not action.option_strings:
+            positional.append(str(value))
+        elif isinstance(action, argparse._StoreTrueAction):
+            argv += [action.option_strings[-1]] if value else []
+        elif value is not None and value != action.default:
+            argv += [action.option_strings[-1], str(value)]
+    return argv + ["--", *positional]
+
+
+def _launch(args: argparse.Namespace) -> int:
+    """`deepimage train --nproc N`: torchrun (torch.distributed.run) starts N processes
+    of the same command on this computer; its exit code is ours."""
+    import subprocess
+    if args.nproc < 1:
+        return _error("--nproc must be at least 1")
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               "--nproc-per-node", str(args.nproc), "-m", "orangecontrib.deepimage.cli",
+               "train", *_argv(args.parser, args, leave_out=("nproc",))]
+    env = dict(os.environ)
+    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // args.nproc)))
+    try:
+        return subprocess.call(command, env=env)
+    except KeyboardInterrupt:
+        print("deepimage: interrupted; nothing written.", file=sys.stderr)
+        return 130
+
+
 def cmd_train(args: argparse.Namespace) -> int:
+    from .core import distributed
+    if getattr(args, "nproc", None) and not distributed.launched():
+        return _launch(args)
+    try:
+        parallel = distributed.init_from_env(args.device)  # None unless started by torchrun
+    except ValueError as exc:
+        return _error(str(exc))
+    try:
+        return _train(args, parallel)
+    finally:
+        distributed.close()
+
+
+def _train(args: argparse.Namespace, parallel) -> int:
+    """One process's training; with ``parallel`` (torchrun) rank 0 alone prints and writes."""
     import pickle
     import warnings
 
@@ -248,6 +304,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .learner import count_of, skipped_message
     if args.output and not args.output.endswith(".pkcls"):
         return _error("the model file must end in .pkcls (Orange's Load Model reads those)")
+    main = parallel is None or parallel.is_main
+    if parallel is not None and main:
+        print(f"Distributed training: world size {parallel.world_size} ({parallel.backend}, "
+              f"one process per {'GPU' if parallel.backend == 'nccl' else 'CPU share'}).",
+              file=sys.stderr, flush=True)
+    args.quiet = args.quiet or not main  # under torchrun rank 0 alone shows progress
     progress = TrainingProgress(sys.stderr, quiet=args.quiet)
     try:
         learner, table = _prepare(args)
@@ -259,10 +321,13 @@ def cmd_train(args: argparse.Namespace) -> int:
             finally:
                 progress.close()
     except (ValueError, WeightsUnavailable) as exc:
-        return _error(str(exc))
+        return _error(str(exc)) if main else 2
     except KeyboardInterrupt:
-        print("deepimage: interrupted; nothing written.", file=sys.stderr)
+        if main:
+            print("deepimage: interrupted; nothing written.", file=sys.stderr)
         return 130
+    if not main:
+        return 0
     # the learner's warning names three unreadable images; model.skipped has them all
     summarised = skipped_message(model.skipped, ("was", "were"), "left out of training")
     for warning in caught:

@@ -15,7 +15,8 @@ from urllib.parse import urlparse
 
 from Orange.data import StringVariable, Table
 
-from .core.embed import Cancelled, EmbeddingResult
+from .core.cancel import Cancelled
+from .core.embed import EmbeddingResult
 from .core.models import get_spec
 from .data import embeddings_table, image_paths
 

@@ -16,7 +16,7 @@ from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import cdist
 from scipy.stats import rankdata
 
-from .core.embed import Cancelled
+from .core.cancel import Cancelled
 
 __all__ = ["PROJECTIONS", "GridLayout", "grid_shape", "project", "assign_cells",
            "run_grid_layout"]

@@ -16,7 +16,7 @@ from typing import Any, Callable, Optional
 
 from Orange.data import Table
 
-from .core.embed import Cancelled
+from .core.cancel import Cancelled
 from .core.images import IMAGE_EXTENSIONS, ImageError, header_size, is_hidden
 from .data import image_table, with_reasons
 

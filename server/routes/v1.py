@@ -41,6 +41,7 @@ class ModelInfo(BaseModel):
     dim: int
     input_size: int
     device: str
+    devices: list[str] = []  # every device it runs on (--devices); device is the first
     weights_id: str
     fine_tuned: bool
 

@@ -129,3 +129,20 @@ def test_squeezenet_accepts_even_sizes_with_keras_same_padding():
     backbone = build_backbone("squeezenet").eval()
     with torch.no_grad():
         assert backbone.forward_features(torch.zeros(1, 3, 224, 224)).shape == (1, 512, 13, 13)
+
+
+def test_a_downloadable_spec_names_its_file_and_hash_once():
+    from orangecontrib.deepimage.core.models import MODELS
+    for spec in MODELS.values():
+        if spec.weights_url is None:  # SqueezeNet ships in ndf
+            assert spec.weights_sha256 is None
+            continue
+        assert spec.weights_url.endswith("/" + spec.weights_file)
+        assert f"-{spec.weights_sha256}." in spec.weights_file
+
+
+def test_the_offline_description_has_the_servers_fields():
+    from orangecontrib.deepimage.core.models import get_spec
+    described = get_spec("vgg16").describe()
+    assert described == {"name": "vgg16", "title": "VGG-16", "dim": None, "input_size": 224,
+                         "device": None, "weights_id": None, "fine_tuned": False}

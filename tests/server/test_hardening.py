@@ -394,7 +394,7 @@ def test_tokens_must_be_printable_ascii(tmp_path):
 # 13: the client ------------------------------------------------------------------------
 
 def test_the_client_sends_tokens_in_clear_text_only_where_told(server, tmp_path):
-    from orangecontrib.deepimage.client import AccessRefused, RemoteEmbedder, _base
+    from orangecontrib.deepimage.client import AccessRefused, RemoteEmbedder, base_url as _base
     port = urlsplit(server.url).port
     photo = tmp_path / "photo.jpg"
     photo.write_bytes(jpeg(3))

@@ -37,7 +37,8 @@ def test_not_ready_before_the_models_are_loaded():
 def test_models_list_matches_the_local_embedder(client, local):
     (model,) = client.get("/v1/models").json()["models"]
     assert model == {"name": "squeezenet", "title": "SqueezeNet 1.1", "dim": 512,
-                     "input_size": 227, "device": "cpu", "weights_id": local.weights_id,
+                     "input_size": 227, "device": "cpu", "devices": ["cpu"],
+                     "weights_id": local.weights_id,
                      "fine_tuned": False}
 
 

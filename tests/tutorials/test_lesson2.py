@@ -43,10 +43,14 @@ def test_workflow_names_existing_widgets_and_channels():
         ("Logistic Regression", "Learner", "Test and Score", "Learner"),
         ("Trainer", "Learner", "Test and Score", "Learner"),
         ("Test and Score", "Evaluation Results", "Confusion Matrix", "Evaluation Results"),
-        ("Confusion Matrix", "Selected Data", "Image Viewer", "Data")]
+        ("Confusion Matrix", "Selected Data", "Image Viewer", "Data"),
+        # the Trainer also learns from all the digits, for Image Viewer's heatmaps
+        ("Import Images", "Data", "Trainer", "Data"),
+        ("Trainer", "Model", "Image Viewer", "Model")]
     assert parsed.title.startswith("Lesson 2") and "come with the add-on" in parsed.description
     notes = [a for a in parsed.annotations if a.type == "text"]
-    assert len(notes) == 5 and all(a.params.text for a in notes)
+    assert len(notes) == 6 and all(a.params.text for a in notes)
+    assert "Where does the network look?" in notes[-1].params.text
 
 
 def test_workflow_stores_the_lessons_settings():
@@ -88,7 +92,9 @@ def test_confusion_matrix_opens_with_the_misclassified_cells_selected():
 def test_image_viewer_opens_titled_by_the_networks_predictions():
     """Its own stored context matches perfectly, so it wins over contexts that earlier
     Image Viewers (lesson 1's, titled by the class) left in Orange's saved defaults."""
-    (context,) = settings()["Image Viewer"]["context_settings"]
+    viewer = settings()["Image Viewer"]
+    assert viewer["show_heatmaps"]  # "Show where the network looks" is ticked
+    (context,) = viewer["context_settings"]
     assert context.values["title_attr"] == ("category(Image classifier (SqueezeNet 1.1))",
                                             101)  # a categorical meta column
 
@@ -122,6 +128,15 @@ def test_script_evaluates_both_methods_on_every_image(tmp_path, capsys):
     text = lesson.report(result)
     assert "Confusion matrix of Logistic Regression" in text
     assert f"predicted {40 - len(result.methods[1].mistakes)} of 40" in text
+    # step 5: the network trained on all the images shows where it looks on the mistakes
+    mistakes = [m.path for m in result.methods[1].mistakes]
+    records = lesson.explain_mistakes(result, str(tmp_path / "heatmaps"), epochs=1)
+    assert [r["path"] for r in records] == mistakes
+    for record in records:
+        assert record["predicted"] in DIGITS and 0 <= record["peak_x"] < 64
+        assert os.path.isfile(record["overlay"])
+    assert f"on the {len(records)} mistakes" in lesson.heatmaps_text(
+        result, records, str(tmp_path / "heatmaps"))
 
 
 def test_script_command_line(tmp_path, capsys):
@@ -165,5 +180,13 @@ def test_loaded_workflow_runs_to_the_misclassified_images(tmp_path):
             predicted = viewer.data.get_column(viewer.title_attr)
             assert viewer.title_attr.name == "category(Image classifier (SqueezeNet 1.1))"
             assert (predicted != viewer.data.Y).all()
+            # the Trainer's network (trained on all the digits) explains what is shown
+            viewer.show()
+            process_until(app, lambda: viewer.model is not None and viewer.task is None
+                          and viewer.heatmaps.known(viewer.paths[0]) is not None, 180)
+            first = viewer.heatmaps.known(viewer.paths[0])
+            assert first.predicted in DIGITS and first.size == (64, 64)
+            assert viewer.model.class_values == DIGITS
+            assert not viewer.Error.explain_failed.is_shown()
         else:  # nothing misclassified: nothing selected
             assert viewer.data is None

@@ -18,7 +18,7 @@ from ..core.models import get_spec
 from .shards import ShardedRun, ShardMismatch, read_shards
 
 __all__ = ["embed_on_ray", "read_shards", "ShardedRun", "ShardMismatch", "RayUnavailable",
-           "DEFAULT_SHARD_SIZE"]
+           "import_ray", "DEFAULT_SHARD_SIZE"]
 
 DEFAULT_SHARD_SIZE = 10_000
 
@@ -27,7 +27,8 @@ class RayUnavailable(ImportError):
     """Ray (with Ray Data) is not installed."""
 
 
-def _import_ray():
+def import_ray():
+    """Import Ray Data, or raise RayUnavailable saying how to install it."""
     try:
         import ray  # noqa: F401
         import ray.data  # noqa: F401
@@ -73,7 +74,7 @@ def embed_on_ray(paths: "Iterable[str | os.PathLike] | str | os.PathLike",
     if not sources:
         raise ValueError("No images found in " + ", ".join(
             map(os.fspath, [paths] if isinstance(paths, (str, os.PathLike)) else paths)))
-    _import_ray()
+    import_ray()
     from .ray_embed import RaySettings, ray_session, run_on_ray
     options = {"device": device, "backend": backend, "batch_size": batch_size,
                "weights_file": os.fspath(weights_file) if weights_file else None,

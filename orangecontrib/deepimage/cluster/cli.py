@@ -57,9 +57,9 @@ class RayEmbedder:
     def __init__(self, args: argparse.Namespace):
         from ..core.images import DEFAULT_MAX_PIXELS
         from ..core.models import get_spec
-        from . import _import_ray
+        from . import import_ray
         self.spec = get_spec(args.model)  # UnknownModel before Ray starts
-        _import_ray()  # RayUnavailable (an ImportError) says how to install it
+        import_ray()  # RayUnavailable (an ImportError) says how to install it
         self.display_name = f"{self.spec.display_name} on Ray"
         self.backend, self.device = args.backend, args.device
         self.address = args.ray

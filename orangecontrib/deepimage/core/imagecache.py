@@ -120,12 +120,12 @@ def load_images(sources: Sequence[str], size: int, *,
                 workers: "int | None" = None,
                 max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImages:
     """Decode and resize ``sources`` to size x size in a thread pool (Pillow releases
-    the GIL), through the in-memory cache: core.embed's pipeline (iter_steps), with
+    the GIL), through the in-memory cache: the embedding pipeline (iter_steps), with
     decoding as its only work. Unreadable images are reported, never fatal.
 
-    Raises core.embed.Cancelled when ``should_stop()`` turns true.
+    Raises core.cancel.Cancelled when ``should_stop()`` turns true.
     """
-    from .embed import iter_steps
+    from .pipeline import Prepared, iter_steps
     if cache is True:
         cache = decoded_cache
     elif cache is False:
@@ -137,8 +137,8 @@ def load_images(sources: Sequence[str], size: int, *,
     workers = workers or min(8, os.cpu_count() or 2)
     chunk, done = 64, 0
 
-    def prepare(source: str):  # (content key, cached vector, image), as iter_steps wants
-        return None, None, _decode(source, size, max_pixels, cache)
+    def prepare(source: str) -> Prepared:
+        return Prepared.decoded(_decode(source, size, max_pixels, cache))
 
     with contextlib.closing(iter_steps(sources, prepare, chunk, workers,
                                        max(2 * chunk, 4 * workers), should_stop)) as steps:

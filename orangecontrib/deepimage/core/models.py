@@ -43,6 +43,9 @@ class ModelSpec:
     weights_file: str
     weights_source: str
     description: str
+    min_input_size: int  # the smallest image side the architecture accepts (networks.py checks)
+    weights_url: "str | None" = None  # where torchvision's weights download from; None: shipped
+    weights_sha256: "str | None" = None  # a prefix of the weights file's SHA-256 (torch.hub's check)
     aliases: tuple[str, ...] = field(default=())
 
     def __post_init__(self):
@@ -53,6 +56,13 @@ class ModelSpec:
     def input_shape(self) -> tuple[int, int]:
         """(width, height) the image is resized to."""
         return self.input_size, self.input_size
+
+    def describe(self) -> dict:
+        """The description a server's /v1/models gives of this network, as the client
+        knows it without asking (dim None: told by the server after the first image)."""
+        return {"name": self.name, "title": self.display_name, "dim": None,
+                "input_size": self.input_size, "device": None, "weights_id": None,
+                "fine_tuned": False}
 
 
 MODELS: dict[str, ModelSpec] = {
@@ -71,6 +81,8 @@ MODELS: dict[str, ModelSpec] = {
             weights_file="squeezenet_weights.pkl",
             weights_source="the ndf package (Caffe-trained ImageNet weights)",
             description="Small and fast; runs on this computer, images never leave it.",
+            # conv1 'same' stride 2 (ceil), then three floor-mode 3x3/2 pools: 29 -> 15 -> 7 -> 3 -> 1
+            min_input_size=29,
             aliases=("squeezenet1.1", "squeezenet-1.1"),
         ),
         ModelSpec(
@@ -86,6 +98,9 @@ MODELS: dict[str, ModelSpec] = {
             weights_file="vgg16-397923af.pth",
             weights_source="torchvision (VGG16_Weights.IMAGENET1K_V1)",
             description="16-layer network from Oxford's Visual Geometry Group.",
+            min_input_size=32,  # five 2x2 max-pools; the adaptive pool makes 7x7 of what is left
+            weights_url="https://download.pytorch.org/models/vgg16-397923af.pth",
+            weights_sha256="397923af",
             aliases=("vgg-16",),
         ),
         ModelSpec(
@@ -101,6 +116,9 @@ MODELS: dict[str, ModelSpec] = {
             weights_file="vgg19-dcbb9e9d.pth",
             weights_source="torchvision (VGG19_Weights.IMAGENET1K_V1)",
             description="19-layer network from Oxford's Visual Geometry Group.",
+            min_input_size=32,  # five 2x2 max-pools; the adaptive pool makes 7x7 of what is left
+            weights_url="https://download.pytorch.org/models/vgg19-dcbb9e9d.pth",
+            weights_sha256="dcbb9e9d",
             aliases=("vgg-19",),
         ),
         ModelSpec(
@@ -118,6 +136,9 @@ MODELS: dict[str, ModelSpec] = {
             weights_file="inception_v3_google-0cc3c7bd.pth",
             weights_source="torchvision (Inception_V3_Weights.IMAGENET1K_V1)",
             description="Google's Inception v3, trained on ImageNet.",
+            min_input_size=75,  # torchvision's limit: Mixed_7a needs 3x3 of Mixed_6e's output
+            weights_url="https://download.pytorch.org/models/inception_v3_google-0cc3c7bd.pth",
+            weights_sha256="0cc3c7bd",
             aliases=("inception_v3", "inceptionv3", "inception"),
         ),
     )

@@ -2,7 +2,8 @@
 ``forward_head(x, pre_logits=...)`` and ``reset_classifier(n)``; for training
 also ``get_classifier()`` (the last layer), ``head_from_embedding(e)`` (logits from
 the pooled embedding, so a head can be trained on cached embeddings) and
-``min_input_size`` (the smallest image side the architecture accepts).
+``min_input_size`` (the smallest image side the architecture accepts; the
+number is the ModelSpec's, the one source of model facts).
 
 :class:`EmbeddingNet` wraps any of them with its :class:`ModelSpec`'s
 preprocessing, so every caller (torch, ONNX export, the server) feeds the same
@@ -17,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .models import ModelSpec, get_spec
+from .models import MODELS, ModelSpec, get_spec
 
 __all__ = ["SqueezeNetCaffe", "VGGBackbone", "InceptionBackbone", "EmbeddingNet",
            "build_backbone"]
@@ -97,8 +98,7 @@ class SqueezeNetCaffe(nn.Module):
     def reset_classifier(self, num_classes: int) -> None:
         self.conv10 = nn.Conv2d(512, num_classes, 1)
 
-    # conv1 'same' stride 2 (ceil), then three floor-mode 3x3/2 pools: 29 -> 15 -> 7 -> 3 -> 1
-    min_input_size = 29
+    min_input_size = MODELS["squeezenet"].min_input_size
 
     def get_classifier(self) -> nn.Module:
         return self.conv10
@@ -150,7 +150,7 @@ class VGGBackbone(nn.Module):
     def reset_classifier(self, num_classes: int) -> None:
         self.net.classifier[6] = nn.Linear(4096, num_classes)
 
-    min_input_size = 32  # five 2x2 max-pools; the adaptive pool makes 7x7 of what is left
+    min_input_size = MODELS["vgg16"].min_input_size  # the same for VGG-19
 
     def get_classifier(self) -> nn.Module:
         return self.net.classifier[6]
@@ -195,7 +195,7 @@ class InceptionBackbone(nn.Module):
         if aux is not None:
             aux.fc = nn.Linear(aux.fc.in_features, num_classes)
 
-    min_input_size = 75  # torchvision's limit: Mixed_7a needs 3x3 of Mixed_6e's output
+    min_input_size = MODELS["inception-v3"].min_input_size
     min_aux_input_size = 299  # the auxiliary head's 5x5/3 pool and 5x5 conv need Mixed_6e at 17x17
 
     def get_classifier(self) -> nn.Module:

@@ -122,7 +122,7 @@ def export_classifier_onnx(net, path: "str | os.PathLike", *, image_size: int,
     return path
 
 
-def onnx_providers(device: str) -> list[str]:
+def onnx_providers(device: str) -> list:
     """CUDA first when the device is a GPU and onnxruntime has it; always CPU last.
 
     The CUDA provider is never asked for on a CPU device, so a CPU-only
@@ -132,7 +132,9 @@ def onnx_providers(device: str) -> list[str]:
     available = onnxruntime.get_available_providers()
     providers = []
     if device.startswith("cuda") and "CUDAExecutionProvider" in available:
-        providers.append("CUDAExecutionProvider")
+        _, _, number = device.partition(":")  # cuda:1 -> that GPU; cuda -> the current one
+        providers.append(("CUDAExecutionProvider", {"device_id": int(number)}) if number
+                         else "CUDAExecutionProvider")
     providers.append("CPUExecutionProvider")
     return providers
 

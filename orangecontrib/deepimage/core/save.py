@@ -17,7 +17,7 @@ from typing import Callable, Iterable, Optional, Sequence
 
 from PIL import Image
 
-from .embed import Cancelled
+from .cancel import Cancelled
 from .images import ImageError, Skipped, decode_image, is_url, read_bytes, shown_size
 
 __all__ = ["FORMATS", "KEEP", "RENAME", "REPLACE", "EXISTING", "SaveItem", "SaveOptions",

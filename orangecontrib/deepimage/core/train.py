@@ -30,6 +30,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from . import distributed
 from .embed import Cancelled, resolve_device
 from .images import Skipped
 from .models import get_spec
@@ -192,13 +193,14 @@ class _Trainer:
     """One run of epochs over one phase; keeps the best weights of ``keep``."""
 
     def __init__(self, net, config: TrainConfig, device, criterion, progress: _Progress,
-                 should_stop, on_epoch, history: list, generator):
+                 should_stop, on_epoch, history: list, generator, parallel=None):
         import torch
         self.torch = torch
         self.net, self.config, self.device = net, config, device
         self.criterion, self.progress = criterion, progress
         self.should_stop, self.on_epoch, self.history = should_stop, on_epoch, history
         self.generator = generator
+        self.parallel = parallel  # core.distributed.Parallel under torchrun, else None
         self.per_image = False  # progress: one unit per image (network) or per batch (head)
         self.amp = device.type == "cuda"
         self.best_loss = math.inf
@@ -215,8 +217,10 @@ class _Trainer:
             module, state = self.best_state
             module.load_state_dict(state)
 
-    def _batches(self, n: int, shuffle: bool):
+    def _batches(self, n: int, shuffle: bool, epoch: int = 0):
         torch = self.torch
+        if shuffle and self.parallel is not None:  # this process's shard of the epoch
+            return self.parallel.batches(n, self.config.batch_size, epoch, self.config.seed)
         order = (torch.randperm(n, generator=self.generator).numpy() if shuffle
                  else np.arange(n))
         size = self.config.batch_size
@@ -242,7 +246,7 @@ class _Trainer:
         ends at its planned ``units_per_epoch``."""
         torch = self.torch
         self.per_image = phase == "network"
-        per_epoch = len(self._batches(len(X_train), False))
+        per_epoch = len(self._batches(len(X_train), self.parallel is not None))
         steps = max(1, epochs * per_epoch)
         warmup = warmup_steps(warmup_epochs, per_epoch, epochs)
         schedules = [torch.optim.lr_scheduler.LambdaLR(
@@ -256,12 +260,14 @@ class _Trainer:
         # the whole network's gradients (not the last layer's on its own Adam) are capped
         clipped = [p for group in optimizers[-1].param_groups for p in group["params"]] \
             if phase == "network" and self.config.max_grad_norm else []
+        # under torchrun the step goes through DistributedDataParallel (averaged gradients)
+        step = forward if self.parallel is None else self.parallel.wrap(keep, forward)
         waited = 0
         for epoch in range(epochs):
             start = time.perf_counter()
             self.net.train()
             total_loss, correct, seen = 0.0, 0, 0
-            for batch in self._batches(len(X_train), True):
+            for batch in self._batches(len(X_train), True, len(self.history)):
                 if self.should_stop is not None and self.should_stop():
                     raise _Stop()
                 x = torch.from_numpy(X_train[batch]).to(self.device, non_blocking=True)
@@ -269,7 +275,7 @@ class _Trainer:
                 if augment:
                     x = _augment(x.float(), self.config, self.generator)
                 with autocast():
-                    loss, logits = self._loss(forward(x, True), target)
+                    loss, logits = self._loss(step(x, True), target)
                 for optimizer in optimizers:
                     optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
@@ -286,6 +292,8 @@ class _Trainer:
                 correct += int((logits.argmax(1) == target).sum())
                 seen += len(batch)
                 self.progress.step(len(batch) if self.per_image else 1)
+            if self.parallel is not None:  # the whole epoch's figures, the same everywhere
+                total_loss, correct, seen = self.parallel.sum(total_loss, correct, seen)
             val_loss, val_acc = self.evaluate(forward, X_val, y_val, autocast)
             self.progress.advance_to(phase_start + (epoch + 1) * units_per_epoch)
             record = EpochRecord(len(self.history) + 1, phase, total_loss / max(seen, 1),
@@ -310,6 +318,10 @@ class _Trainer:
         torch = self.torch
         if len(X) == 0:
             return math.nan, math.nan
+        n = len(X)
+        if self.parallel is not None:  # a shard per process; the totals are summed below
+            rows = self.parallel.shard(n)
+            X, y = X[rows], y[rows]
         self.net.eval()
         total, correct = 0.0, 0
         target_all = torch.as_tensor(y, dtype=torch.long)
@@ -328,7 +340,9 @@ class _Trainer:
                 self.progress.step(len(batch) if self.per_image else 1)
         weights = (self.criterion.weight.cpu()[torch.as_tensor(y)].sum().item()
                    if self.criterion.weight is not None else len(X))
-        return total / max(weights, 1e-12), correct / len(X)
+        if self.parallel is not None:  # every process: the same metrics, the same stopping
+            total, correct, weights = self.parallel.sum(total, correct, weights)
+        return total / max(weights, 1e-12), correct / n
 
 
 def _embed_for_head(net, config: TrainConfig, device: str, sources=None, images=None,
@@ -392,7 +406,8 @@ def train_classifier(sources: Sequence[str], labels: Sequence[int], n_classes: i
         # small images train small; the last layer alone trains on the embeddings Image
         # Embedder makes (and caches) at the network's native size
         config = dataclasses.replace(config, image_size=size_for_images(sources, config.model))
-    device_name = resolve_device(config.device)
+    parallel = distributed.current()  # torchrun: one process of several (core.distributed)
+    device_name = parallel.device() if parallel else resolve_device(config.device)
     device = torch.device(device_name)
     location = _weights_location(config)  # located (and digested) once
     net = _build_net(config, n_classes, location)
@@ -405,9 +420,11 @@ def train_classifier(sources: Sequence[str], labels: Sequence[int], n_classes: i
     load_progress = (lambda done, total: counter.step(done - counter.done))
     if config.mode == "last-layer":  # both raise Cancelled on should_stop()
         images = None
-        embeddings, kept, skipped = _embed_for_head(
-            net, config, device_name, sources, weights_id=location and location.identity,
-            progress=load_progress, should_stop=should_stop)
+        # torchrun: rank 0 fills the embedding cache first, the others read it
+        with parallel.main_first() if parallel else contextlib.nullcontext():
+            embeddings, kept, skipped = _embed_for_head(
+                net, config, device_name, sources, weights_id=location and location.identity,
+                progress=load_progress, should_stop=should_stop)
     else:
         loaded = load_images(sources, config.size, progress=load_progress,
                              should_stop=should_stop)
@@ -430,7 +447,7 @@ def train_classifier(sources: Sequence[str], labels: Sequence[int], n_classes: i
 
     history: list[EpochRecord] = []
     trainer = _Trainer(net, config, device, criterion, counter, should_stop, on_epoch,
-                       history, generator)
+                       history, generator, parallel)
     head_opt, fine_tune, cancelled = None, config.mode == "fine-tune", False
     try:
         if head_epochs:

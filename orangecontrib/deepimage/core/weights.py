@@ -23,12 +23,6 @@ from .models import ModelSpec, get_spec
 __all__ = ["WeightsUnavailable", "WeightsLocation", "locate_weights", "load_pretrained",
            "weights_available", "hub_checkpoint_dir", "file_digest"]
 
-TORCHVISION_URLS = {
-    "vgg16": "https://download.pytorch.org/models/vgg16-397923af.pth",
-    "vgg19": "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth",
-    "inception-v3": "https://download.pytorch.org/models/inception_v3_google-0cc3c7bd.pth",
-}
-
 
 class WeightsUnavailable(RuntimeError):
     """The network's weights are not on this computer and could not be fetched."""
@@ -123,8 +117,8 @@ def _download(spec: ModelSpec) -> Path:
     target = hub_checkpoint_dir() / spec.weights_file
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
-        torch.hub.download_url_to_file(TORCHVISION_URLS[spec.name], str(target),
-                                       hash_prefix=None, progress=False)
+        torch.hub.download_url_to_file(spec.weights_url, str(target),
+                                       hash_prefix=spec.weights_sha256, progress=False)
     except Exception as exc:  # no network, proxy, disk full: all mean "not here"
         raise WeightsUnavailable(_missing_message(
             spec, f" and could not be downloaded ({type(exc).__name__}: {exc})")) from exc

@@ -25,7 +25,8 @@ from Orange.widgets.utils.concurrent import ConcurrentWidgetMixin, FutureWatcher
 from Orange.widgets.utils.itemmodels import DomainModel
 from Orange.widgets.widget import Input, Msg, Output, OWWidget
 
-from orangecontrib.deepimage.core.embed import EmbeddingResult, cuda_possible
+from orangecontrib.deepimage.core.devices import DEVICE_LABELS as DEVICES, cuda_possible
+from orangecontrib.deepimage.core.embed import EmbeddingResult
 from orangecontrib.deepimage.core.models import MODELS
 from orangecontrib.deepimage.core.weights import weights_available
 from orangecontrib.deepimage.data import image_column
@@ -37,7 +38,6 @@ from orangecontrib.deepimage.widgets.utils import fill_combo_items
 log = logging.getLogger(__name__)
 
 CLIENT_MODULE = "orangecontrib.deepimage.client"
-DEVICES = (("auto", "Automatic"), ("cpu", "CPU"), ("cuda", "GPU"))
 CREDENTIALS_SERVICE = "Deep Image Embedder: {}"
 
 

@@ -23,7 +23,7 @@ from Orange.widgets.utils.concurrent import ConcurrentWidgetMixin
 from Orange.widgets.utils.itemmodels import DomainModel
 from Orange.widgets.widget import Input, Msg, Output, OWWidget
 
-from orangecontrib.deepimage.core.embed import Cancelled
+from orangecontrib.deepimage.core.cancel import Cancelled
 from orangecontrib.deepimage.data import image_column, image_paths
 from orangecontrib.deepimage.grid import PROJECTIONS, GridLayout, grid_shape, run_grid_layout
 from orangecontrib.deepimage.widgets.utils.gridview import GridModel, GridView

@@ -5,23 +5,32 @@ virtualised grid, so 100,000 rows scroll smoothly. When the data carries
 predictions (Test & Score -> Confusion Matrix, Predictions) the title shows them
 and wrong ones get a red frame. The selection is kept by image (the image column's
 value), as orange3-imageanalytics keeps it: a Reload upstream that adds files keeps
-the same images selected.
+the same images selected. With a Trainer's model on the Model input, "Show where
+the network looks" lays Grad-CAM heatmaps (core.explain) over the visible
+thumbnails and the preview, titled with the network's prediction.
 """
 from __future__ import annotations
 
 from typing import Callable, List, Optional
 
 import numpy as np
-from AnyQt.QtCore import QItemSelection, QItemSelectionModel, QSize
+from AnyQt.QtCore import QItemSelection, QItemSelectionModel, QSize, QTimer
+from AnyQt.QtGui import QImage
 from AnyQt.QtWidgets import QLabel
+from Orange.base import Model
 from Orange.data import DiscreteVariable, Domain, StringVariable, Table, Variable
 from Orange.widgets import gui
 from Orange.widgets.settings import ContextSetting, DomainContextHandler, Setting
 from Orange.widgets.utils.annotated_data import create_annotated_table
+from Orange.widgets.utils.concurrent import ConcurrentWidgetMixin
 from Orange.widgets.utils.itemmodels import DomainModel
 from Orange.widgets.widget import Input, Msg, Output, OWWidget
 
+from orangecontrib.deepimage.core.embed import Cancelled
+from orangecontrib.deepimage.core.explain import Explanation, not_ours_message
 from orangecontrib.deepimage.data import image_column, image_paths, image_values
+from orangecontrib.deepimage.learner import ImageClassifierModel
+from orangecontrib.deepimage.widgets.utils.heatmaps import HeatmapCache, run_explain
 from orangecontrib.deepimage.widgets.utils.report import thumbnails_html
 from orangecontrib.deepimage.widgets.utils.thumbnails import Failed, ThumbnailLoader
 from orangecontrib.deepimage.widgets.utils.thumbnailview import ThumbnailModel, ThumbnailView
@@ -73,7 +82,11 @@ REPORT_THUMBNAILS = 8
 MAX_SIZE = 1024  # thumbnails up to this side (px), as in orange3-imageanalytics
 
 
-class OWImageViewer(OWWidget):
+#: images explained per run of the worker: about a screenful of thumbnails
+EXPLAIN_CHUNK = 48
+
+
+class OWImageViewer(OWWidget, ConcurrentWidgetMixin):
     name = "Image Viewer"
     description = "Browse the images a table refers to; select some for further analysis."
     icon = "icons/ImageViewer.svg"
@@ -82,6 +95,8 @@ class OWImageViewer(OWWidget):
 
     class Inputs:
         data = Input("Data", Table)
+        model = Input("Model", Model, doc="A Trainer's model (or Load Model's), to show "
+                                          "where the network looks.")
 
     class Outputs:
         selected_data = Output("Selected Images", Table, default=True)
@@ -90,8 +105,10 @@ class OWImageViewer(OWWidget):
     class Error(OWWidget.Error):
         no_image_column = Msg("The data has no text or categorical meta column with image "
                               "file names or URLs.")
+        explain_failed = Msg("Could not compute heatmaps: {}")
 
     class Warning(OWWidget.Warning):
+        not_our_model = Msg("{}")
         unreadable = Msg("{} of the images shown so far cannot be read (missing file or not "
                          "an image); they are drawn as crossed boxes.")
 
@@ -100,6 +117,7 @@ class OWImageViewer(OWWidget):
     image_attr: Optional[Variable] = ContextSetting(None)
     title_attr: Optional[Variable] = ContextSetting(None)
     image_size: int = Setting(128)
+    show_heatmaps: bool = Setting(False)
     #: the selected images (values of the image column), restored when the saved
     #: workflow is opened, and kept when new data has the same images
     selection: Optional[List[str]] = Setting(None, schema_only=True)
@@ -108,7 +126,13 @@ class OWImageViewer(OWWidget):
 
     def __init__(self):
         super().__init__()
+        ConcurrentWidgetMixin.__init__(self)
         self.data: Optional[Table] = None
+        self.model: Optional[ImageClassifierModel] = None  # ours, else None
+        self.explainer = None  # core.explain.Explainer, built in the worker
+        self._explain_timer = QTimer(self, singleShot=True, interval=100,
+                                     timeout=self._explain_wanted)
+        self.heatmaps = HeatmapCache(on_wanted=self._explain_timer.start)
         self.paths: List[str] = []
         self._values: List[str] = []  # the image column's values, which name the selection
         self._path_set: set = set()
@@ -131,6 +155,14 @@ class OWImageViewer(OWWidget):
         box = gui.vBox(self.controlArea, "Image Size")
         gui.hSlider(box, self, "image_size", minValue=48, maxValue=MAX_SIZE, step=16,
                     callback=self._update_size, createLabel=False)
+        box = gui.vBox(self.controlArea, "Network")
+        self.heatmap_box = gui.checkBox(
+            box, self, "show_heatmaps", "Show where the network looks",
+            callback=self._on_show_heatmaps,
+            tooltip="Grad-CAM: red where the features that raised the predicted class are. "
+                    "Needs a Trainer's model on the Model input.")
+        self.model_label = QLabel("No model: connect a Trainer or Load Model.", wordWrap=True)
+        box.layout().addWidget(self.model_label)
         self.info_label = QLabel("No data.", wordWrap=True)
         info = gui.vBox(self.controlArea, "Info")
         info.layout().addWidget(self.info_label)
@@ -144,8 +176,10 @@ class OWImageViewer(OWWidget):
         self.loader.loaded.connect(self._on_loaded)
         self.view = ThumbnailView(self.loader)
         self.view.set_thumbnail_size(self.image_size)
+        self.view.delegate.overlay = self._overlay
         self.mainArea.layout().addWidget(self.view)
         self._set_model([])
+        self._update_model_info()
 
     def sizeHint(self) -> QSize:
         return QSize(900, 640)
@@ -210,7 +244,94 @@ class OWImageViewer(OWWidget):
         if self.data is None:
             return
         title, mismatch = titles_for(self.data, self.title_attr)
+        if self._heatmaps_on():
+            title = self._network_title(title)
         self.view.model().set_titles(title, mismatch)
+
+    def _network_title(self, title: Callable[[int], str]) -> Callable[[int], str]:
+        """Titles with the network's prediction and probability where it is known,
+        and the true class when the data has it and it differs."""
+        class_var = self.data.domain.class_var
+        truth = (self.data.get_column(class_var) if isinstance(class_var, DiscreteVariable)
+                 else None)
+
+        def network_title(row: int) -> str:
+            known = self.heatmaps.get(self.paths[row])
+            if not isinstance(known, Explanation):
+                return title(row)
+            text = f"{known.predicted} {known.probability:.0%}"
+            if truth is not None and not np.isnan(truth[row]) \
+                    and class_var.str_val(truth[row]) != known.predicted:
+                text += f" (true: {class_var.str_val(truth[row])})"
+            return text
+        return network_title
+
+    # --- heatmaps -----------------------------------------------------------------------
+    @Inputs.model
+    def set_model(self, model: Optional[Model]) -> None:
+        self.cancel()
+        self.Warning.not_our_model.clear()
+        self.Error.explain_failed.clear()
+        self.heatmaps.clear()
+        self.explainer = None
+        self.model = model if isinstance(model, ImageClassifierModel) else None
+        if model is not None and self.model is None:
+            self.Warning.not_our_model(not_ours_message(model))
+        self._update_model_info()
+        self._refresh()
+
+    def _heatmaps_on(self) -> bool:
+        return self.show_heatmaps and self.model is not None
+
+    def _update_model_info(self) -> None:
+        model = self.model
+        if model is not None:
+            text = (f"{model.spec.display_name}, {len(model.class_values)} classes "
+                    f"({', '.join(model.class_values[:4])}"
+                    f"{', ...' if len(model.class_values) > 4 else ''}), {model.image_size} px")
+        elif self.Warning.not_our_model.is_shown():
+            text = "This model cannot show where it looks."
+        else:
+            text = "No model: connect a Trainer or Load Model."
+        self.model_label.setText(text)
+        self.heatmap_box.setEnabled(model is not None)
+
+    def _on_show_heatmaps(self) -> None:
+        if not self.show_heatmaps:
+            self.cancel()
+        self._refresh()
+
+    def _overlay(self, path: str, image: QImage) -> QImage:
+        return self.heatmaps.overlaid(path, image) if self._heatmaps_on() else image
+
+    def _refresh(self) -> None:
+        """Repaint the thumbnails, their titles and the preview."""
+        self._update_titles()
+        self.view.viewport().update()
+        preview, current = self.view.preview, self.view.currentIndex()
+        if preview is not None and preview.isVisible() and current.isValid():
+            self.view.currentChanged(current, current)
+
+    def _explain_wanted(self) -> None:
+        """Explain the thumbnails painted since the last run (one run at a time)."""
+        if not self._heatmaps_on() or self.task is not None:
+            return
+        paths = self.heatmaps.take_wanted(EXPLAIN_CHUNK)
+        if paths:
+            self.start(run_explain, self.model, self.explainer, paths)
+
+    def on_partial_result(self, result) -> None:
+        self.explainer, explanations, skipped = result
+        if explanations or skipped:
+            self.heatmaps.store(explanations, skipped)
+            self._refresh()
+
+    def on_done(self, _) -> None:
+        self._explain_timer.start()  # what was painted meanwhile (not from on_done itself)
+
+    def on_exception(self, ex: Exception) -> None:
+        if not isinstance(ex, Cancelled):
+            self.Error.explain_failed(str(ex) or type(ex).__name__)
 
     def _update_size(self) -> None:
         self.view.set_thumbnail_size(self.image_size)
@@ -277,6 +398,9 @@ class OWImageViewer(OWWidget):
             settings.pop("selection", None)
 
     def onDeleteWidget(self) -> None:
+        self._explain_timer.stop()
+        self.heatmaps.on_wanted = lambda: None
+        self.shutdown()
         self.loader.shutdown()
         super().onDeleteWidget()
 

@@ -19,7 +19,7 @@ from Orange.widgets.utils.concurrent import ConcurrentWidgetMixin
 from Orange.widgets.utils.filedialogs import RecentPath
 from Orange.widgets.widget import Msg, Output, OWWidget
 
-from orangecontrib.deepimage.core.embed import Cancelled
+from orangecontrib.deepimage.core.cancel import Cancelled
 from orangecontrib.deepimage.imports import ImportResult, run_import, summary
 
 MAX_RECENT = 15

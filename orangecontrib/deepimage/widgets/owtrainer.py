@@ -28,7 +28,8 @@ from Orange.widgets.utils.concurrent import ConcurrentWidgetMixin
 from Orange.widgets.visualize.utils.plotutils import PlotWidget
 from Orange.widgets.widget import Input, Msg, Output, OWWidget
 
-from orangecontrib.deepimage.core.embed import Cancelled, cuda_possible
+from orangecontrib.deepimage.core.cancel import Cancelled
+from orangecontrib.deepimage.core.devices import DEVICE_LABELS as DEVICES, cuda_possible
 from orangecontrib.deepimage.core.models import MODELS, get_spec
 from orangecontrib.deepimage.core.presets import AUTO_SIZE_FLOOR
 from orangecontrib.deepimage.core.train import MIN_IMAGE_SIZE, EpochRecord, preset
@@ -48,7 +49,6 @@ MODE_TIPS = {
                  "rates. Minutes on a CPU for a few hundred images; a GPU helps.",
     "scratch": "Random start, every layer learns. Needs many images and a GPU.",
 }
-DEVICES = (("auto", "Automatic"), ("cpu", "CPU"), ("cuda", "GPU"))
 TRAIN_COLOUR, VAL_COLOUR = QColor("#1f77b4"), QColor("#ff7f0e")
 
 

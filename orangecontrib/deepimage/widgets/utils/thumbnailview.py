@@ -74,6 +74,8 @@ class ThumbnailDelegate(QStyledItemDelegate):
         super().__init__(parent)
         self.loader = loader
         self.side = 128
+        #: (path, image) -> the image to draw (Image Viewer lays heatmaps over it)
+        self.overlay: Optional[Callable[[str, QImage], QImage]] = None
 
     def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex) -> QSize:
         text_height = option.fontMetrics.height()
@@ -90,6 +92,8 @@ class ThumbnailDelegate(QStyledItemDelegate):
         box = QRect(rect.x() + self.MARGIN, rect.y() + self.MARGIN, self.side, self.side)
         path = index.data(PathRole) or ""
         thumbnail = self.loader.get(path, size_bucket(self.side))
+        if isinstance(thumbnail, QImage) and self.overlay is not None:
+            thumbnail = self.overlay(path, thumbnail)
         if isinstance(thumbnail, QImage):
             scaled = QSize(thumbnail.width(), thumbnail.height()).scaled(
                 box.size(), Qt.AspectRatioMode.KeepAspectRatio)
@@ -215,6 +219,9 @@ class ImagePreview(QDialog):
 
     def _update(self) -> None:
         image = self.loader.get(self.path, PREVIEW_SIDE)
+        overlay = getattr(getattr(self.parent(), "delegate", None), "overlay", None)
+        if isinstance(image, QImage) and overlay is not None:
+            image = overlay(self.path, image)
         if isinstance(image, QImage):
             pixmap = QPixmap.fromImage(image)
             self.label.setPixmap(pixmap.scaled(self.label.size(),
