@@ -9,11 +9,17 @@ epoch of each architecture on 256 images at its native size (random weights for
 VGG/Inception, whose weights need not be on this computer), timed on --timing-batches
 batches and scaled to 256 images.
 
+With --switch, instead: the loss at fine-tuning's switch from the last layer to the
+whole network, before and after the fix (a cap on the gradients' norm), side by side on the
+tutorial's 500 64-px digits and on crops of the four photos in ../shared/data/photos,
+each scored on held-out images.
+
 Markdown goes to stdout, progress to stderr. See benchmarks/README.md.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import sys
@@ -104,6 +110,113 @@ def cross_validate(root: str, args) -> list[str]:
     return lines
 
 
+# Fine-tuning's second stage before the fix (no cap on the gradients), after it (the
+# preset: SqueezeNet's gradients capped at a norm of 3), and a lower rate instead
+SWITCH_VARIANTS = {"before: no cap": dict(max_grad_norm=0.0),
+                   "after: the preset (cap 3)": {},
+                   "no cap, rate 0.001": dict(max_grad_norm=0.0, learning_rate=0.001)}
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# ../shared/data/photos where there is one, else the same four photos in the tutorials
+PHOTOS = next(folder for folder in (
+    os.path.join(os.path.dirname(REPO), "shared", "data", "photos"),
+    os.path.join(REPO, "tutorials", "sample-photos")) if os.path.isdir(folder))
+
+
+def write_digit_sets(root: str) -> "tuple[str, str]":
+    """The tutorial's digits (tutorials/make_digits.py: the first 50 of each, 64 px, dark on
+    white) to train on, and all the other 1,297 to score on."""
+    sys.path.insert(0, REPO)
+    from tutorials.make_digits import write_digits
+    everything = os.path.join(root, "all-digits")
+    write_digits(everything, per_class=None)
+    train, test = os.path.join(root, "digits-train"), os.path.join(root, "digits-test")
+    for label in sorted(os.listdir(everything)):
+        names = sorted(os.listdir(os.path.join(everything, label)))
+        for folder, chosen in ((train, names[:50]), (test, names[50:])):
+            os.makedirs(os.path.join(folder, label), exist_ok=True)
+            for name in chosen:
+                os.replace(os.path.join(everything, label, name),
+                           os.path.join(folder, label, name))
+    return train, test
+
+
+def write_photo_sets(root: str, train_per_class: int, test_per_class: int,
+                     side: int = 96) -> "tuple[str, str]":
+    """Random crops (15-35% of the shorter side, anywhere) of each photo in PHOTOS, the
+    photo being the class, written as ``side``-px JPEGs: a train and a test folder."""
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    folders = os.path.join(root, "photos-train"), os.path.join(root, "photos-test")
+    for name in sorted(n for n in os.listdir(PHOTOS) if n.endswith(".jpg")):
+        label = name.split("-")[0]
+        with Image.open(os.path.join(PHOTOS, name)) as photo:
+            photo = photo.convert("RGB")
+            for folder, count in zip(folders, (train_per_class, test_per_class)):
+                os.makedirs(os.path.join(folder, label), exist_ok=True)
+                for i in range(count):
+                    crop = int(min(photo.size) * rng.uniform(0.15, 0.35))
+                    x = int(rng.integers(0, photo.size[0] - crop))
+                    y = int(rng.integers(0, photo.size[1] - crop))
+                    photo.crop((x, y, x + crop, y + crop)).resize((side, side)).save(
+                        os.path.join(folder, label, f"{label}-{i:03d}.jpg"), quality=90)
+    return folders
+
+
+def _switch_run(train: str, test: str, image_size: int, overrides: dict, args):
+    import dataclasses
+
+    from orangecontrib.deepimage.core import find_images
+    from orangecontrib.deepimage.core.train import predict_proba, preset, train_classifier
+
+    def labelled(folder):
+        paths = find_images(folder)
+        classes = sorted({os.path.basename(os.path.dirname(p)) for p in paths})
+        return paths, [classes.index(os.path.basename(os.path.dirname(p))) for p in paths], \
+            len(classes)
+
+    paths, labels, n = labelled(train)
+    config = dataclasses.replace(preset("squeezenet", "fine-tune"), image_size=image_size,
+                                 head_epochs=args.head_epochs, epochs=args.switch_epochs,
+                                 patience=args.patience, flip=False, seed=0, **overrides)
+    start = time.perf_counter()
+    result = train_classifier(paths, labels, n, config)
+    seconds = time.perf_counter() - start
+    test_paths, test_labels, _ = labelled(test)
+    probs, rows, _ = predict_proba(result.net, test_paths, result.image_size)
+    accuracy = float((probs.argmax(1) == np.asarray(test_labels)[rows]).mean())
+    return result, accuracy, seconds
+
+
+def switch_benchmark(root: str, args) -> list[str]:
+    """Validation loss at the switch to the whole network, before and after the fix."""
+    sets = []
+    if args.switch_sets in ("both", "digits"):
+        sets.append(("tutorial digits (500, 64 px)", *write_digit_sets(root), 64))
+    if args.switch_sets in ("both", "photos"):
+        sets.append(("photo crops (4 photos x 40, 96 px)",
+                     *write_photo_sets(root, 40, args.test_per_class), 96))
+    lines = ["| images | variant | val loss: best head epoch | first network epochs | "
+             "rise at the switch | network epochs run | best epoch | held-out CA | s |",
+             "|---|---|---:|---|---:|---:|---:|---:|---:|"]
+    for name, train, test, size in sets:
+        variants = json.loads(args.variants) if args.variants else SWITCH_VARIANTS
+        for variant, overrides in list(variants.items())[:args.switch_variants]:
+            result, accuracy, seconds = _switch_run(train, test, size, overrides, args)
+            head = [r for r in result.history if r.phase == "head"]
+            network = [r for r in result.history if r.phase == "network"]
+            best_head = min(r.val_loss for r in head)
+            first = [r.val_loss for r in network[:2]]
+            rise = max(first) / best_head - 1
+            log(f"{name}, {variant}: head {best_head:.3f}, network "
+                f"{', '.join(f'{v:.3f}' for v in first)}, rise {100 * rise:+.0f}%, "
+                f"CA {accuracy:.4f}, {seconds:.0f} s")
+            lines.append(f"| {name} | {variant} | {best_head:.3f} | "
+                         f"{', '.join(f'{v:.3f}' for v in first)} | {100 * rise:+.0f}% | "
+                         f"{len(network)} | {result.best_epoch} | {accuracy:.4f} | "
+                         f"{seconds:.0f} |")
+    return lines
+
+
 def epoch_timing(args) -> list[str]:
     import dataclasses
 
@@ -164,9 +277,34 @@ def main() -> int:
     parser.add_argument("--timing-batch", type=int, default=16)
     parser.add_argument("--timing-batches", type=int, default=2)
     parser.add_argument("--skip-cv", action="store_true")
+    parser.add_argument("--switch", action="store_true",
+                        help="only the loss at fine-tuning's switch, before and after")
+    parser.add_argument("--switch-epochs", type=int, default=4,
+                        help="--switch: network epochs after the last layer's")
+    parser.add_argument("--switch-sets", choices=("both", "digits", "photos"),
+                        default="both")
+    parser.add_argument("--switch-variants", type=int, default=len(SWITCH_VARIANTS),
+                        help="--switch: the first N of before, after, a lower rate")
+    parser.add_argument("--variants", metavar="JSON",
+                        help='--switch: other variants, {"name": {TrainConfig field: value}}')
+    parser.add_argument("--test-per-class", type=int, default=25,
+                        help="--switch: held-out photo crops per photo")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="deepimage-train-bench-") as folder:
         os.environ.setdefault("DEEPIMAGE_CACHE_DIR", os.path.join(folder, "cache"))
+        if args.switch:
+            import torch
+            print(f"Machine: {os.cpu_count()} cores, torch {torch.__version__}; 1-min load "
+                  f"average {os.getloadavg()[0]:.1f} before.\n")
+            print(f"Fine-tuning SqueezeNet: up to {args.head_epochs} epochs of the last layer, "
+                  f"then up to {args.switch_epochs} of the whole network, patience "
+                  f"{args.patience}, no flips, seed 0; held-out CA on the other 1,297 digits "
+                  f"and on {args.test_per_class} other crops of each photo.\n")
+            start = time.perf_counter()
+            print("\n".join(switch_benchmark(folder, args)))
+            print(f"\nWhole run: {time.perf_counter() - start:.0f} s; 1-min load average "
+                  f"{os.getloadavg()[0]:.1f} after.")
+            return 0
         root = os.path.join(folder, "digits")
         write_digits(root)
         import onnxruntime

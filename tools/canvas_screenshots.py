@@ -48,7 +48,7 @@ TRAINER_EPOCHS = 4  # whole-network epochs at most: seconds on two CPU cores at 
 # the SqueezeNet fine-tuning preset); no random flips: a mirrored digit is not a digit
 TRAINER_SETTINGS = {"network": "squeezenet", "mode": "fine-tune", "epochs": TRAINER_EPOCHS,
                     "lower_size": True, "image_size": 64, "flip": False, "device": "cpu",
-                    "auto_apply": True}
+                    "auto_apply": True, "__version__": 2}
 
 
 def main(argv=None) -> int:
@@ -57,10 +57,15 @@ def main(argv=None) -> int:
                         help="seconds to wait for each step (default 300)")
     parser.add_argument("--no-trainer", action="store_true",
                         help="skip the Trainer's screenshot (it trains for a minute or more)")
+    parser.add_argument("--only-trainer", action="store_true",
+                        help="only the Trainer's screenshot (lesson 1's are left as they are)")
     args = parser.parse_args(argv)
     ensure_digits(DIGITS_DIR)
 
     def drive(session) -> None:
+        if args.only_trainer:
+            drive_trainer(session)
+            return
         widgets = session.widgets
         embedder, clustering, viewer, mds = (widgets[t] for t in (
             "Image Embedder", "Hierarchical Clustering", "Image Viewer", "MDS"))

@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from typing import TextIO
 
 from .core.devices import DEVICES
@@ -32,8 +33,9 @@ def _training_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, default=None, metavar="N",
                         help="most epochs (early stopping may end sooner; default: preset)")
     parser.add_argument("--image-size", type=int, default=None, metavar="N",
-                        help="train at N x N pixels (default: the network's own size; "
-                             "lower is faster for small images)")
+                        help="train at N x N pixels (default: from the images, 1.5 x their "
+                             "median side, at least 64 and at most the network's own size; "
+                             "last-layer: the network's own size)")
     parser.add_argument("--batch-size", type=int, default=None, metavar="N")
     parser.add_argument("--lr", type=float, default=None, metavar="X",
                         help="learning rate (last-layer: the last layer's; default: the "
@@ -49,6 +51,8 @@ def _training_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", choices=DEVICES)
     parser.add_argument("--seed", type=int, default=0, metavar="N")
     parser.add_argument("--random-weights", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="no progress (a bar on a terminal, a line per epoch otherwise)")
 
 
 def register(commands) -> None:
@@ -60,7 +64,6 @@ def register(commands) -> None:
     _training_arguments(train)
     train.add_argument("-o", "--output", metavar="FILE.pkcls",
                        help="where to write the model (Orange's .pkcls pickle)")
-    train.add_argument("-q", "--quiet", action="store_true", help="no per-epoch lines")
     train.add_argument("--nproc", type=int, default=None, metavar="N",
                        help="train in N processes with DistributedDataParallel on this "
                             "computer: one per GPU (NCCL), or N on the CPU (gloo); the same "
@@ -127,23 +130,119 @@ def _image_table(directory: str):
     return table
 
 
-def _epoch_printer(stream: TextIO):
-    def show(record) -> None:
-        val = (f"val loss {record.val_loss:.4f} acc {record.val_accuracy:.3f}"
-               if record.val_loss == record.val_loss else "no validation")
-        print(f"epoch {record.epoch:3d} ({record.phase}): train loss {record.train_loss:.4f} "
-              f"acc {record.train_accuracy:.3f}, {val}, {record.seconds:.1f} s",
-              file=stream, flush=True)
-    return show
+def _epoch_line(record) -> str:
+    val = (f"val loss {record.val_loss:.4f} acc {record.val_accuracy:.3f}"
+           if record.val_loss == record.val_loss else "no validation")
+    return (f"epoch {record.epoch:3d} ({record.phase}): train loss {record.train_loss:.4f} "
+            f"acc {record.train_accuracy:.3f}, {val}, {record.seconds:.1f} s")
+
+
+class TrainingProgress:
+    """How far training has got, on ``stream`` (stderr): on a terminal a bar redrawn in
+    place (the run's share done, the fold, the last epoch) with a line per finished fold
+    (and, with ``epoch_lines``, per epoch) above it; elsewhere (a log file, a pipe) a line
+    per epoch and per fold; nothing when ``quiet``. Give ``progress`` and ``epoch`` to the
+    learner as its callbacks; ``folds`` > 0 for cross-validation (``start_fold``)."""
+
+    def __init__(self, stream: TextIO, quiet: bool = False, folds: int = 0,
+                 epoch_lines: bool = True, bar: "bool | None" = None, width: int = 24):
+        self.stream, self.quiet, self.folds, self.width = stream, quiet, folds, width
+        self.bar = (not quiet) and (stream.isatty() if bar is None else bar)
+        self.epoch_lines = epoch_lines or not self.bar
+        self.fold, self.share, self.last, self.records = 0, 0.0, None, []
+        self.start = self.fold_start = time.perf_counter()
+        self.drawn = 0  # characters of the bar on the screen
+
+    def _write_line(self, text: str) -> None:
+        if self.quiet:
+            return
+        if self.drawn:  # the line goes above the bar, which is drawn again below it
+            self.stream.write("\r" + " " * self.drawn + "\r")
+            self.drawn = 0
+        self.stream.write(text + "\n")
+        self._draw()
+        self.stream.flush()
+
+    def _draw(self) -> None:
+        if not self.bar:
+            return
+        whole = (max(self.fold - 1, 0) + self.share) / self.folds if self.folds else self.share
+        filled = int(self.width * min(whole, 1.0))
+        parts = [f"[{'#' * filled}{'.' * (self.width - filled)}] {100 * whole:3.0f}%"]
+        if self.folds:
+            parts.append(f"fold {max(self.fold, 1)}/{self.folds}")
+        if self.last is not None:
+            parts.append(f"epoch {self.last.epoch} ({self.last.phase})")
+            if self.last.val_accuracy == self.last.val_accuracy:
+                parts.append(f"val acc {self.last.val_accuracy:.3f}")
+        elapsed = int(time.perf_counter() - self.start)
+        parts.append(f"{elapsed // 60}:{elapsed % 60:02d}")
+        text = "  ".join(parts)
+        self.stream.write("\r" + text + " " * max(self.drawn - len(text), 0))
+        self.stream.flush()
+        self.drawn = len(text)
+
+    def start_fold(self, fold: int) -> None:
+        """Fold ``fold`` (1-based) of ``folds`` starts."""
+        self.fold, self.share, self.last, self.records = fold, 0.0, None, []
+        self.fold_start = time.perf_counter()
+        self._draw()
+
+    def end_fold(self) -> None:
+        """The fold has finished: a line with its time and its best epoch."""
+        seconds = time.perf_counter() - self.fold_start
+        self.share = 1.0
+        scored = [r for r in self.records if r.val_loss == r.val_loss]
+        best = min(scored, key=lambda r: r.val_loss) if scored else None
+        summary = (f": best epoch {best.epoch} of {len(self.records)}, validation accuracy "
+                   f"{best.val_accuracy:.3f}" if best is not None else "")
+        self._write_line(f"fold {self.fold}/{self.folds} trained in {seconds:.0f} s{summary}")
+
+    def progress(self, done: int, total: int) -> None:
+        if self.quiet or total <= 0:
+            return
+        self.share = done / total
+        self._draw()
+
+    def epoch(self, record) -> None:
+        self.last = record
+        self.records.append(record)
+        if self.epoch_lines:
+            prefix = f"fold {self.fold}/{self.folds}, " if self.folds else ""
+            self._write_line(prefix + _epoch_line(record))
+        else:
+            self._draw()
+
+    def close(self) -> None:
+        if self.drawn:
+            self.stream.write("\n")
+            self.stream.flush()
+            self.drawn = 0
 
 
 def _prepare(args: argparse.Namespace):
-    """(learner, table) or raises ValueError/WeightsUnavailable with a message for people."""
+    """(learner, table) or raises ValueError/WeightsUnavailable with a message for people.
+    Without --image-size, the size is chosen here from all the images (so every fold
+    trains at the same size) and said on stderr."""
+    import numpy as np
+
     from .core.models import UnknownModel
+    from .core.presets import image_sides, size_for_images
+    from .data import image_paths
     try:
-        return _learner(args), _image_table(args.directory)
+        learner, table = _learner(args), _image_table(args.directory)
     except (UnknownModel, TypeError) as exc:
         raise ValueError(str(exc)) from None
+    if args.image_size is None and learner.mode != "last-layer":
+        paths = image_paths(table)
+        learner.image_size = size_for_images(paths, learner.model)
+        if not args.quiet:
+            sides = image_sides(paths)
+            seen = f"their median side is {int(np.median(sides))} px" if sides else \
+                "their sizes could not be read"
+            print(f"Training at {learner.image_size} px, chosen from the images ({seen}); "
+                  f"--image-size N to change.", file=sys.stderr)
+    return learner, table
 
 
 def _argv(parser: argparse.ArgumentParser, args: argparse.Namespace,
@@ -210,13 +309,17 @@ def _train(args: argparse.Namespace, parallel) -> int:
         print(f"Distributed training: world size {parallel.world_size} ({parallel.backend}, "
               f"one process per {'GPU' if parallel.backend == 'nccl' else 'CPU share'}).",
               file=sys.stderr, flush=True)
+    args.quiet = args.quiet or not main  # under torchrun rank 0 alone shows progress
+    progress = TrainingProgress(sys.stderr, quiet=args.quiet)
     try:
         learner, table = _prepare(args)
-        if not args.quiet and main:
-            learner.epoch_callback = _epoch_printer(sys.stderr)
+        learner.progress_callback, learner.epoch_callback = progress.progress, progress.epoch
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            model = learner(table)
+            try:
+                model = learner(table)
+            finally:
+                progress.close()
     except (ValueError, WeightsUnavailable) as exc:
         return _error(str(exc)) if main else 2
     except KeyboardInterrupt:
@@ -276,6 +379,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.folds < 2:
         return _error("--folds must be at least 2")
     log = sys.stderr
+    # on a terminal a bar and a line per fold; elsewhere also a line per epoch
+    progress = TrainingProgress(log, quiet=args.quiet, folds=args.folds, epoch_lines=False)
     try:
         learner, table = _prepare(args)
         learners = [learner]
@@ -284,17 +389,37 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
             from .core.embed import Embedder
             from .data import embeddings_table, image_paths
-            print(f"Embedding {len(table)} images with {learner.config().model} ...", file=log)
+            if not args.quiet:
+                print(f"Embedding {len(table)} images with {learner.config().model} ...",
+                      file=log)
             embedder = Embedder(args.model, device=args.device,
                                 random_weights=args.random_weights)
             table, _ = embeddings_table(table, embedder.embed(image_paths(table)))
             learners.append(LogisticRegressionLearner())
-        print(f"{args.folds}-fold cross-validation of {', '.join(l.name for l in learners)} "
-              f"on {len(table)} images ...", file=log)
+        if not args.quiet:
+            print(f"{args.folds}-fold cross-validation of "
+                  f"{', '.join(l.name for l in learners)} on {len(table)} images ...", file=log)
+        learner.progress_callback, learner.epoch_callback = progress.progress, progress.epoch
+        parts = [0]
+
+        def fold_finished(_share: float) -> None:
+            # CrossValidation calls this after each learner of each fold, fold by fold
+            # (and once more at the end)
+            parts[0] += 1
+            if parts[0] % len(learners) == 0 and parts[0] <= args.folds * len(learners):
+                progress.end_fold()
+                if parts[0] < args.folds * len(learners):
+                    progress.start_fold(parts[0] // len(learners) + 1)
+
+        progress.start_fold(1)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # lbfgs convergence notes and the like
-            results = CrossValidation(k=args.folds, stratified=True, random_state=args.seed)(
-                table, learners)
+            try:
+                results = CrossValidation(k=args.folds, stratified=True,
+                                          random_state=args.seed)(
+                    table, learners, callback=fold_finished)
+            finally:
+                progress.close()
     except (ValueError, WeightsUnavailable) as exc:
         return _error(str(exc))
     except KeyboardInterrupt:

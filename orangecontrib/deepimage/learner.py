@@ -6,6 +6,11 @@ features it ignores) and trains with core.train. It goes into Test & Score besid
 Logistic Regression: Test & Score deep-copies learners before fitting, so a
 learner holds no torch state, only its parameters.
 
+Test & Score cancels an evaluation by raising a flag on its task, which it reads only
+between folds; the learner finds that flag among its callers (``caller_interruption``)
+and reads it per batch, so a cancelled evaluation stops within a batch, not after the
+fold's training.
+
 The fitted ``ImageClassifierModel`` predicts class probabilities for every row
 (unreadable images get the training class frequencies, with a warning), pickles
 for Save/Load Model (weights as numpy arrays, so it loads on a computer without a
@@ -15,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import sys
 import warnings
 from typing import Callable, Optional
 
@@ -23,12 +29,13 @@ from Orange.base import Learner, Model
 from Orange.data import Domain, Table
 from Orange.util import dummy_callback
 
+from .core.embed import Cancelled
 from .core.models import get_spec
 from .core.train import EpochRecord, TrainConfig, TrainResult, preset, weights_fingerprint
 from .data import image_column, image_paths
 
 __all__ = ["ImageClassifierLearner", "ImageClassifierModel", "labelled_rows", "rate_field",
-           "count_of", "skipped_message"]
+           "count_of", "skipped_message", "caller_interruption"]
 
 # Attributes that are shared, not copied, by deepcopy, and dropped when pickling:
 # a widget's bound method must not be deep-copied (with its widget) by Test & Score.
@@ -47,6 +54,51 @@ def rate_field(mode: str) -> str:
     """The TrainConfig field that is ``mode``'s learning rate: "last-layer" trains the
     last layer alone, with Adam at ``head_learning_rate``; the others at ``learning_rate``."""
     return "head_learning_rate" if mode == "last-layer" else "learning_rate"
+
+
+def _interruption_flag(value) -> "Callable[[], bool] | None":
+    """``value.is_interruption_requested`` when ``value`` is a task (Orange's TaskState or
+    alike) or a function that closes over one (Test & Score's progress callback). Looked
+    up on the class, so a Mock, which answers any attribute, is not taken for a task."""
+    candidates = [value]
+    closure = getattr(value, "__closure__", None) if callable(value) else None
+    for cell in closure or ():
+        try:
+            candidates.append(cell.cell_contents)
+        except ValueError:  # an empty cell
+            pass
+    for candidate in candidates:
+        if callable(getattr(type(candidate), "is_interruption_requested", None)):
+            return candidate.is_interruption_requested
+    return None
+
+
+def caller_interruption(depth: int = 64) -> "Callable[[], bool] | None":
+    """The cancel flag of the Orange task this thread is running for, or None.
+
+    Test & Score trains a learner in its worker thread as ``learner(data)``: no callback
+    reaches the learner, and its own progress callback, which raises when the evaluation
+    is cancelled (a new input, the widget closed), runs only between folds. That callback
+    is a local of Orange.evaluation's sampler (``Validation.__call__``) and closes over the
+    task, so it is found here among the callers' frames (``depth`` at most)."""
+    frame = sys._getframe(1)
+    for _ in range(depth):
+        if frame is None:
+            break
+        for value in list(frame.f_locals.values()):
+            flag = _interruption_flag(value)
+            if flag is not None:
+                return flag
+        frame = frame.f_back
+    return None
+
+
+def _stop_check(*checks) -> "Callable[[], bool] | None":
+    """One ``should_stop`` from several (None where there are none)."""
+    checks = [c for c in checks if c is not None]
+    if not checks:
+        return None
+    return lambda: any(check() for check in checks)
 
 
 class _Callbacks:
@@ -133,11 +185,15 @@ class ImageClassifierLearner(_Callbacks, Learner):
         column = image_column(data.domain)
         paths = image_paths(data, column)
         known, labels = labelled_rows(data)
+        abandoned = caller_interruption()  # Test & Score's cancel, read per batch
         result = train_classifier([paths[i] for i in known], labels,
                                   len(data.domain.class_var.values), self.config(),
                                   progress=self.progress_callback,
-                                  should_stop=self.should_stop,
+                                  should_stop=_stop_check(self.should_stop, abandoned),
                                   on_epoch=self.epoch_callback)
+        if abandoned is not None and abandoned():
+            # the caller has given up on this model: stop now, do not predict with it
+            raise Cancelled("The evaluation was cancelled while the network trained.")
         # positions among the labelled rows -> rows of ``data``
         result = dataclasses.replace(result, skipped=tuple(
             dataclasses.replace(s, index=int(known[s.index])) for s in result.skipped))
@@ -241,7 +297,8 @@ class ImageClassifierModel(_Callbacks, Model):
         if paths:
             predicted, rows, skipped = predict_proba(
                 self.net, paths, self.image_size, device=self.device,
-                progress=self.progress_callback, should_stop=self.should_stop)
+                progress=self.progress_callback,
+                should_stop=_stop_check(self.should_stop, caller_interruption()))
             probs[rows] = predicted
             if skipped:
                 warnings.warn(skipped_message(skipped, ("gets", "get"),

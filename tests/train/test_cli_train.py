@@ -52,7 +52,16 @@ def test_evaluate_json_compares_with_logistic_regression(tmp_path, write_colours
 def test_evaluate_prints_a_table_and_confusion_matrix(colour_dir, capsys):
     assert main(["evaluate", str(colour_dir), "--mode", "last-layer", "--image-size", "32",
                  "--epochs", "5", "--folds", "2"]) == 0
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
+    # progress on stderr, which is not a terminal here: a line per epoch and per fold
+    err = captured.err.splitlines()
+    assert [line for line in err if line.startswith("fold 1/2, epoch ")][0].startswith(
+        "fold 1/2, epoch   1 (head): train loss")
+    assert len([line for line in err if line.startswith("fold 2/2, epoch ")]) == 5
+    finished = [line for line in err if " trained in " in line]
+    assert [line.split(" trained in ")[0] for line in finished] == ["fold 1/2", "fold 2/2"]
+    assert all("best epoch" in line for line in finished)
     assert out.splitlines()[0].split() == ["method", "CA", "F1", "AUC"]
     assert "rows: actual, columns: predicted" in out
     matrix = [line.split() for line in out.splitlines()
@@ -118,3 +127,50 @@ def test_train_lists_every_unreadable_image(tmp_path, capsys, write_colours):
     left_out = [line for line in err.splitlines() if "left out" in line]
     assert len(left_out) == 4 and all(": " in line for line in left_out), err
     assert "on 12 images of 2 classes" in err and "; 4 images could not be read." in err
+
+
+def test_quiet_prints_no_progress(colour_dir, capsys):
+    assert main(["evaluate", str(colour_dir), "--mode", "last-layer", "--image-size", "32",
+                 "--epochs", "2", "--folds", "2", "-q"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == "" and "method" in captured.out
+
+
+def test_train_chooses_the_image_size_from_the_images(colour_dir, tmp_path, capsys):
+    """The colour squares are 40 px: they train at 64, not at SqueezeNet's 227."""
+    path = tmp_path / "auto.pkcls"
+    assert main(["train", str(colour_dir), "--epochs", "1", "--head-epochs", "1",
+                 "--batch-size", "8", "-o", str(path)]) == 0
+    err = capsys.readouterr().err
+    assert "Training at 64 px, chosen from the images (their median side is 40 px)" in err
+    assert pickle.loads(path.read_bytes()).image_size == 64
+
+
+def test_progress_is_a_bar_on_a_terminal():
+    import io
+
+    from orangecontrib.deepimage.cli_train import TrainingProgress
+    from orangecontrib.deepimage.core.train import EpochRecord
+    stream = io.StringIO()
+    progress = TrainingProgress(stream, folds=2, epoch_lines=False, bar=True)
+    progress.start_fold(1)
+    progress.progress(5, 10)
+    progress.epoch(EpochRecord(1, "head", 0.9, 0.6, 0.7, 0.75, 1.0))
+    progress.end_fold()
+    progress.start_fold(2)
+    progress.progress(10, 10)
+    progress.close()
+    text = stream.getvalue()
+    assert "\r[######" in text and " 25%  fold 1/2" in text and "100%  fold 2/2" in text
+    assert "epoch 1 (head)  val acc 0.750" in text
+    lines = text.split("\n")  # the bar is redrawn in place; lines go above it
+    assert lines[0].endswith("fold 1/2 trained in 0 s: best epoch 1 of 1, validation "
+                             "accuracy 0.750")
+    assert "epoch   1 (head): train loss" not in text  # no epoch lines under a bar
+    assert text.endswith("\n")
+    quiet = io.StringIO()
+    silent = TrainingProgress(quiet, quiet=True, bar=True)
+    silent.progress(1, 2)
+    silent.epoch(EpochRecord(1, "head", 0.9, 0.6, 0.7, 0.75, 1.0))
+    silent.close()
+    assert quiet.getvalue() == ""

@@ -206,3 +206,25 @@ def test_progress_has_one_total_from_the_start(colour_dir, tmp_path, mode):
     assert len({total for _, total in calls}) == 1
     done = [d for d, _ in calls]
     assert done == sorted(done) and done[-1] == calls[0][1] and done[0] > 0
+
+
+def test_the_image_size_comes_from_the_images(tmp_path, write_colours):
+    """Small images train small (lesson 2: 64-px digits at 96 px); photos natively."""
+    from orangecontrib.deepimage.core.presets import auto_image_size, image_sides, \
+        size_for_images
+    assert [auto_image_size(side) for side in (8, 32, 40, 64, 100, 150, 640)] == \
+        [64, 64, 64, 96, 160, 227, 227]
+    assert auto_image_size(64, "inception-v3") == 96 and auto_image_size(20, "vgg16") == 64
+    assert auto_image_size(None) == 227 and auto_image_size(500, "vgg16") == 224
+    paths = write_colours(tmp_path / "small", per_class=4, size=40)
+    (tmp_path / "small" / "red" / "broken.png").write_bytes(b"not a png")
+    paths.append(str(tmp_path / "small" / "red" / "broken.png"))
+    assert image_sides(paths + ["https://example.org/a.jpg"]) == [40] * 8
+    assert size_for_images(paths) == 64 and size_for_images([]) == 227
+    labels = [0 if "/blue/" in p else 1 for p in paths]
+    config = dataclasses.replace(preset("squeezenet", "scratch"), epochs=1, batch_size=4)
+    result = train_classifier(paths, labels, 2, config)
+    assert result.image_size == 64 and result.config.image_size == 64
+    # the last layer alone trains on the embeddings at the network's own size
+    last = dataclasses.replace(preset("squeezenet", "last-layer"), epochs=1)
+    assert train_classifier(paths, labels, 2, last).image_size == 227

@@ -149,3 +149,50 @@ def test_cross_validation_beside_logistic_regression(colour_table):
     scores = CA(results)
     assert scores[0] >= 0.85 and scores[1] >= 0.85
     assert not np.isnan(results.probabilities).any()
+
+
+class EvaluationTask:
+    """What Orange's TaskState offers a worker: a flag the GUI thread raises."""
+
+    def __init__(self):
+        self.requested = False
+
+    def is_interruption_requested(self) -> bool:
+        return self.requested
+
+
+def test_a_cancelled_evaluation_stops_the_learner_within_a_batch(colour_table):
+    """Test & Score gives Orange's sampler a progress callback that closes over its task
+    and raises only between folds; the learner finds the task and stops per batch."""
+    from Orange.evaluation import CrossValidation
+    task, batches = EvaluationTask(), []
+
+    def progress_callback(share):  # Test & Score's, as in OWTestAndScore.__submit
+        if task.is_interruption_requested():
+            raise KeyboardInterrupt  # stands in for Test & Score's UserInterrupt
+
+    def batch_done(done, total):
+        batches.append(done)
+        if len(batches) == 3:
+            task.requested = True  # the user cancels during the first fold
+
+    slow = learner(mode="scratch", epochs=60, patience=60, batch_size=2)
+    slow.progress_callback = batch_done
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(KeyboardInterrupt):
+            CrossValidation(k=2, random_state=0)(with_feature(colour_table), [slow],
+                                                 callback=progress_callback)
+    assert len(batches) == 3  # not one more batch: 60 epochs would be hundreds
+
+
+def test_no_task_is_found_where_none_runs():
+    """A Mock answers any attribute: it must not be taken for a task."""
+    from unittest import mock
+    from orangecontrib.deepimage.learner import caller_interruption
+    state = mock.Mock()  # noqa: F841  (a local the search sees)
+    assert caller_interruption() is None
+
+
+def with_feature(table):
+    return table.add_column(ContinuousVariable("brightness"), np.arange(len(table), dtype=float))

@@ -3,10 +3,12 @@ import logging
 import shutil
 import tempfile
 import threading
+import time
 from unittest import mock
 
 import numpy as np
 from Orange.classification import LogisticRegressionLearner
+from Orange.data import ContinuousVariable
 from Orange.widgets.evaluate.owconfusionmatrix import OWConfusionMatrix
 from Orange.widgets.evaluate.owtestandscore import OWTestAndScore
 from Orange.widgets.tests.base import WidgetTest
@@ -24,6 +26,13 @@ from trainer_images import colour_table, make_colour_folders
 TIMEOUT = 120000  # ms; a few seconds each here, but the CI machine may be busy
 
 
+def rename(widget, name: str) -> None:
+    """Type a name into the Trainer's Name field and press Enter, as a user would."""
+    widget.name_line_edit.setText(name)
+    widget.name_line_edit.textEdited.emit(name)
+    widget.name_line_edit.returnPressed.emit()
+
+
 class TestOWTrainer(WidgetTest):
     @classmethod
     def setUpClass(cls):
@@ -37,7 +46,10 @@ class TestOWTrainer(WidgetTest):
         super().tearDownClass()
 
     def setUp(self):
-        self.widget = self.create_widget(OWTrainer)
+        # Apply Automatically on, so that a changed setting goes out at once (it is off
+        # for new widgets: test_apply_automatically_is_off_for_new_widgets)
+        self.widget = self.create_widget(OWTrainer, stored_settings={"auto_apply": True,
+                                                                     "__version__": 2})
 
     def small(self, widget=None, epochs=2, mode="scratch"):
         """A quick configuration: SqueezeNet at 32 px, a few epochs."""
@@ -210,6 +222,56 @@ class TestOWTrainer(WidgetTest):
         self.send_signal(self.widget.Inputs.data, self.table)
         self.assertFalse(self.widget.Error.data.is_shown())
 
+    def test_apply_automatically_is_off_for_new_widgets(self):
+        """A training takes minutes: a click on a spin box must not start one. Saved
+        workflows keep their choice (on was the default before settings version 2)."""
+        w = self.create_widget(OWTrainer)
+        self.assertFalse(w.auto_apply)
+        before = self.get_output(w.Outputs.learner, widget=w)
+        w.controls.epochs.setValue(7)
+        self.assertIs(self.get_output(w.Outputs.learner, widget=w), before)
+        self.assertTrue(w.Warning.outdated.is_shown())
+        w.commit.now()  # Apply
+        self.assertEqual(self.get_output(w.Outputs.learner, widget=w).config().epochs, 7)
+        self.assertFalse(w.Warning.outdated.is_shown())
+        # new data trains at once, as in Orange's learner widgets, without an Apply
+        self.send_signal(w.Inputs.data, self.table, widget=w)
+        self.assertIsNotNone(w.task)
+        w._discard_task()
+        for stored, expected in (({}, True), ({"auto_apply": False}, False),
+                                 ({"auto_apply": True}, True)):
+            old = self.create_widget(OWTrainer, stored_settings={**stored, "__version__": 1})
+            self.assertEqual(old.auto_apply, expected, stored)
+            # and the name it had, which Test & Score's prediction columns carry
+            self.assertEqual(self.get_output(old.Outputs.learner, widget=old).name,
+                             "Image classifier (SqueezeNet 1.1)")
+
+    def test_name_identifies_the_learner_and_the_model(self):
+        w = self.widget
+        self.assertEqual(self.get_output(w.Outputs.learner).name, "Trainer")
+        self.assertEqual(w.name_line_edit.placeholderText(), "Trainer")
+        self.small(epochs=1)
+        self.send_signal(w.Inputs.data, self.table)
+        model = self.get_output(w.Outputs.model, wait=TIMEOUT)
+        self.assertEqual(model.name, "Trainer")
+        rename(w, "SqueezeNet, fine-tuned")
+        self.assertEqual(self.get_output(w.Outputs.learner).name, "SqueezeNet, fine-tuned")
+        # renaming does not train again: the same model goes out under its new name
+        self.assertIsNone(w.task)
+        self.assertIs(self.get_output(w.Outputs.model), model)
+        self.assertEqual(model.name, "SqueezeNet, fine-tuned")
+        self.assertEqual(w.settingsHandler.pack_data(w).get("learner_name"),
+                         "SqueezeNet, fine-tuned")
+        # an empty name is the widget's title on the canvas again, and follows it
+        rename(w, "")
+        w.setCaption("Trainer (VGG)")
+        self.assertEqual(self.get_output(w.Outputs.learner).name, "Trainer (VGG)")
+
+    def test_keywords_find_it_as_a_classifier(self):
+        words = ", ".join(OWTrainer.keywords).lower()  # Orange splits the string
+        for word in ("classifier", "cnn", "neural network", "transfer learning", "fine-tune"):
+            self.assertIn(word, words)
+
     def test_settings_are_kept(self):
         w = self.widget
         w.set_network("squeezenet", "last-layer")
@@ -220,6 +282,75 @@ class TestOWTrainer(WidgetTest):
         self.assertTrue(again.mode_buttons[0].isChecked())
         self.assertEqual(self.get_output(again.Outputs.learner, widget=again).config().mode,
                          "last-layer")
+
+
+def with_a_feature(table):
+    """The table with one numeric feature: Test & Score refuses tables without any."""
+    return table.add_column(ContinuousVariable("brightness"), np.arange(len(table), dtype=float))
+
+
+class TestInTestAndScore(WidgetTest):
+    """Our learner in Orange's real Test & Score widget."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.folder = tempfile.mkdtemp(prefix="trainer-scores-")
+        cls.table = with_a_feature(colour_table(cls.folder, per_class=6))
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.folder, ignore_errors=True)
+        super().tearDownClass()
+
+    def scores(self):
+        scores = self.create_widget(OWTestAndScore)
+        scores.n_folds = 0  # 2 folds
+        scores.resampling = OWTestAndScore.KFold
+        return scores
+
+    def test_two_trainers_are_told_apart_by_name(self):
+        names = []
+        scores = self.scores()
+        for i, name in enumerate(("", "SqueezeNet, last layer")):
+            trainer = self.create_widget(OWTrainer)
+            trainer.set_network("squeezenet", "last-layer")
+            rename(trainer, name)
+            trainer.controls.epochs.setValue(3)
+            trainer.commit.now()
+            learner = self.get_output(trainer.Outputs.learner, widget=trainer)
+            names.append(learner.name)
+            self.send_signal(scores.Inputs.learner, learner, i, widget=scores)
+        self.assertEqual(names, ["Trainer", "SqueezeNet, last layer"])
+        self.send_signal(scores.Inputs.train_data, self.table, widget=scores)
+        results = self.get_output(scores.Outputs.evaluations_results, widget=scores,
+                                  wait=TIMEOUT)
+        self.assertEqual(results.learner_names, names)  # what Confusion Matrix lists
+        model = scores.score_table.model
+        self.assertEqual([model.index(row, 0).data() for row in range(model.rowCount())],
+                         names)
+
+    def test_cancel_stops_the_learner_within_a_batch(self):
+        """Test & Score cancels (here: its data is removed) by raising a flag it reads
+        only between folds; our learner reads it per batch and stops at once."""
+        batches, started = [], threading.Event()
+        learner = ImageClassifierLearner("squeezenet", "scratch", epochs=500, patience=500,
+                                         image_size=32, batch_size=2)
+        # deepcopy in Test & Score shares these callbacks (learner._Callbacks)
+        learner.progress_callback = lambda done, total: batches.append(time.monotonic())
+        learner.epoch_callback = lambda record: started.set()
+        scores = self.scores()
+        self.send_signal(scores.Inputs.learner, learner, 0, widget=scores)
+        self.send_signal(scores.Inputs.train_data, self.table, widget=scores)
+        self.process_events(until=started.is_set, timeout=TIMEOUT)
+        self.assertTrue(started.is_set())
+        self.send_signal(scores.Inputs.train_data, None, widget=scores)  # cancels
+        cancelled_at = time.monotonic()
+        time.sleep(3)  # 500 epochs would go on for minutes
+        after = [t for t in batches if t > cancelled_at]
+        # one batch may have been under way; one progress step for it, one for validation
+        self.assertLessEqual(len(after), 2, f"{len(after)} more batches after Cancel")
+        self.assertTrue(all(t < cancelled_at + 1.5 for t in after))
 
 
 class TestConfusionMatrixToImageViewer(WidgetTest):
@@ -262,6 +393,7 @@ class TestConfusionMatrixToImageViewer(WidgetTest):
         trainer.set_network("squeezenet", "last-layer")
         trainer.lower_size, trainer.image_size = True, 32
         trainer.controls.epochs.setValue(5)
+        trainer.commit.now()  # Apply
         ours = self.get_output(trainer.Outputs.learner, widget=trainer)
 
         scores = self.create_widget(OWTestAndScore)

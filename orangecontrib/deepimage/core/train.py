@@ -1,7 +1,9 @@
 """Training a classifier on images: last layer only, fine-tuning, or from scratch.
 
 No Qt and no Orange here: the learner (learner.py), the CLI and the Trainer widget
-all call :func:`train_classifier` and :func:`predict_proba`.
+all call :func:`train_classifier` (here: the loop) and :func:`predict_proba`
+(core.predict). What decides a run, ``TrainConfig`` and the presets, is in
+core.presets; both are importable from here as well.
 
 - ``"last-layer"``: the backbone stays as it is; images are embedded once through
   core.embed.Embedder (its persistent cache makes reruns and Test & Score folds
@@ -20,7 +22,6 @@ Decoded images are kept in memory between epochs and between Test & Score folds
 from __future__ import annotations
 
 import contextlib
-import copy
 import dataclasses
 import math
 import time
@@ -33,118 +34,17 @@ from . import distributed
 from .embed import Cancelled, resolve_device
 from .images import Skipped
 from .models import get_spec
+from .predict import predict_proba
+from .presets import (MIN_IMAGE_SIZE, MODES, OPTIMIZERS, TrainConfig, auto_image_size,
+                      preset, size_for_images)
 from .schedule import head_optimizer, network_optimizers, warmup_cosine, warmup_steps
 
 __all__ = ["MODES", "OPTIMIZERS", "MIN_IMAGE_SIZE", "TrainConfig", "EpochRecord",
-           "TrainResult", "preset", "train_classifier", "predict_proba", "weights_fingerprint"]
-
-MODES = ("last-layer", "fine-tune", "scratch")
-OPTIMIZERS = ("sgd", "rmsprop", "adam")
-# The smallest image side each architecture accepts (tests check these against networks.py).
-MIN_IMAGE_SIZE = {"squeezenet": 29, "vgg16": 32, "vgg19": 32, "inception-v3": 75}
+           "TrainResult", "preset", "auto_image_size", "size_for_images", "train_classifier",
+           "predict_proba", "weights_fingerprint"]
 
 ProgressCallback = Callable[[int, int], None]
 StopCallback = Callable[[], bool]
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything that decides a training run. ``preset(model, mode)`` gives the
-    defaults per architecture; change fields with ``dataclasses.replace``."""
-
-    model: str = "squeezenet"
-    mode: str = "fine-tune"
-    epochs: int = 10
-    image_size: "int | None" = None  # None: the network's native size
-    batch_size: int = 32
-    learning_rate: float = 0.01
-    optimizer: str = "sgd"  # "sgd" (with momentum), "rmsprop" or "adam"
-    momentum: float = 0.9
-    weight_decay: float = 2e-4
-    dropout: float = 0.5  # before the last layer
-    label_smoothing: float = 0.0
-    aux_loss_weight: float = 0.0  # Inception v3's auxiliary classifier (299 px and up)
-    flip: bool = True  # random horizontal flips
-    scale_jitter: float = 0.0  # enlarge up to (1 + this) and crop back: VGG's scale jitter
-    head_epochs: int = 10  # fine-tune: epochs of the last layer alone, before the network
-    head_learning_rate: float = 1e-3  # the last layer trains with Adam (core.schedule)
-    backbone_lr_factor: float = 0.1  # fine-tune: earliest layers at lr x this, rising to lr
-    warmup_epochs: float = 1.0  # whole network: rates rise linearly over this many epochs
-    validation_fraction: float = 0.2  # stratified; 0 turns early stopping off
-    patience: int = 3  # epochs without a better validation loss before stopping
-    class_weighting: bool = True  # weight classes inversely to their frequency
-    seed: int = 0
-    device: str = "auto"  # "auto", "cpu" or "cuda"
-    random_weights: bool = False  # untrained start for "last-layer"/"fine-tune" (tests)
-    weights_file: "str | None" = None  # pretrained weights instead of the standard file
-
-    def __post_init__(self):
-        spec = get_spec(self.model)
-        object.__setattr__(self, "model", spec.name)
-        problems = []
-        if self.mode not in MODES:
-            problems.append(f"mode must be one of {', '.join(MODES)}, not {self.mode!r}")
-        if self.optimizer not in OPTIMIZERS:
-            problems.append(f"optimizer must be one of {', '.join(OPTIMIZERS)}, "
-                            f"not {self.optimizer!r}")
-        for name in ("epochs", "batch_size"):
-            if int(getattr(self, name)) < 1:
-                problems.append(f"{name} must be at least 1")
-        if not (self.learning_rate > 0 and self.head_learning_rate > 0):
-            problems.append("the learning rates must be above 0")
-        if not 0 <= self.validation_fraction < 1:
-            problems.append("the validation fraction must be at least 0 and below 1")
-        if self.head_epochs < 0 or self.patience < 1:
-            problems.append("head_epochs must be at least 0 and patience at least 1")
-        if not (self.warmup_epochs >= 0 and 0 < self.backbone_lr_factor <= 1):
-            problems.append("warmup_epochs must be at least 0 and backbone_lr_factor "
-                            "above 0 and at most 1")
-        smallest = MIN_IMAGE_SIZE[spec.name]
-        if self.image_size is not None and not smallest <= int(self.image_size) <= 1024:
-            problems.append(f"{spec.display_name} needs images of at least {smallest} x "
-                            f"{smallest} pixels (at most 1024); choose an image size between "
-                            f"{smallest} and 1024, or leave it empty for the native "
-                            f"{spec.input_size}")
-        if problems:
-            raise ValueError("Cannot train: " + "; ".join(problems) + ".")
-
-    @property
-    def size(self) -> int:
-        """The image side the network is trained and used at."""
-        return int(self.image_size or get_spec(self.model).input_size)
-
-
-def preset(model: str = "squeezenet", mode: str = "fine-tune") -> TrainConfig:
-    """Defaults per architecture, after the papers that introduced them.
-
-    SqueezeNet 1.1 (Iandola et al.): 227 px, SGD with momentum 0.9, weight decay 2e-4,
-    dropout 0.5 before conv10. VGG (Simonyan & Zisserman): SGD momentum 0.9, weight decay
-    5e-4, dropout 0.5 on the FC layers, scale jitter and flips. Inception v3 (Szegedy et
-    al.): 299 px, RMSProp (decay 0.9, epsilon 1.0), label smoothing 0.1, auxiliary loss
-    (weight 0.4). Rates are the papers' for "scratch" and a tenth of them for fine-tuning;
-    (Fine-tuning SqueezeNet at 0.001 instead of 0.004 removes the brief rise in validation
-    loss after unfreezing but ends worse: 0.943 against 0.958-0.972 test CA on digits.)
-    """
-    spec = get_spec(model)
-    if mode not in MODES:
-        raise ValueError(f"Unknown mode {mode!r}: choose one of {', '.join(MODES)}.")
-    if spec.name == "squeezenet":
-        base = dict(optimizer="sgd", momentum=0.9, weight_decay=2e-4, dropout=0.5,
-                    batch_size=32, learning_rate=0.04)
-    elif spec.name in ("vgg16", "vgg19"):
-        base = dict(optimizer="sgd", momentum=0.9, weight_decay=5e-4, dropout=0.5,
-                    scale_jitter=0.25, batch_size=16, learning_rate=0.01)
-    else:
-        base = dict(optimizer="rmsprop", momentum=0.9, weight_decay=4e-5, dropout=0.5,
-                    label_smoothing=0.1, aux_loss_weight=0.4, batch_size=16,
-                    learning_rate=0.045)
-    if mode == "fine-tune":
-        base.update(learning_rate=base["learning_rate"] / 10, epochs=10, patience=3)
-    elif mode == "scratch":
-        base.update(epochs=30, patience=5)
-    else:  # a linear layer on fixed embeddings (Adam, head_learning_rate): many cheap epochs
-        base.update(epochs=100, patience=10, batch_size=64)
-    return TrainConfig(model=spec.name, mode=mode, **base)
 
 
 @dataclass(frozen=True)
@@ -357,6 +257,9 @@ class _Trainer:
         autocast = (lambda: torch.autocast("cuda", dtype=torch.float16)) if self.amp \
             else contextlib.nullcontext
         y_train_t = torch.as_tensor(y_train, dtype=torch.long)
+        # the whole network's gradients (not the last layer's on its own Adam) are capped
+        clipped = [p for group in optimizers[-1].param_groups for p in group["params"]] \
+            if phase == "network" and self.config.max_grad_norm else []
         # under torchrun the step goes through DistributedDataParallel (averaged gradients)
         step = forward if self.parallel is None else self.parallel.wrap(keep, forward)
         waited = 0
@@ -376,6 +279,10 @@ class _Trainer:
                 for optimizer in optimizers:
                     optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
+                if clipped and (not self.config.cap_epochs or epoch < self.config.cap_epochs):
+                    for optimizer in optimizers:
+                        scaler.unscale_(optimizer)
+                    torch.nn.utils.clip_grad_norm_(clipped, self.config.max_grad_norm)
                 for optimizer in optimizers:
                     scaler.step(optimizer)
                 scaler.update()
@@ -481,7 +388,10 @@ def train_classifier(sources: Sequence[str], labels: Sequence[int], n_classes: i
 
     ``progress(done, total)`` counts images loaded and batches trained or validated;
     ``on_epoch(record)`` is called after every epoch. Unreadable images are left out
-    and listed in the result's ``skipped``.
+    and listed in the result's ``skipped``. Without an ``image_size``, fine-tuning and
+    training from scratch run at a size chosen from the images (core.presets.
+    size_for_images: 64-px digits at 96 px, photos at the native size); the result's
+    ``config`` has the size used.
     """
     import torch
     from .imagecache import load_images
@@ -492,6 +402,10 @@ def train_classifier(sources: Sequence[str], labels: Sequence[int], n_classes: i
         raise ValueError("train_classifier: one label per image is needed")
     if n_classes < 2 or len(np.unique(labels)) < 2:
         raise ValueError("Training a classifier needs images of at least two classes.")
+    if config.image_size is None and config.mode != "last-layer":
+        # small images train small; the last layer alone trains on the embeddings Image
+        # Embedder makes (and caches) at the network's native size
+        config = dataclasses.replace(config, image_size=size_for_images(sources, config.model))
     parallel = distributed.current()  # torchrun: one process of several (core.distributed)
     device_name = parallel.device() if parallel else resolve_device(config.device)
     device = torch.device(device_name)
@@ -578,39 +492,3 @@ def train_classifier(sources: Sequence[str], labels: Sequence[int], n_classes: i
                        trainer.stopped_early, cancelled, tuple(skipped),
                        tuple(int(c) for c in np.bincount(y, minlength=n_classes)),
                        time.perf_counter() - started, device_name)
-
-
-def predict_proba(net, sources: Sequence[str], image_size: int, *, device: str = "auto",
-                  batch_size: int = 64, progress: "ProgressCallback | None" = None,
-                  should_stop: "StopCallback | None" = None,
-                  chunk: int = 512) -> "tuple[np.ndarray, np.ndarray, tuple[Skipped, ...]]":
-    """Class probabilities of the images that could be read: (probabilities, their
-    positions in ``sources``, skipped). Images are decoded ``chunk`` at a time."""
-    import torch
-    from .imagecache import load_images
-    device = torch.device(resolve_device(device))
-    amp = device.type == "cuda"
-    # on the CPU the caller's network is used as it is; elsewhere a copy goes to the device
-    model = net.eval() if device.type == "cpu" else copy.deepcopy(net).eval().to(device)
-    sources = [str(s) for s in sources]
-    parts, indices, skipped = [], [], []
-    for start in range(0, len(sources), chunk):
-        loaded = load_images(sources[start:start + chunk], image_size, should_stop=should_stop)
-        skipped += [dataclasses.replace(s, index=s.index + start) for s in loaded.skipped]
-        indices.append(loaded.indices + start)
-        with torch.inference_mode():
-            for b in range(0, len(loaded.images), batch_size):
-                x = torch.from_numpy(loaded.images[b:b + batch_size]).to(device)
-                with (torch.autocast("cuda", dtype=torch.float16) if amp
-                      else contextlib.nullcontext()):
-                    logits = model.logits(x)
-                # softmax in float64: float32 rows miss 1 by ~1e-7, which scikit-learn's
-                # metrics (Test & Score's AUC) warn about
-                parts.append(torch.softmax(logits.double(), 1).cpu().numpy())
-        if progress is not None:
-            progress(min(start + chunk, len(sources)), len(sources))
-    classifier = net.backbone.get_classifier()
-    n_classes = getattr(classifier, "out_features", None) or classifier.out_channels
-    probs = np.concatenate(parts) if parts else np.zeros((0, n_classes))
-    return (probs, np.concatenate(indices) if indices
-            else np.zeros(0, np.int64), tuple(skipped))

@@ -17,8 +17,8 @@ from typing import List, Optional
 import pyqtgraph as pg
 from AnyQt.QtCore import QSize, Qt
 from AnyQt.QtGui import QColor, QStandardItemModel
-from AnyQt.QtWidgets import (QButtonGroup, QComboBox, QFormLayout, QPushButton, QRadioButton,
-                             QStyle)
+from AnyQt.QtWidgets import (QAbstractSpinBox, QButtonGroup, QComboBox, QFormLayout,
+                             QPushButton, QRadioButton, QStyle)
 
 from Orange.base import Learner, Model
 from Orange.data import Table
@@ -31,6 +31,7 @@ from Orange.widgets.widget import Input, Msg, Output, OWWidget
 from orangecontrib.deepimage.core.cancel import Cancelled
 from orangecontrib.deepimage.core.devices import DEVICE_LABELS as DEVICES, cuda_possible
 from orangecontrib.deepimage.core.models import MODELS, get_spec
+from orangecontrib.deepimage.core.presets import AUTO_SIZE_FLOOR
 from orangecontrib.deepimage.core.train import MIN_IMAGE_SIZE, EpochRecord, preset
 from orangecontrib.deepimage.core.weights import weights_available
 from orangecontrib.deepimage.learner import ImageClassifierLearner, count_of, rate_field
@@ -66,8 +67,9 @@ class OWTrainer(OWWidget, ConcurrentWidgetMixin):
     description = "Fine-tune a deep network on images; a learner for Test & Score."
     icon = "icons/Trainer.svg"
     priority = 40
-    keywords = ("deep image, trainer, fine-tune, train, deep, network, learner, squeezenet, vgg, "
-                "inception, pytorch")
+    keywords = ("deep image, trainer, classifier, CNN, neural network, deep learning, "
+                "transfer learning, fine-tune, train, learner, squeezenet, vgg, inception, "
+                "pytorch")
 
     class Inputs:
         data = Input("Data", Table)
@@ -82,6 +84,7 @@ class OWTrainer(OWWidget, ConcurrentWidgetMixin):
         failed = Msg("Training failed: {}")
 
     class Warning(OWWidget.Warning):
+        outdated = Msg("Press Apply to train with the changed settings.")
         cancelled = Msg("Training was cancelled after {}: the Model output is the best "
                         "model so far (epoch {}).")
         skipped = Msg("{} could not be read and {} left out of training.")
@@ -90,7 +93,8 @@ class OWTrainer(OWWidget, ConcurrentWidgetMixin):
         nothing_trained = Msg("Training was cancelled before the first epoch finished; "
                               "no model.")
 
-    settings_version = 1
+    settings_version = 2
+    learner_name: str = Setting("", schema_only=True)
     network: str = Setting("squeezenet")
     mode: str = Setting("fine-tune")
     epochs: int = Setting(_DEFAULT_EPOCHS)
@@ -100,7 +104,8 @@ class OWTrainer(OWWidget, ConcurrentWidgetMixin):
     learning_rate: float = Setting(_DEFAULT_RATE)
     flip: bool = Setting(True)
     device: str = Setting("auto")
-    auto_apply: bool = Setting(True)
+    # off: a training takes minutes, and every click on a spin box would restart it
+    auto_apply: bool = Setting(False)
     graph_name = "loss_plot.plotItem"
 
     def __init__(self):
@@ -108,6 +113,7 @@ class OWTrainer(OWWidget, ConcurrentWidgetMixin):
         ConcurrentWidgetMixin.__init__(self)
         self.data: Optional[Table] = None
         self.outcome: Optional[TrainingOutcome] = None
+        self.learner: Optional[ImageClassifierLearner] = None
         self.history: List[EpochRecord] = []
         self._stop: Optional[threading.Event] = None
         self._setup_control_area()
@@ -119,6 +125,13 @@ class OWTrainer(OWWidget, ConcurrentWidgetMixin):
     # --- GUI -----------------------------------------------------------------------------
 
     def _setup_control_area(self):
+        # as in Orange's learner widgets (OWBaseLearner): the name Test & Score, Confusion
+        # Matrix and Predictions show; empty means the widget's title on the canvas
+        self.name_line_edit = gui.lineEdit(
+            self.controlArea, self, "learner_name", box="Name",
+            placeholderText=self.captionTitle, orientation=Qt.Orientation.Horizontal,
+            tooltip="The name will identify this model in other widgets",
+            callback=self._name_changed)
         box = gui.vBox(self.controlArea, "Network")
         self.network_combo = QComboBox()
         self.network_items = QStandardItemModel(self.network_combo)
@@ -147,7 +160,8 @@ class OWTrainer(OWWidget, ConcurrentWidgetMixin):
                                      f"{preset().head_epochs} more.")
         form.addRow("Epochs:", self.epochs_spin)
         size_row = gui.hBox(None)
-        self.size_check = gui.checkBox(size_row, self, "lower_size", "Lower to",
+        # unchecked: the size comes from the images (core.presets.size_for_images)
+        self.size_check = gui.checkBox(size_row, self, "lower_size", "Fixed:",
                                        callback=self._size_changed)
         self.size_spin = gui.spin(size_row, self, "image_size", 29, 1024, controlWidth=70,
                                   callback=self._settings_changed, suffix=" px")
@@ -159,6 +173,8 @@ class OWTrainer(OWWidget, ConcurrentWidgetMixin):
         self.rate_spin = gui.doubleSpin(
             rate_row, self, "learning_rate", 1e-6, 10.0, step=1e-4, decimals=6,
             controlWidth=90, callback=self._settings_changed)
+        # a click changes the rate's leading digit (0.0001 -> 0.00011), whatever its scale
+        self.rate_spin.setStepType(QAbstractSpinBox.StepType.AdaptiveDecimalStepType)
         self.reset_button = gui.button(
             rate_row, self, "Reset to Preset", callback=self.reset_to_preset,
             autoDefault=False, tooltip="Epochs, batch size and learning rate as the "
@@ -255,8 +271,14 @@ class OWTrainer(OWWidget, ConcurrentWidgetMixin):
         spec = get_spec(self.network)
         self.size_spin.setRange(MIN_IMAGE_SIZE[spec.name], spec.input_size)
         self.image_size = max(MIN_IMAGE_SIZE[spec.name], min(self.image_size, spec.input_size))
-        self.size_check.setText(f"Lower from {spec.input_size} to")
         self.size_spin.setEnabled(self.lower_size)
+        tip = (f"Unchecked, the size comes from the images: 1.5 x their median side, "
+               f"at least {AUTO_SIZE_FLOOR} px, at most {spec.display_name}'s own "
+               f"{spec.input_size} px (small images train much faster small; the Info box "
+               f"says which size was used). 'Last layer only' trains on the embeddings at "
+               f"{spec.input_size} px.")
+        self.size_check.setToolTip(tip)
+        self.size_spin.setToolTip(tip)
 
     # --- user actions ----------------------------------------------------------------------
 
@@ -296,7 +318,28 @@ class OWTrainer(OWWidget, ConcurrentWidgetMixin):
         self._settings_changed()
 
     def _settings_changed(self):
+        self.Warning.outdated(shown=not self.auto_apply)
         self.commit.deferred()
+
+    def effective_learner_name(self) -> str:
+        """The name given, or the widget's title on the canvas (Orange's learners do so)."""
+        return self.learner_name or self.captionTitle
+
+    def _name_changed(self):
+        """A new name needs no new training: rename the learner and the model, send both."""
+        name = self.effective_learner_name()
+        self.name_line_edit.setPlaceholderText(self.captionTitle)
+        if self.learner is not None:
+            self.learner.name = name
+            self.Outputs.learner.send(self.learner)
+        if self.outcome is not None:
+            self.outcome.model.name = name
+            self.Outputs.model.send(self.outcome.model)
+
+    def setCaption(self, caption: str):
+        super().setCaption(caption)
+        if hasattr(self, "name_line_edit") and not self.learner_name:
+            self._name_changed()  # the default name follows the title on the canvas
 
     # --- input -----------------------------------------------------------------------------
 
@@ -323,11 +366,13 @@ class OWTrainer(OWWidget, ConcurrentWidgetMixin):
 
     def create_learner(self) -> ImageClassifierLearner:
         """An ImageClassifierLearner with this widget's settings (no callbacks)."""
-        return ImageClassifierLearner(
+        learner = ImageClassifierLearner(
             self.network, self.mode, epochs=int(self.epochs),
             image_size=int(self.image_size) if self.lower_size else None,
             batch_size=int(self.batch_size), learning_rate=float(self.learning_rate),
             flip=bool(self.flip), device=self.device)
+        learner.name = self.effective_learner_name()
+        return learner
 
     @gui.deferred
     def commit(self):
@@ -337,6 +382,7 @@ class OWTrainer(OWWidget, ConcurrentWidgetMixin):
         self.Warning.clear()
         self.Information.clear()
         self.outcome = None
+        self.learner = None
         self._clear_plot()
         problem = self.weights_problem()
         if problem:
@@ -348,6 +394,7 @@ class OWTrainer(OWWidget, ConcurrentWidgetMixin):
             except ValueError as exc:
                 self.Error.failed(str(exc))
                 learner = None
+        self.learner = learner
         self.Outputs.learner.send(learner)
         self.Outputs.model.send(None)
         if learner is None or self.data is None:
@@ -380,6 +427,7 @@ class OWTrainer(OWWidget, ConcurrentWidgetMixin):
         self.cancel_button.setEnabled(False)
         self.outcome = outcome
         model = outcome.model
+        model.name = self.effective_learner_name()  # renamed while it trained
         if outcome.cancelled:
             self.Warning.cancelled(count_of(outcome.epochs, "epoch"), model.best_epoch)
         if outcome.skipped:
@@ -448,10 +496,12 @@ class OWTrainer(OWWidget, ConcurrentWidgetMixin):
         super().onDeleteWidget()
 
     def send_report(self):
-        items = [("Network", get_spec(self.network).display_name),
+        items = [("Name", self.effective_learner_name()),
+                 ("Network", get_spec(self.network).display_name),
                  ("Mode", dict(MODES)[self.mode]),
                  ("Epochs", self.epochs),
-                 ("Image size", f"{self.image_size} px" if self.lower_size else "native"),
+                 ("Image size", f"{self.image_size} px" if self.lower_size
+                  else "automatic (from the images)"),
                  ("Batch size", self.batch_size),
                  ("Learning rate", self.learning_rate),
                  ("Random flips", "yes" if self.flip else "no"),
@@ -467,6 +517,16 @@ class OWTrainer(OWWidget, ConcurrentWidgetMixin):
         if version is None or version < 1:  # nothing older exists; keep the hook honest
             if settings.get("mode") not in dict(MODES):
                 settings.pop("mode", None)
+        if version is not None and version < 2:
+            # Apply Automatically is off for new widgets from version 2 on; a workflow
+            # saved before keeps what it had (on, unless its user turned it off)
+            settings.setdefault("auto_apply", True)
+            # the learner was named after its network; Test & Score's prediction columns
+            # and the contexts saved with them (Image Viewer's title) keep that name
+            network = settings.get("network", "squeezenet")
+            if network in MODELS:
+                settings.setdefault("learner_name",
+                                    f"Image classifier ({get_spec(network).display_name})")
 
 
 if __name__ == "__main__":  # pragma: no cover

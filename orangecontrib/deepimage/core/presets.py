@@ -1,0 +1,193 @@
+"""What decides a training run: TrainConfig, the presets per architecture, and the
+image size a run trains at when none is chosen. No Qt, no Orange, no torch.
+
+core.train (the loop) and core.predict (inference) use these; callers import them
+from core.train as before.
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from .images import is_url, shown_size
+from .models import get_spec
+
+__all__ = ["MODES", "OPTIMIZERS", "MIN_IMAGE_SIZE", "TrainConfig", "preset",
+           "auto_image_size", "image_sides", "size_for_images"]
+
+MODES = ("last-layer", "fine-tune", "scratch")
+OPTIMIZERS = ("sgd", "rmsprop", "adam")
+# The smallest image side each architecture accepts (tests check these against networks.py).
+MIN_IMAGE_SIZE = {"squeezenet": 29, "vgg16": 32, "vgg19": 32, "inception-v3": 75}
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides a training run. ``preset(model, mode)`` gives the
+    defaults per architecture; change fields with ``dataclasses.replace``."""
+
+    model: str = "squeezenet"
+    mode: str = "fine-tune"
+    epochs: int = 10
+    image_size: "int | None" = None  # None: chosen from the images (size_for_images)
+    batch_size: int = 32
+    learning_rate: float = 0.01
+    optimizer: str = "sgd"  # "sgd" (with momentum), "rmsprop" or "adam"
+    momentum: float = 0.9
+    weight_decay: float = 2e-4
+    dropout: float = 0.5  # before the last layer
+    label_smoothing: float = 0.0
+    aux_loss_weight: float = 0.0  # Inception v3's auxiliary classifier (299 px and up)
+    flip: bool = True  # random horizontal flips
+    scale_jitter: float = 0.0  # enlarge up to (1 + this) and crop back: VGG's scale jitter
+    head_epochs: int = 10  # fine-tune: epochs of the last layer alone, before the network
+    head_learning_rate: float = 1e-3  # the last layer trains with Adam (core.schedule)
+    backbone_lr_factor: float = 0.1  # fine-tune: earliest layers at lr x this, rising to lr
+    warmup_epochs: float = 1.0  # whole network: rates rise linearly over this many epochs
+    max_grad_norm: float = 0.0  # whole network: cap the gradients' norm (0: no cap)
+    cap_epochs: int = 0  # the cap holds for this many epochs of the whole network (0: all)
+    validation_fraction: float = 0.2  # stratified; 0 turns early stopping off
+    patience: int = 3  # epochs without a better validation loss before stopping
+    class_weighting: bool = True  # weight classes inversely to their frequency
+    seed: int = 0
+    device: str = "auto"  # "auto", "cpu" or "cuda"
+    random_weights: bool = False  # untrained start for "last-layer"/"fine-tune" (tests)
+    weights_file: "str | None" = None  # pretrained weights instead of the standard file
+
+    def __post_init__(self):
+        spec = get_spec(self.model)
+        object.__setattr__(self, "model", spec.name)
+        problems = []
+        if self.mode not in MODES:
+            problems.append(f"mode must be one of {', '.join(MODES)}, not {self.mode!r}")
+        if self.optimizer not in OPTIMIZERS:
+            problems.append(f"optimizer must be one of {', '.join(OPTIMIZERS)}, "
+                            f"not {self.optimizer!r}")
+        for name in ("epochs", "batch_size"):
+            if int(getattr(self, name)) < 1:
+                problems.append(f"{name} must be at least 1")
+        if not (self.learning_rate > 0 and self.head_learning_rate > 0):
+            problems.append("the learning rates must be above 0")
+        if not 0 <= self.validation_fraction < 1:
+            problems.append("the validation fraction must be at least 0 and below 1")
+        if self.head_epochs < 0 or self.patience < 1:
+            problems.append("head_epochs must be at least 0 and patience at least 1")
+        if not (self.max_grad_norm >= 0 and self.cap_epochs >= 0):
+            problems.append("max_grad_norm and cap_epochs must be at least 0 (0: no cap, "
+                            "or a cap in every epoch)")
+        if not (self.warmup_epochs >= 0 and 0 < self.backbone_lr_factor <= 1):
+            problems.append("warmup_epochs must be at least 0 and backbone_lr_factor "
+                            "above 0 and at most 1")
+        smallest = MIN_IMAGE_SIZE[spec.name]
+        if self.image_size is not None and not smallest <= int(self.image_size) <= 1024:
+            problems.append(f"{spec.display_name} needs images of at least {smallest} x "
+                            f"{smallest} pixels (at most 1024); choose an image size between "
+                            f"{smallest} and 1024, or leave it empty for the native "
+                            f"{spec.input_size}")
+        if problems:
+            raise ValueError("Cannot train: " + "; ".join(problems) + ".")
+
+    @property
+    def size(self) -> int:
+        """The image side the network is trained and used at; the network's native size
+        while ``image_size`` is None (train_classifier chooses one from the images)."""
+        return int(self.image_size or get_spec(self.model).input_size)
+
+
+# Fine-tuning SqueezeNet: the cap on its whole network's gradient norm in the first
+# epoch of the whole network (see preset).
+SQUEEZENET_GRADIENT_CAP = 3.0
+
+
+def preset(model: str = "squeezenet", mode: str = "fine-tune") -> TrainConfig:
+    """Defaults per architecture, after the papers that introduced them.
+
+    SqueezeNet 1.1 (Iandola et al.): 227 px, SGD with momentum 0.9, weight decay 2e-4,
+    dropout 0.5 before conv10. VGG (Simonyan & Zisserman): SGD momentum 0.9, weight decay
+    5e-4, dropout 0.5 on the FC layers, scale jitter and flips. Inception v3 (Szegedy et
+    al.): 299 px, RMSProp (decay 0.9, epsilon 1.0), label smoothing 0.1, auxiliary loss
+    (weight 0.4). Rates are the papers' for "scratch".
+
+    Fine-tuning: a tenth of the papers' rates. For SqueezeNet the whole network's
+    gradients are capped at a norm of 3 (``max_grad_norm``) in its first epoch
+    (``cap_epochs``): without the cap the validation loss jumped when the whole network
+    started to learn (0.50 -> 1.30 on the tutorial's digits). Its Caffe weights have no
+    batch normalisation and its backbone's gradients have norms of 5-35 all along, so
+    SGD's steps at the full rate tore up the features the last layer had just learnt
+    to read. Capped all along (or at a lower rate, 0.001) the jump goes too, but
+    accuracy on new writers' digits fell further than with the cap in the first epoch
+    only. benchmarks/README.md has the measurements.
+    """
+    spec = get_spec(model)
+    if mode not in MODES:
+        raise ValueError(f"Unknown mode {mode!r}: choose one of {', '.join(MODES)}.")
+    if spec.name == "squeezenet":
+        base = dict(optimizer="sgd", momentum=0.9, weight_decay=2e-4, dropout=0.5,
+                    batch_size=32, learning_rate=0.04)
+    elif spec.name in ("vgg16", "vgg19"):
+        base = dict(optimizer="sgd", momentum=0.9, weight_decay=5e-4, dropout=0.5,
+                    scale_jitter=0.25, batch_size=16, learning_rate=0.01)
+    else:
+        base = dict(optimizer="rmsprop", momentum=0.9, weight_decay=4e-5, dropout=0.5,
+                    label_smoothing=0.1, aux_loss_weight=0.4, batch_size=16,
+                    learning_rate=0.045)
+    if mode == "fine-tune":
+        base.update(learning_rate=base["learning_rate"] / 10, epochs=10, patience=3)
+        if spec.name == "squeezenet":
+            base.update(max_grad_norm=SQUEEZENET_GRADIENT_CAP, cap_epochs=1)
+    elif mode == "scratch":
+        base.update(epochs=30, patience=5)
+    else:  # a linear layer on fixed embeddings (Adam, head_learning_rate): many cheap epochs
+        base.update(epochs=100, patience=10, batch_size=64)
+    return TrainConfig(model=spec.name, mode=mode, **base)
+
+
+# The image size chosen for images of a given size (auto_image_size). Lesson 2 measured
+# 64-px digits at 64, 96 and 227 px: 96 was as accurate as 227 and several times faster,
+# 64 less accurate; benchmarks/train_digits.py found 64 px right for 32-px digits.
+AUTO_SIZE_SCALE = 1.5  # of the images' median shorter side
+AUTO_SIZE_STEP = 32  # rounded up to a multiple of this
+AUTO_SIZE_FLOOR = 64  # never below, however small the images
+AUTO_SIZE_SAMPLE = 200  # image headers read to find the median
+
+
+def auto_image_size(median_side: "float | None", model: str = "squeezenet") -> int:
+    """The side to train ``model`` at for images whose median shorter side is
+    ``median_side``: 1.5 x that, rounded up to a multiple of 32, at least 64 px (and the
+    network's smallest size) and at most its native size, which is also the answer when
+    the side is unknown. 32-px images train at 64 px, 64-px images at 96, photos natively."""
+    spec = get_spec(model)
+    if median_side is None or not median_side > 0:
+        return spec.input_size
+    size = math.ceil(AUTO_SIZE_SCALE * median_side / AUTO_SIZE_STEP) * AUTO_SIZE_STEP
+    return int(min(spec.input_size, max(size, AUTO_SIZE_FLOOR, MIN_IMAGE_SIZE[spec.name])))
+
+
+def image_sides(sources: Sequence[str], sample: int = AUTO_SIZE_SAMPLE) -> "list[int]":
+    """Shorter sides (as shown: EXIF rotation counts) of up to ``sample`` images spread
+    evenly over ``sources``, from their headers alone. URLs (which would have to be
+    downloaded twice) and files that cannot be opened are left out."""
+    from PIL import Image
+    sources = list(sources)
+    picks = np.unique(np.linspace(0, len(sources) - 1, min(sample, len(sources))).astype(int)) \
+        if sources else []
+    sides = []
+    for i in picks:
+        source = os.fspath(sources[i])
+        if is_url(source):
+            continue
+        try:
+            with Image.open(source) as image:
+                sides.append(min(shown_size(image)))
+        except Exception:  # unreadable files are reported by decoding, not here
+            continue
+    return sides
+
+
+def size_for_images(sources: Sequence[str], model: str = "squeezenet") -> int:
+    """auto_image_size for the median shorter side of these images (see image_sides)."""
+    sides = image_sides(sources)
+    return auto_image_size(float(np.median(sides)) if sides else None, model)
