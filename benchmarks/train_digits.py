@@ -177,7 +177,8 @@ def _switch_run(train: str, test: str, image_size: int, overrides: dict, args):
     paths, labels, n = labelled(train)
     config = dataclasses.replace(preset("squeezenet", "fine-tune"), image_size=image_size,
                                  head_epochs=args.head_epochs, epochs=args.switch_epochs,
-                                 patience=args.patience, flip=False, seed=0, **overrides)
+                                 patience=args.patience, flip=False,
+                                 **{"seed": 0, **overrides})
     start = time.perf_counter()
     result = train_classifier(paths, labels, n, config)
     seconds = time.perf_counter() - start
