@@ -14,15 +14,16 @@ from typing import Sequence
 import numpy as np
 
 from .images import is_url, shown_size
-from .models import get_spec
+from .models import MODELS, get_spec
 
 __all__ = ["MODES", "OPTIMIZERS", "MIN_IMAGE_SIZE", "TrainConfig", "preset",
            "auto_image_size", "image_sides", "size_for_images"]
 
 MODES = ("last-layer", "fine-tune", "scratch")
 OPTIMIZERS = ("sgd", "rmsprop", "adam")
-# The smallest image side each architecture accepts (tests check these against networks.py).
-MIN_IMAGE_SIZE = {"squeezenet": 29, "vgg16": 32, "vgg19": 32, "inception-v3": 75}
+# The smallest image side each architecture accepts: its ModelSpec's, the one source.
+MIN_IMAGE_SIZE = {name: spec.min_input_size for name, spec in MODELS.items()}
+
 
 @dataclass(frozen=True)
 class TrainConfig:
