@@ -47,7 +47,7 @@ class BuildWithHelp(build_py):
         shutil.rmtree(target, ignore_errors=True)
         source = DOC_HTML
         if _sphinx_here() and os.path.isdir(os.path.join(HERE, "doc")):
-            source = os.path.join(self.build_temp, "help-html")
+            source = os.path.join(self.get_finalized_command("build").build_temp, "help-html")
             subprocess.run([sys.executable, "-m", "sphinx", "-q", "-W", "--keep-going",
                             "-b", "html", os.path.join(HERE, "doc"), source], check=True)
         if not os.path.isfile(os.path.join(source, "index.html")):

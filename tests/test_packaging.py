@@ -32,3 +32,24 @@ def test_dependencies_and_extras():
     assert 'platform_machine == "x86_64"' in gpu
     extras = set(distribution("Orange3-DeepImage").metadata.get_all("Provides-Extra"))
     assert {"server", "test", "bench", "doc", "cluster"} <= extras
+
+
+def test_a_wheel_built_beside_sphinx_carries_the_widget_help(tmp_path):
+    """`pip wheel --no-build-isolation .` in an environment with Sphinx (a developer's
+    .venv) builds the site inside build_py and ships it as F1 help; build_py has no
+    build_temp of its own, which once made this path fail."""
+    import shutil
+    import subprocess
+    import sys
+    import zipfile
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    source = tmp_path / "src"
+    shutil.copytree(root, source, ignore=shutil.ignore_patterns(
+        ".git", ".venv*", "build", "dist", "_build", "__pycache__", "*.egg-info"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
+                    "--no-build-isolation", "-w", str(tmp_path / "dist"), str(source)],
+                   check=True, env={**os.environ, "DEEPIMAGE_REQUIRE_HELP": "1"})
+    wheel, = (tmp_path / "dist").glob("orange3_deepimage-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "orangecontrib/deepimage/help/index.html" in names
+    assert any(n.startswith("orangecontrib/deepimage/help/widgets/") for n in names)
