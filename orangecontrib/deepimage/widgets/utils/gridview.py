@@ -16,7 +16,8 @@ from AnyQt.QtWidgets import (QAbstractItemView, QHeaderView, QStyle, QStyledItem
                              QStyleOptionViewItem, QTableView, QWidget)
 
 from .thumbnails import ThumbnailLoader, size_bucket
-from .thumbnailview import ImagePreview, PathRole, PreviewingView, ThumbnailDelegate
+from .thumbnailview import (ImagePreview, PathRole, PreviewingView, ThumbnailDelegate,
+                            draw_thumbnail)
 
 __all__ = ["GridModel", "GridDelegate", "GridView", "RowRole", "ColorRole", "SubsetRole"]
 
@@ -122,15 +123,7 @@ class GridDelegate(QStyledItemDelegate):
         side = min(self.side, rect.width() - 2 * self.MARGIN, rect.height() - 2 * self.MARGIN)
         box = QRect(rect.x() + (rect.width() - side) // 2, rect.y() + self.MARGIN, side, side)
         thumbnail = self.loader.get(index.data(PathRole) or "", size_bucket(self.side))
-        if isinstance(thumbnail, QImage):
-            scaled = QSize(thumbnail.width(), thumbnail.height()).scaled(
-                box.size(), Qt.AspectRatioMode.KeepAspectRatio)
-            target = QRect(0, 0, scaled.width(), scaled.height())
-            target.moveCenter(box.center())
-            painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
-            painter.drawImage(target, thumbnail)
-        else:
-            ThumbnailDelegate._placeholder(painter, box, thumbnail)
+        draw_thumbnail(painter, box, thumbnail)
         color = index.data(ColorRole)
         if color is not None:
             painter.setPen(QPen(color, self.FRAME))

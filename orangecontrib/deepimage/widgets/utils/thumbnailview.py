@@ -94,15 +94,7 @@ class ThumbnailDelegate(QStyledItemDelegate):
         thumbnail = self.loader.get(path, size_bucket(self.side))
         if isinstance(thumbnail, QImage) and self.overlay is not None:
             thumbnail = self.overlay(path, thumbnail)
-        if isinstance(thumbnail, QImage):
-            scaled = QSize(thumbnail.width(), thumbnail.height()).scaled(
-                box.size(), Qt.AspectRatioMode.KeepAspectRatio)
-            target = QRect(0, 0, scaled.width(), scaled.height())
-            target.moveCenter(box.center())
-            painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
-            painter.drawImage(target, thumbnail)
-        else:
-            self._placeholder(painter, box, thumbnail)
+        draw_thumbnail(painter, box, thumbnail)
         if index.data(MismatchRole):
             painter.setPen(QPen(QColor("#d62728"), 3))
             painter.drawRect(box.adjusted(1, 1, -1, -1))
@@ -126,6 +118,20 @@ class ThumbnailDelegate(QStyledItemDelegate):
                              -box.width() // 4, -box.height() // 4)
         painter.drawLine(inner.topLeft(), inner.bottomRight())
         painter.drawLine(inner.topRight(), inner.bottomLeft())
+
+
+def draw_thumbnail(painter: QPainter, box: QRect, thumbnail) -> None:
+    """A thumbnail centred in ``box`` at its aspect ratio, or the placeholder for one that
+    is loading or failed (Image Viewer's and Image Grid's delegates)."""
+    if isinstance(thumbnail, QImage):
+        scaled = QSize(thumbnail.width(), thumbnail.height()).scaled(
+            box.size(), Qt.AspectRatioMode.KeepAspectRatio)
+        target = QRect(0, 0, scaled.width(), scaled.height())
+        target.moveCenter(box.center())
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+        painter.drawImage(target, thumbnail)
+    else:
+        ThumbnailDelegate._placeholder(painter, box, thumbnail)
 
 
 class PreviewingView:
