@@ -16,8 +16,7 @@ from AnyQt.QtWidgets import (QAbstractItemView, QHeaderView, QStyle, QStyledItem
                              QStyleOptionViewItem, QTableView, QWidget)
 
 from .thumbnails import ThumbnailLoader, size_bucket
-from .thumbnailview import (ImagePreview, PathRole, PreviewingView, ThumbnailDelegate,
-                            draw_thumbnail)
+from .thumbnailview import ImagePreview, PathRole, PreviewingView, draw_thumbnail
 
 __all__ = ["GridModel", "GridDelegate", "GridView", "RowRole", "ColorRole", "SubsetRole"]
 
