@@ -32,7 +32,7 @@ import math
 
 import numpy as np
 
-__all__ = ["NETWORK_HEAD_FACTOR", "warmup_cosine", "make_optimizer", "head_optimizer",
+__all__ = ["NETWORK_HEAD_FACTOR", "warmup_cosine", "gradient_cap", "make_optimizer", "head_optimizer",
            "backbone_groups", "network_optimizers", "set_peak_rates", "warmup_steps"]
 
 # The last layer's Adam rate after unfreezing, as a share of its first-stage rate: the
@@ -48,6 +48,15 @@ def warmup_cosine(step: int, total: int, warmup: int = 0, floor: float = 0.01) -
         return (step + 1) / (warmup + 1)
     done = min(max(step - warmup, 0) / max(total - warmup, 1), 1.0)
     return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * done))
+
+
+def gradient_cap(max_norm: float, growth: float, step: int, steps_per_epoch: int) -> float:
+    """The cap on the whole network's gradient norm at 0-based optimizer step ``step`` of
+    the whole-network stage: ``max_norm`` at the first step, growing smoothly by
+    ``growth`` per epoch (``growth`` 1: the same cap all along). SqueezeNet's preset starts
+    at 3 and triples every epoch, so after two or three epochs it no longer binds (its
+    gradients' norms are 5-35): it loosens gradually, with no step where it lifts at once."""
+    return float(max_norm) * float(growth) ** (step / max(int(steps_per_epoch), 1))
 
 
 def warmup_steps(warmup_epochs: float, steps_per_epoch: int, epochs: int) -> int:

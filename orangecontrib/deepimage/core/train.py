@@ -37,7 +37,8 @@ from .models import get_spec
 from .predict import predict_proba
 from .presets import (MIN_IMAGE_SIZE, MODES, OPTIMIZERS, TrainConfig, auto_image_size,
                       preset, size_for_images)
-from .schedule import head_optimizer, network_optimizers, warmup_cosine, warmup_steps
+from .schedule import (gradient_cap, head_optimizer, network_optimizers, warmup_cosine,
+                       warmup_steps)
 
 __all__ = ["MODES", "OPTIMIZERS", "MIN_IMAGE_SIZE", "TrainConfig", "EpochRecord",
            "TrainResult", "preset", "auto_image_size", "size_for_images", "train_classifier",
@@ -257,12 +258,13 @@ class _Trainer:
         autocast = (lambda: torch.autocast("cuda", dtype=torch.float16)) if self.amp \
             else contextlib.nullcontext
         y_train_t = torch.as_tensor(y_train, dtype=torch.long)
-        # the whole network's gradients (not the last layer's on its own Adam) are capped
+        # the whole network's gradients (not the last layer's on its own Adam) are capped,
+        # the cap growing from max_grad_norm by cap_growth per epoch (gradient_cap)
         clipped = [p for group in optimizers[-1].param_groups for p in group["params"]] \
             if phase == "network" and self.config.max_grad_norm else []
         # under torchrun the step goes through DistributedDataParallel (averaged gradients)
         step = forward if self.parallel is None else self.parallel.wrap(keep, forward)
-        waited = 0
+        waited, steps_done = 0, 0
         for epoch in range(epochs):
             start = time.perf_counter()
             self.net.train()
@@ -279,15 +281,18 @@ class _Trainer:
                 for optimizer in optimizers:
                     optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
-                if clipped and (not self.config.cap_epochs or epoch < self.config.cap_epochs):
+                if clipped:
                     for optimizer in optimizers:
                         scaler.unscale_(optimizer)
-                    torch.nn.utils.clip_grad_norm_(clipped, self.config.max_grad_norm)
+                    torch.nn.utils.clip_grad_norm_(clipped, gradient_cap(
+                        self.config.max_grad_norm, self.config.cap_growth, steps_done,
+                        per_epoch))
                 for optimizer in optimizers:
                     scaler.step(optimizer)
                 scaler.update()
                 for schedule in schedules:
                     schedule.step()
+                steps_done += 1
                 total_loss += float(loss.detach()) * len(batch)
                 correct += int((logits.argmax(1) == target).sum())
                 seen += len(batch)
