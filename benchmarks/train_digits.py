@@ -110,11 +110,13 @@ def cross_validate(root: str, args) -> list[str]:
     return lines
 
 
-# Fine-tuning's second stage before the fix (no cap on the gradients), after it (the
-# preset: SqueezeNet's gradients capped at a norm of 3), and a lower rate instead
-SWITCH_VARIANTS = {"before: no cap": dict(max_grad_norm=0.0),
-                   "after: the preset (cap 3)": {},
-                   "no cap, rate 0.001": dict(max_grad_norm=0.0, learning_rate=0.001)}
+# Fine-tuning's second stage before the fix (no cap on the gradients, no label
+# smoothing), after it (the preset: SqueezeNet's gradients capped at a norm of 3 at the
+# switch, the cap tripling every epoch, and labels smoothed by 0.1), and each part alone
+SWITCH_VARIANTS = {"before: no cap": dict(max_grad_norm=0.0, label_smoothing=0.0),
+                   "after: the preset (cap 3 x3 per epoch, smoothing 0.1)": {},
+                   "the cap alone": dict(label_smoothing=0.0),
+                   "smoothing alone": dict(max_grad_norm=0.0)}
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # ../shared/data/photos where there is one, else the same four photos in the tutorials
 PHOTOS = next(folder for folder in (
@@ -177,8 +179,8 @@ def _switch_run(train: str, test: str, image_size: int, overrides: dict, args):
     paths, labels, n = labelled(train)
     config = dataclasses.replace(preset("squeezenet", "fine-tune"), image_size=image_size,
                                  head_epochs=args.head_epochs, epochs=args.switch_epochs,
-                                 patience=args.patience, flip=False,
-                                 **{"seed": 0, **overrides})
+                                 patience=args.patience,
+                                 **{"seed": 0, "flip": False, **overrides})
     start = time.perf_counter()
     result = train_classifier(paths, labels, n, config)
     seconds = time.perf_counter() - start
@@ -189,33 +191,50 @@ def _switch_run(train: str, test: str, image_size: int, overrides: dict, args):
 
 
 def switch_benchmark(root: str, args) -> list[str]:
-    """Validation loss at the switch to the whole network, before and after the fix."""
+    """Validation loss at the switch to the whole network, before and after the fix: a row
+    per run, then a summary per images and variant over the seeds."""
     sets = []
     if args.switch_sets in ("both", "digits"):
-        sets.append(("tutorial digits (500, 64 px)", *write_digit_sets(root), 64))
+        sets.append((f"tutorial digits (500, {args.digit_size} px)", *write_digit_sets(root),
+                     args.digit_size))
     if args.switch_sets in ("both", "photos"):
         sets.append(("photo crops (4 photos x 40, 96 px)",
                      *write_photo_sets(root, 40, args.test_per_class), 96))
-    lines = ["| images | variant | val loss: best head epoch | first network epochs | "
-             "rise at the switch | network epochs run | best epoch | held-out CA | s |",
-             "|---|---|---:|---|---:|---:|---:|---:|---:|"]
+    variants = json.loads(args.variants) if args.variants else SWITCH_VARIANTS
+    variants = list(variants.items())[:args.switch_variants]
+    lines = ["| images | variant | seed | val loss: best head epoch | network epochs | "
+             "highest over the head's best | the same in cross-entropy | best epoch | "
+             "held-out CA | s |", "|---|---|---:|---:|---|---:|---:|---:|---:|---:|"]
+    summary = ["| images | variant | seeds | highest rise | seeds over +10% | "
+               "highest rise in cross-entropy | seeds over +10% | mean held-out CA |",
+               "|---|---|---:|---:|---:|---:|---:|---:|"]
     for name, train, test, size in sets:
-        variants = json.loads(args.variants) if args.variants else SWITCH_VARIANTS
-        for variant, overrides in list(variants.items())[:args.switch_variants]:
-            result, accuracy, seconds = _switch_run(train, test, size, overrides, args)
-            head = [r for r in result.history if r.phase == "head"]
-            network = [r for r in result.history if r.phase == "network"]
-            best_head = min(r.val_loss for r in head)
-            first = [r.val_loss for r in network[:2]]
-            rise = max(first) / best_head - 1
-            log(f"{name}, {variant}: head {best_head:.3f}, network "
-                f"{', '.join(f'{v:.3f}' for v in first)}, rise {100 * rise:+.0f}%, "
-                f"CA {accuracy:.4f}, {seconds:.0f} s")
-            lines.append(f"| {name} | {variant} | {best_head:.3f} | "
-                         f"{', '.join(f'{v:.3f}' for v in first)} | {100 * rise:+.0f}% | "
-                         f"{len(network)} | {result.best_epoch} | {accuracy:.4f} | "
-                         f"{seconds:.0f} |")
-    return lines
+        for variant, overrides in variants:
+            rises, nll_rises, accuracies = [], [], []
+            for seed in args.seeds:
+                run = {"seed": seed, "flip": args.flip, **overrides}
+                result, accuracy, seconds = _switch_run(train, test, size, run, args)
+                head = [r for r in result.history if r.phase == "head"]
+                network = [r.val_loss for r in result.history if r.phase == "network"]
+                best_head = min(r.val_loss for r in head)
+                rise = max(network) / best_head - 1  # every network epoch, not the first
+                # the loss without label smoothing (the same where there is none)
+                nll_rise = max(r.val_nll for r in result.history if r.phase == "network") \
+                    / min(r.val_nll for r in head) - 1
+                rises.append(rise)
+                nll_rises.append(nll_rise)
+                accuracies.append(accuracy)
+                curve = ", ".join(f"{v:.3f}" for v in network)
+                log(f"{name}, {variant}, seed {seed}: head {best_head:.3f}, network {curve}, "
+                    f"highest {100 * rise:+.0f}% (cross-entropy {100 * nll_rise:+.0f}%), "
+                    f"CA {accuracy:.4f}, {seconds:.0f} s")
+                lines.append(f"| {name} | {variant} | {seed} | {best_head:.3f} | {curve} | "
+                             f"{100 * rise:+.0f}% | {100 * nll_rise:+.0f}% | "
+                             f"{result.best_epoch} | {accuracy:.4f} | {seconds:.0f} |")
+            summary.append(f"| {name} | {variant} | {len(rises)} | {100 * max(rises):+.0f}% | "
+                           f"{sum(r > 0.10 for r in rises)} | {100 * max(nll_rises):+.0f}% | "
+                           f"{sum(r > 0.10 for r in nll_rises)} | {np.mean(accuracies):.4f} |")
+    return summary + [""] + lines
 
 
 def epoch_timing(args) -> list[str]:
@@ -270,7 +289,8 @@ def main() -> int:
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--head-epochs", type=int, default=10)
-    parser.add_argument("--patience", type=int, default=4)
+    parser.add_argument("--patience", type=int,
+                        help="4; with --switch the preset's 3")
     parser.add_argument("--scale-jitter", type=float, default=0.0)
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--architectures", nargs="*",
@@ -280,7 +300,7 @@ def main() -> int:
     parser.add_argument("--skip-cv", action="store_true")
     parser.add_argument("--switch", action="store_true",
                         help="only the loss at fine-tuning's switch, before and after")
-    parser.add_argument("--switch-epochs", type=int, default=4,
+    parser.add_argument("--switch-epochs", type=int, default=10,
                         help="--switch: network epochs after the last layer's")
     parser.add_argument("--switch-sets", choices=("both", "digits", "photos"),
                         default="both")
@@ -290,7 +310,16 @@ def main() -> int:
                         help='--switch: other variants, {"name": {TrainConfig field: value}}')
     parser.add_argument("--test-per-class", type=int, default=25,
                         help="--switch: held-out photo crops per photo")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0],
+                        help="--switch: a run per seed (split, batches, last layer's start)")
+    parser.add_argument("--flip", action="store_true",
+                        help="--switch: random flips on (the Trainer's default; off in lesson 2)")
+    parser.add_argument("--digit-size", type=int, default=64,
+                        help="--switch: the digits' training size (the lesson's 64 px; the "
+                             "Trainer chooses 96 for them)")
     args = parser.parse_args()
+    if args.patience is None:
+        args.patience = 3 if args.switch else 4
     with tempfile.TemporaryDirectory(prefix="deepimage-train-bench-") as folder:
         os.environ.setdefault("DEEPIMAGE_CACHE_DIR", os.path.join(folder, "cache"))
         if args.switch:
@@ -299,7 +328,8 @@ def main() -> int:
                   f"average {os.getloadavg()[0]:.1f} before.\n")
             print(f"Fine-tuning SqueezeNet: up to {args.head_epochs} epochs of the last layer, "
                   f"then up to {args.switch_epochs} of the whole network, patience "
-                  f"{args.patience}, no flips, seed 0; held-out CA on the other 1,297 digits "
+                  f"{args.patience}, flips {'on' if args.flip else 'off'}, seeds "
+                  f"{', '.join(map(str, args.seeds))}; held-out CA on the other 1,297 digits "
                   f"and on {args.test_per_class} other crops of each photo.\n")
             start = time.perf_counter()
             print("\n".join(switch_benchmark(folder, args)))

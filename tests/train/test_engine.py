@@ -129,6 +129,27 @@ def test_early_stopping_restores_the_best_epoch(tmp_path, write_colours):
     assert loss != pytest.approx(result.history[-1].val_loss, rel=1e-3)
 
 
+def test_validation_loss_is_measured_as_training_measures_it(tmp_path, write_colours):
+    """With label smoothing the validation loss is the smoothed cross-entropy training
+    minimises (the Trainer plots both; early stopping follows it), and ``val_nll`` keeps
+    the plain cross-entropy: both recomputed here from the kept model's probabilities."""
+    paths = write_colours(tmp_path, per_class=20, classes=("red",))
+    labels = list(np.random.default_rng(3).permutation([0, 1] * 10))
+    config = fast(epochs=20, patience=20, class_weighting=False, dropout=0.0,
+                  head_learning_rate=0.05, batch_size=8, label_smoothing=0.1)
+    result = train_classifier(paths, labels, 2, config)
+    _, val = stratified_split(np.array(labels), config.validation_fraction, config.seed)
+    probs = predict_proba(result.net, [paths[i] for i in val], 32)[0]
+    logp = np.log(probs)
+    nll = -logp[np.arange(len(val)), np.array(labels)[val]]
+    smoothed = 0.9 * nll - 0.1 * logp.mean(1)  # torch's label_smoothing=0.1
+    assert result.best.val_nll == pytest.approx(nll.mean(), rel=1e-3)
+    assert result.best.val_loss == pytest.approx(smoothed.mean(), rel=1e-3)
+    assert result.best.val_loss != pytest.approx(result.best.val_nll, rel=1e-2)
+    plain = train_classifier(paths, labels, 2, dataclasses.replace(config, label_smoothing=0))
+    assert all(r.val_loss == r.val_nll for r in plain.history)
+
+
 def test_cancel_keeps_the_best_model_so_far(colour_dir):
     paths, labels = labelled(colour_dir)
     epochs = []

@@ -108,7 +108,8 @@ def test_squeezenets_first_steps_on_the_whole_network_are_capped(tmp_path, cap):
     batch) moves the backbone by at most rate x (cap + weight decay x |w|); without the
     cap it moves more than that on these images."""
     squeezenet = preset("squeezenet", "fine-tune")
-    assert (squeezenet.max_grad_norm, squeezenet.cap_growth) == (3.0, 3.0)
+    assert (squeezenet.max_grad_norm, squeezenet.cap_growth, squeezenet.label_smoothing) \
+        == (3.0, 3.0, 0.1)
     assert preset("vgg16", "fine-tune").max_grad_norm == preset("squeezenet",
                                                                 "scratch").max_grad_norm == 0
     folder = make_colour_folders(tmp_path, per_class=4, size=32, noise=150, seed=0)
@@ -138,18 +139,24 @@ DIGITS = Path(__file__).resolve().parents[2] / "tutorials" / "digits"
 @pytest.mark.parametrize("seed", [1, 4])
 def test_no_validation_loss_rise_at_the_switch_on_the_lessons_digits(seed):
     """The issue's picture: fine-tuning SqueezeNet on the lesson's 500 digits (64 px, no
-    flips, the preset otherwise: 10 + 10 epochs, patience 3). Seeds 1 and 4 jumped +99%
-    and +84% over the last layer's best validation loss without a cap, and seed 4 +64%
-    (in the second network epoch, where it was lifted) with the cap in the first epoch
-    only. With the growing cap no network epoch goes more than 10% above it."""
+    flips, the preset otherwise: 10 + 10 epochs, patience 3). Seeds 1 and 4 rose +99%
+    and +84% over the last layer's best validation loss without the cap and the label
+    smoothing, and seed 4 +64% (in the second network epoch, where it was lifted) with
+    a cap in the first epoch only. With the preset no network epoch goes more than 10%
+    above it, neither in the loss the Trainer shows (smoothed, as training measures it)
+    nor in plain cross-entropy."""
     paths = sorted(str(p) for p in DIGITS.glob("*/*.png"))
     labels = [int(Path(p).parent.name) for p in paths]
     assert len(paths) == 500
     config = dataclasses.replace(preset("squeezenet", "fine-tune"), image_size=64,
                                  flip=False, seed=seed)
     result = train_classifier(paths, labels, 10, config)
-    head = min(r.val_loss for r in result.history if r.phase == "head")
-    network = [r.val_loss for r in result.history if r.phase == "network"]
+    head = [r for r in result.history if r.phase == "head"]
+    network = [r for r in result.history if r.phase == "network"]
     assert len(network) >= 4  # not stopped at once (patience 3)
-    assert max(network) <= 1.1 * head, (head, network)
-    assert result.best.phase == "network" and result.best.val_loss < 0.5 * head
+    for measure in ("val_loss", "val_nll"):
+        best_head = min(getattr(r, measure) for r in head)
+        highest = max(getattr(r, measure) for r in network)
+        assert highest <= 1.1 * best_head, (measure, best_head, highest)
+    assert result.best.phase == "network" and result.best.val_nll < 0.5 * min(
+        r.val_nll for r in head)

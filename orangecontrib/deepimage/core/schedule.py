@@ -16,11 +16,12 @@ rates near zero too). So in the second stage
 - the backbone trains with the configured optimizer (the paper's: SGD with momentum for
   SqueezeNet and VGG, RMSProp for Inception), the earliest layers at ``learning_rate x
   backbone_lr_factor`` rising to ``learning_rate`` for the last ones (discriminative
-  rates, ULMFiT), with SqueezeNet's gradients capped in the first epoch (core.train,
-  ``max_grad_norm``, ``cap_epochs``): its backbone's gradients have norms of 15-35 at
-  the switch, and with SGD's steps at the full rate its embeddings' norms went from 200
-  to 265 and then fell to 105 within the first epoch, and the validation loss jumped
-  (0.50 -> 1.30 on the tutorial's digits);
+  rates, ULMFiT), with SqueezeNet's gradients capped at the switch, the cap growing
+  threefold every epoch (``gradient_cap``; ``max_grad_norm``, ``cap_growth``): its
+  backbone's gradients have norms of 15-35 at the switch, and with SGD's steps at the
+  full rate its embeddings' norms went from 200 to 265 and then fell to 105 within the
+  first epoch, and the validation loss jumped (0.50 -> 1.30 on the tutorial's digits);
+  a cap lifted at once after the first epoch moved the jump to the second in some runs;
 - every rate rises linearly from near zero over the first ``warmup_epochs`` (Goyal et
   al. 2017; ULMFiT's slanted triangular rate), then decays along a cosine to 1% of its peak.
 

@@ -56,9 +56,10 @@ class EpochRecord:
     phase: str  # "head" (last layer only) or "network"
     train_loss: float
     train_accuracy: float
-    val_loss: float
+    val_loss: float  # the training loss's own measure (label smoothing and all)
     val_accuracy: float
     seconds: float
+    val_nll: float = math.nan  # validation cross-entropy without label smoothing
 
 
 @dataclass(frozen=True)
@@ -299,11 +300,11 @@ class _Trainer:
                 self.progress.step(len(batch) if self.per_image else 1)
             if self.parallel is not None:  # the whole epoch's figures, the same everywhere
                 total_loss, correct, seen = self.parallel.sum(total_loss, correct, seen)
-            val_loss, val_acc = self.evaluate(forward, X_val, y_val, autocast)
+            val_loss, val_acc, val_nll = self.evaluate(forward, X_val, y_val, autocast)
             self.progress.advance_to(phase_start + (epoch + 1) * units_per_epoch)
             record = EpochRecord(len(self.history) + 1, phase, total_loss / max(seen, 1),
                                  correct / max(seen, 1), val_loss, val_acc,
-                                 time.perf_counter() - start)
+                                 time.perf_counter() - start, val_nll)
             self.history.append(record)
             if self.on_epoch is not None:
                 self.on_epoch(record)
@@ -319,16 +320,21 @@ class _Trainer:
                     self.progress.advance_to(phase_start + epochs * units_per_epoch)
                     return
 
-    def evaluate(self, forward, X, y, autocast) -> "tuple[float, float]":
+    def evaluate(self, forward, X, y, autocast) -> "tuple[float, float, float]":
+        """(loss, accuracy, cross-entropy) on the validation split. The loss is the
+        training's own (with its label smoothing), so the two curves the Trainer draws
+        measure the same thing and early stopping follows what training minimises; the
+        plain cross-entropy is kept beside it."""
         torch = self.torch
         if len(X) == 0:
-            return math.nan, math.nan
+            return math.nan, math.nan, math.nan
         n = len(X)
         if self.parallel is not None:  # a shard per process; the totals are summed below
             rows = self.parallel.shard(n)
             X, y = X[rows], y[rows]
         self.net.eval()
-        total, correct = 0.0, 0
+        total, nll, correct = 0.0, 0.0, 0
+        smoothing = self.criterion.label_smoothing
         target_all = torch.as_tensor(y, dtype=torch.long)
         with torch.no_grad():
             for batch in self._batches(len(X), False):
@@ -338,16 +344,21 @@ class _Trainer:
                 target = target_all[batch].to(self.device)
                 with autocast():
                     logits = forward(x, False)[0]
-                total += float(torch.nn.functional.cross_entropy(
-                    logits.float(), target, weight=self.criterion.weight,
-                    reduction="sum"))
+                for smooth in {smoothing, 0.0}:
+                    value = float(torch.nn.functional.cross_entropy(
+                        logits.float(), target, weight=self.criterion.weight,
+                        reduction="sum", label_smoothing=smooth))
+                    if smooth == smoothing:
+                        total += value
+                    if smooth == 0.0:
+                        nll += value
                 correct += int((logits.argmax(1) == target).sum())
                 self.progress.step(len(batch) if self.per_image else 1)
         weights = (self.criterion.weight.cpu()[torch.as_tensor(y)].sum().item()
                    if self.criterion.weight is not None else len(X))
         if self.parallel is not None:  # every process: the same metrics, the same stopping
-            total, correct, weights = self.parallel.sum(total, correct, weights)
-        return total / max(weights, 1e-12), correct / n
+            total, nll, correct, weights = self.parallel.sum(total, nll, correct, weights)
+        return total / max(weights, 1e-12), correct / n, nll / max(weights, 1e-12)
 
 
 def _embed_for_head(net, config: TrainConfig, device: str, sources=None, images=None,
