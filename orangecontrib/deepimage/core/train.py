@@ -344,14 +344,13 @@ class _Trainer:
                 target = target_all[batch].to(self.device)
                 with autocast():
                     logits = forward(x, False)[0]
-                for smooth in {smoothing, 0.0}:
-                    value = float(torch.nn.functional.cross_entropy(
+                def loss(smooth):
+                    return float(torch.nn.functional.cross_entropy(
                         logits.float(), target, weight=self.criterion.weight,
                         reduction="sum", label_smoothing=smooth))
-                    if smooth == smoothing:
-                        total += value
-                    if smooth == 0.0:
-                        nll += value
+                plain = loss(0.0)
+                nll += plain
+                total += loss(smoothing) if smoothing else plain
                 correct += int((logits.argmax(1) == target).sum())
                 self.progress.step(len(batch) if self.per_image else 1)
         weights = (self.criterion.weight.cpu()[torch.as_tensor(y)].sum().item()
