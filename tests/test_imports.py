@@ -3,10 +3,8 @@
 data.py is not checked: Orange.data itself imports AnyQt (for its translations) in
 Orange 3.40, so only code that avoids Orange tables can be Qt-free.
 """
-import subprocess
-import sys
-
 import pytest
+from fresh_python import run_python
 
 GUI = ("AnyQt", "PyQt5", "PyQt6", "PySide2", "PySide6")
 
@@ -33,8 +31,7 @@ def test_no_gui_modules_are_imported(module):
             f"or m.startswith(('Orange.widgets', 'Orange.canvas', 'orangewidget', "
             f"'orangecanvas')))\n"
             f"print(' '.join(bad))")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120)
+    proc = run_python(code)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == ""
 
@@ -42,5 +39,5 @@ def test_no_gui_modules_are_imported(module):
 def test_listing_models_does_not_import_torch():
     code = ("import sys\nfrom orangecontrib.deepimage.core.models import MODELS\n"
             "print('torch' in sys.modules)")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    proc = run_python(code)
     assert proc.stdout.strip() == "False"

