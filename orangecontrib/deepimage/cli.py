@@ -10,7 +10,6 @@ import argparse
 import csv
 import os
 import sys
-import time
 from typing import Sequence, TextIO
 
 from .core.devices import BACKENDS, DEVICES
@@ -21,29 +20,29 @@ OUTPUT_FORMATS = (".csv", ".tab", ".npy")
 
 
 class ProgressBar:
-    """A one-line progress bar on stderr; silent when stderr is not a terminal."""
+    """A ``progress(done, total)`` callback drawing a tqdm bar on ``stream`` (stderr):
+    images done, their rate and the time left; silent when the stream is not a terminal."""
 
-    def __init__(self, stream: TextIO = sys.stderr, width: int = 30, enabled: "bool | None" = None):
-        self.stream = stream
-        self.width = width
+    def __init__(self, stream: TextIO = sys.stderr, enabled: "bool | None" = None,
+                 unit: str = "image"):
+        self.stream, self.unit = stream, unit
         self.enabled = stream.isatty() if enabled is None else enabled
-        self.start = time.perf_counter()
-        self.drawn = False
+        self.bar = None
 
     def __call__(self, done: int, total: int) -> None:
         if not self.enabled or total <= 0:
             return
-        filled = int(self.width * done / total)
-        rate = done / max(time.perf_counter() - self.start, 1e-9)
-        self.stream.write(f"\r[{'#' * filled}{'.' * (self.width - filled)}] "
-                          f"{done}/{total}  {rate:.1f} images/s")
-        self.stream.flush()
-        self.drawn = True
+        if self.bar is None:
+            from tqdm import tqdm
+            self.bar = tqdm(total=total, file=self.stream, unit=self.unit, dynamic_ncols=True)
+        elif total != self.bar.total:
+            self.bar.total = total
+        self.bar.update(done - self.bar.n)
 
     def close(self) -> None:
-        if self.drawn:
-            self.stream.write("\n")
-            self.stream.flush()
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -161,7 +161,8 @@ def test_progress_is_a_bar_on_a_terminal():
     progress.progress(10, 10)
     progress.close()
     text = stream.getvalue()
-    assert "\r[######" in text and " 25%  fold 1/2" in text and "100%  fold 2/2" in text
+    assert "\r 25%|##" in text and "| fold 1/2" in text  # tqdm's bar, half of fold 1
+    assert "\r100%|" in text and "| fold 2/2" in text
     assert "epoch 1 (head)  val acc 0.750" in text
     lines = text.split("\n")  # the bar is redrawn in place; lines go above it
     assert lines[0].endswith("fold 1/2 trained in 0 s: best epoch 1 of 1, validation "
