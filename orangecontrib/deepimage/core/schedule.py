@@ -33,8 +33,9 @@ import math
 
 import numpy as np
 
-__all__ = ["NETWORK_HEAD_FACTOR", "warmup_cosine", "gradient_cap", "make_optimizer", "head_optimizer",
-           "backbone_groups", "network_optimizers", "set_peak_rates", "warmup_steps"]
+__all__ = ["NETWORK_HEAD_FACTOR", "warmup_cosine", "gradient_cap", "make_optimizer",
+           "head_optimizer", "backbone_groups", "network_optimizers", "set_peak_rates",
+           "warmup_steps"]
 
 # The last layer's Adam rate after unfreezing, as a share of its first-stage rate: the
 # first stage has brought it near its optimum, and the features now move under it.

@@ -320,6 +320,12 @@ class _Trainer:
                     self.progress.advance_to(phase_start + epochs * units_per_epoch)
                     return
 
+    def _summed_loss(self, logits, target, smoothing: float) -> float:
+        """The batch's cross-entropy, summed, with the training's class weights."""
+        return float(self.torch.nn.functional.cross_entropy(
+            logits.float(), target, weight=self.criterion.weight, reduction="sum",
+            label_smoothing=smoothing))
+
     def evaluate(self, forward, X, y, autocast) -> "tuple[float, float, float]":
         """(loss, accuracy, cross-entropy) on the validation split. The loss is the
         training's own (with its label smoothing), so the two curves the Trainer draws
@@ -344,13 +350,9 @@ class _Trainer:
                 target = target_all[batch].to(self.device)
                 with autocast():
                     logits = forward(x, False)[0]
-                def loss(smooth):
-                    return float(torch.nn.functional.cross_entropy(
-                        logits.float(), target, weight=self.criterion.weight,
-                        reduction="sum", label_smoothing=smooth))
-                plain = loss(0.0)
+                plain = self._summed_loss(logits, target, 0.0)
                 nll += plain
-                total += loss(smoothing) if smoothing else plain
+                total += self._summed_loss(logits, target, smoothing) if smoothing else plain
                 correct += int((logits.argmax(1) == target).sum())
                 self.progress.step(len(batch) if self.per_image else 1)
         weights = (self.criterion.weight.cpu()[torch.as_tensor(y)].sum().item()
