@@ -190,6 +190,14 @@ def _switch_run(train: str, test: str, image_size: int, overrides: dict, args):
     return result, accuracy, seconds
 
 
+def highest_rise(history, measure: str) -> float:
+    """The highest validation ``measure`` of any whole-network epoch over the last layer's
+    best, less 1 (+0.10: 10% above it)."""
+    head = [getattr(r, measure) for r in history if r.phase == "head"]
+    network = [getattr(r, measure) for r in history if r.phase == "network"]
+    return max(network) / min(head) - 1
+
+
 def switch_benchmark(root: str, args) -> list[str]:
     """Validation loss at the switch to the whole network, before and after the fix: a row
     per run, then a summary per images and variant over the seeds."""
@@ -214,13 +222,11 @@ def switch_benchmark(root: str, args) -> list[str]:
             for seed in args.seeds:
                 run = {"seed": seed, "flip": args.flip, **overrides}
                 result, accuracy, seconds = _switch_run(train, test, size, run, args)
-                head = [r for r in result.history if r.phase == "head"]
                 network = [r.val_loss for r in result.history if r.phase == "network"]
-                best_head = min(r.val_loss for r in head)
-                rise = max(network) / best_head - 1  # every network epoch, not the first
+                best_head = min(r.val_loss for r in result.history if r.phase == "head")
+                rise = highest_rise(result.history, "val_loss")
                 # the loss without label smoothing (the same where there is none)
-                nll_rise = max(r.val_nll for r in result.history if r.phase == "network") \
-                    / min(r.val_nll for r in head) - 1
+                nll_rise = highest_rise(result.history, "val_nll")
                 rises.append(rise)
                 nll_rises.append(nll_rise)
                 accuracies.append(accuracy)
