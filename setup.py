@@ -71,6 +71,14 @@ ONNXRUNTIME = [
     'onnxruntime>=1.17; platform_system != "Linux" or platform_machine != "x86_64"',
 ]
 
+# The embedding server (`deepimage serve`, and lesson 3's "Start a Server on This
+# Computer"): installed with the add-on, so Orange's Add-ons dialog, which installs no
+# extras, gives a teacher all three lessons. A few MB beside torch's GB.
+# starlette 0.46: MultiPartParser(max_part_size=) and spool_max_size, the server's
+# in-memory upload limits; fastapi 0.115.10 is the oldest that accepts it
+SERVER = ["fastapi>=0.115.10", "starlette>=0.46", "uvicorn>=0.27", "pydantic-settings>=2.7",
+          "python-multipart>=0.0.9", "httpx>=0.27", "prometheus-client>=0.17"]
+
 setup(
     name="Orange3-DeepImage",
     version="0.1.0",
@@ -108,13 +116,12 @@ setup(
         "captum>=0.7",  # Grad-CAM heatmaps (core/explain.py)
         "tqdm>=4.62",  # the command line's progress bars
         *ONNXRUNTIME,
+        *SERVER,
     ],
     extras_require={
-        # starlette 0.46: MultiPartParser(max_part_size=) and spool_max_size, the server's
-        # in-memory upload limits; fastapi 0.115.10 is the oldest that accepts it
-        "server": ["fastapi>=0.115.10", "starlette>=0.46", "uvicorn>=0.27",
-                   "pydantic-settings>=2.7", "python-multipart>=0.0.9", "httpx>=0.27",
-                   "prometheus-client>=0.17"],
+        # the server's packages are required now (SERVER); the extra stays so that
+        # `pip install "Orange3-DeepImage[server]"` in older instructions still works
+        "server": SERVER,
         "test": ["pytest>=7", "PyQt6>=6.5", "httpx>=0.27", "schemathesis>=4.0"],
         "bench": ["Orange3-ImageAnalytics>=0.13"],
         "doc": ["sphinx>=7.2.6", "myst-parser>=4", "furo>=2024.1"],

@@ -8,7 +8,9 @@ the checkout (tools/smoke_wheel.sh does both):
 3. Orange Canvas' help manager resolves each widget's F1 help to a local page that
    was installed with the add-on;
 4. Help > Example Workflows lists the lessons, and each lesson's Import Images, set up
-   from the workflow as the canvas opens it, imports its 500 digits with no command.
+   from the workflow as the canvas opens it, imports its 500 digits with no command;
+5. lesson 3 can start its embedding server: the server's packages are requirements, not
+   an extra the Add-ons dialog would leave out.
 
 Prints one line per check; exits non-zero on the first failure.
 """
@@ -137,6 +139,22 @@ def check_lessons(registry) -> None:
         widget.deleteLater()
 
 
+def check_server_packages() -> None:
+    """Lesson 3's "Start a Server on This Computer" needs the server's packages, and
+    Orange's Add-ons dialog installs no extras: the wheel itself must require them."""
+    import re
+    from importlib.metadata import distribution
+
+    from orangecontrib.deepimage.embedding import local_server_possible
+    required = {re.match(r"[A-Za-z0-9._-]+", r).group(0).lower()
+                for r in distribution("Orange3-DeepImage").requires if "extra ==" not in r}
+    missing = sorted({"fastapi", "uvicorn", "pydantic-settings", "python-multipart"}
+                     - required)
+    check(not missing and local_server_possible("http://127.0.0.1:8000"),
+          "lesson 3 can start its server: the wheel requires the server's packages "
+          f"without an extra{f' (not: {missing})' if missing else ''}")
+
+
 def main() -> int:
     from AnyQt.QtWidgets import QApplication
     app = QApplication(sys.argv[:1])  # noqa: F841 (kept alive)
@@ -145,6 +163,7 @@ def main() -> int:
     widgets = check_registry(registry, package)
     check_help(registry, widgets, package)
     check_lessons(registry)
+    check_server_packages()
     print("The installed add-on passed its smoke test.")
     return 0
 
