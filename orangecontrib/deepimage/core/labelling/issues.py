@@ -1,0 +1,54 @@
+"""Labels the data contradicts (the idea behind cleanlab's find_label_issues).
+
+Each labelled row gets out-of-fold probabilities from the quick model (a model that
+never saw the row). Confident learning: a class's threshold is the mean probability
+the model gives that class on the rows labelled with it; a row is an issue when the
+model gives another class at least that class's threshold and more than the given
+label. Issues are ranked by the probability of the given label (lowest first).
+"""
+from __future__ import annotations
+
+from typing import Hashable, Sequence
+
+import numpy as np
+
+from .inputs import prepare
+from .quickmodel import out_of_fold_proba
+
+__all__ = ["label_issues", "label_issue_scores"]
+
+
+def label_issue_scores(embeddings: object, labels: Sequence[Hashable | None],
+                       seed: int = 0) -> np.ndarray:
+    """Per row, how well the data supports its label: the out-of-fold probability of
+    the given label (0 = contradicted, 1 = supported); NaN for unlabelled rows and
+    rows that cannot be checked (NaN embedding, a class with one label)."""
+    prepared = prepare(embeddings, labels)
+    oof = out_of_fold_proba(prepared, seed)
+    scores = np.full(len(prepared.y), np.nan)
+    tested = oof.fold >= 0
+    rows = oof.rows[tested]
+    scores[rows] = oof.proba[tested, prepared.y[rows]]
+    return scores
+
+
+def label_issues(embeddings: object, labels: Sequence[Hashable | None],
+                 seed: int = 0) -> list:
+    """Indices of labelled rows whose label the data contradicts, most suspicious
+    first; empty when nothing can be checked yet (fewer than two classes with two or
+    more labels each)."""
+    prepared = prepare(embeddings, labels)
+    oof = out_of_fold_proba(prepared, seed)
+    tested = oof.fold >= 0
+    if not tested.any():
+        return []
+    proba, rows = oof.proba[tested], oof.rows[tested]
+    given = prepared.y[rows]
+    thresholds = np.array([proba[given == c, c].mean() if (given == c).any() else np.inf
+                           for c in range(proba.shape[1])])
+    self_confidence = proba[np.arange(len(rows)), given]
+    others = np.where(proba >= thresholds, proba, -np.inf)
+    others[np.arange(len(rows)), given] = -np.inf
+    flagged = others.max(axis=1) > self_confidence
+    order = np.argsort(self_confidence[flagged], kind="stable")
+    return [int(i) for i in rows[flagged][order]]

@@ -1,0 +1,171 @@
+"""Which images to label next.
+
+- "diverse": picks that cover the data. The rows are clustered (k-means on
+  normalised embeddings) into as many clusters as there will be labels; the clusters
+  that hold no labelled image yet, largest first, each give their most typical image
+  (the one nearest the centre). So the first dozen labels meet every kind of image.
+- "uncertain": the images the quick model is least sure about (smallest margin
+  between its two most probable classes), kept diverse: the least certain candidates
+  are clustered into `n` groups and each group gives its least certain image.
+- "auto": "diverse" while the labels are few or of fewer than two classes, then
+  "uncertain".
+- "random": a uniform sample (the baseline).
+"""
+from __future__ import annotations
+
+from typing import Hashable, Sequence
+
+import numpy as np
+from sklearn.cluster import KMeans, MiniBatchKMeans
+from sklearn.decomposition import PCA
+
+from .inputs import LabellingError, Prepared, prepare
+from .quickmodel import fit_prepared
+
+__all__ = ["STRATEGIES", "suggest_next", "suggest_prepared", "auto_strategy"]
+
+STRATEGIES = ("auto", "diverse", "uncertain", "random")
+
+#: "auto" stays diverse until this many labels exist (and at least two classes).
+AUTO_MIN_LABELS = 20
+#: "uncertain" clusters this many times n of the least certain candidates.
+CANDIDATE_FACTOR = 5
+#: Embeddings are projected on this many principal components for the geometry.
+GEOMETRY_DIMENSIONS = 64
+
+
+def suggest_next(embeddings: object, labels: Sequence[Hashable | None], n: int,
+                 strategy: str = "auto", seed: int = 0) -> list:
+    """Indices of up to `n` unlabelled rows to label next, most useful first.
+
+    `labels` holds a label or None (unlabelled) per row of `embeddings`. Rows with
+    NaN embeddings and labelled rows are never returned; fewer than `n` come back
+    when fewer unlabelled rows remain. The same inputs and seed give the same picks."""
+    if strategy not in STRATEGIES:
+        raise LabellingError(f"unknown strategy {strategy!r}: choose one of "
+                             + ", ".join(STRATEGIES))
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+        raise LabellingError(f"n must be a whole number of images, 0 or more, not {n!r}")
+    return suggest_prepared(prepare(embeddings, labels), int(n), strategy, seed)
+
+
+def auto_strategy(prepared: Prepared) -> str:
+    """What "auto" does for these labels: "diverse" or "uncertain"."""
+    counts = prepared.class_counts()
+    if (counts > 0).sum() < 2 or counts.sum() < AUTO_MIN_LABELS:
+        return "diverse"
+    return "uncertain"
+
+
+def suggest_prepared(prepared: Prepared, n: int, strategy: str, seed: int) -> list:
+    """`suggest_next` on inputs already prepared."""
+    candidates = np.flatnonzero(prepared.candidates)
+    n = min(n, len(candidates))
+    if n == 0:
+        return []
+    if strategy == "random":
+        rng = np.random.default_rng(seed)
+        return [int(i) for i in rng.choice(candidates, n, replace=False)]
+    if strategy == "auto":
+        strategy = auto_strategy(prepared)
+    if strategy == "uncertain" and (prepared.class_counts() > 0).sum() < 2:
+        strategy = "diverse"        # no model without two classes
+    geometry = project(prepared, seed)
+    if strategy == "diverse":
+        return diverse(geometry, prepared, candidates, n, seed)
+    return uncertain(geometry, prepared, candidates, n, seed)
+
+
+def project(prepared: Prepared, seed: int) -> np.ndarray:
+    """Rows as unit vectors (cosine geometry, as embeddings are compared), centred
+    and projected on the main principal components; invalid rows are zero."""
+    X = prepared.X[prepared.valid]
+    X = X - X.mean(axis=0)
+    norms = np.linalg.norm(X, axis=1, keepdims=True)
+    X = X / np.where(norms > 0, norms, 1.0)
+    dims = min(GEOMETRY_DIMENSIONS, X.shape[0], X.shape[1])
+    if X.shape[1] > dims and dims >= 1:
+        X = PCA(dims, svd_solver="randomized", random_state=seed).fit_transform(X)
+    out = np.zeros((len(prepared.y), X.shape[1]))
+    out[prepared.valid] = X
+    return out
+
+
+def kmeans(points: np.ndarray, k: int, seed: int) -> tuple:
+    """Labels and centres of k-means (mini-batch on many points, for speed)."""
+    k = max(1, min(k, len(points)))
+    if len(points) > 5000:
+        model = MiniBatchKMeans(k, random_state=seed, n_init=3, batch_size=2048)
+    else:
+        model = KMeans(k, random_state=seed, n_init=1)
+    assignment = model.fit_predict(points)
+    return assignment, model.cluster_centers_
+
+
+def diverse(geometry: np.ndarray, prepared: Prepared, candidates: np.ndarray, n: int,
+            seed: int) -> list:
+    """The most typical candidate of each cluster that holds no labelled row."""
+    rows = np.flatnonzero(prepared.valid)
+    labelled = prepared.labelled[rows]
+    assignment, centres = kmeans(geometry[rows], int(labelled.sum()) + n, seed)
+    k = len(centres)
+    covered = np.zeros(k, bool)
+    covered[assignment[labelled]] = True
+    sizes = np.bincount(assignment, minlength=k)
+    distance = np.linalg.norm(geometry[rows] - centres[assignment], axis=1)
+    picks = []
+    for cluster in sorted(np.flatnonzero(~covered), key=lambda c: (-sizes[c], c)):
+        members = np.flatnonzero((assignment == cluster) & ~labelled)
+        if len(members):
+            picks.append(int(rows[members[np.argmin(distance[members])]]))
+        if len(picks) == n:
+            return picks
+    return picks + farthest_first(geometry, prepared, candidates, n - len(picks), picks)
+
+
+def farthest_first(geometry: np.ndarray, prepared: Prepared, candidates: np.ndarray,
+                   n: int, chosen: list) -> list:
+    """k-centre greedy: candidates farthest from everything labelled or chosen."""
+    anchors = np.concatenate([np.flatnonzero(prepared.usable), chosen]).astype(int)
+    pool = np.setdiff1d(candidates, chosen)
+    if not len(pool) or n <= 0:
+        return []
+    points = geometry[pool]
+    if len(anchors):
+        nearest = np.min([np.linalg.norm(points - geometry[a], axis=1) for a in anchors],
+                         axis=0)
+    else:
+        nearest = np.linalg.norm(points - points.mean(axis=0), axis=1)
+    picks = []
+    for _ in range(min(n, len(pool))):
+        best = int(np.argmax(nearest))
+        picks.append(int(pool[best]))
+        nearest = np.minimum(nearest, np.linalg.norm(points - points[best], axis=1))
+        nearest[best] = -1.0
+    return picks
+
+
+def margins(prepared: Prepared, candidates: np.ndarray, seed: int) -> np.ndarray:
+    """Top-two probability margin of the quick model on the candidates (0 = unsure)."""
+    model = fit_prepared(prepared, np.flatnonzero(prepared.usable), seed=seed)
+    proba = model.predict_proba(prepared.X[candidates])
+    top = np.sort(proba, axis=1)[:, -2:]
+    return top[:, 1] - top[:, 0]
+
+
+def uncertain(geometry: np.ndarray, prepared: Prepared, candidates: np.ndarray, n: int,
+              seed: int) -> list:
+    """Least certain candidates, one from each of n clusters of the least certain."""
+    margin = margins(prepared, candidates, seed)
+    order = np.argsort(margin, kind="stable")
+    pool = order[:min(len(order), CANDIDATE_FACTOR * n)]
+    if len(pool) <= n:
+        return [int(candidates[i]) for i in pool]
+    assignment, _ = kmeans(geometry[candidates[pool]], n, seed)
+    picks = []
+    for cluster in range(n):
+        members = pool[assignment == cluster]
+        if len(members):
+            picks.append(members[np.argmin(margin[members])])
+    picks.sort(key=lambda i: (margin[i], i))
+    return [int(candidates[i]) for i in picks]
