@@ -5,8 +5,9 @@
   that hold no labelled image yet, largest first, each give their most typical image
   (the one nearest the centre). So the first dozen labels meet every kind of image.
 - "uncertain": the images the quick model is least sure about (smallest margin
-  between its two most probable classes), kept diverse: the least certain candidates
-  are clustered into `n` groups and each group gives its least certain image.
+  between its two most probable classes), kept diverse: the 10 n least certain
+  candidates are clustered into `n` groups and each group gives its most typical image
+  (the weighted-k-means idea of Zhdanov, 2019, without the weights).
 - "auto": "diverse" while the labels are few or of fewer than two classes, then
   "uncertain".
 - "random": a uniform sample (the baseline).
@@ -17,9 +18,9 @@ from typing import Hashable, Sequence
 
 import numpy as np
 from sklearn.cluster import KMeans, MiniBatchKMeans
-from sklearn.decomposition import PCA
+from sklearn.utils.extmath import randomized_svd
 
-from .inputs import LabellingError, Prepared, prepare
+from .inputs import LabellingError, Prepared, one_blas_thread, prepare
 from .quickmodel import fit_prepared
 
 __all__ = ["STRATEGIES", "suggest_next", "suggest_prepared", "auto_strategy"]
@@ -27,13 +28,16 @@ __all__ = ["STRATEGIES", "suggest_next", "suggest_prepared", "auto_strategy"]
 STRATEGIES = ("auto", "diverse", "uncertain", "random")
 
 #: "auto" stays diverse until this many labels exist (and at least two classes).
-AUTO_MIN_LABELS = 20
+AUTO_MIN_LABELS = 30
 #: "uncertain" clusters this many times n of the least certain candidates.
-CANDIDATE_FACTOR = 5
+CANDIDATE_FACTOR = 10
 #: Embeddings are projected on this many principal components for the geometry.
 GEOMETRY_DIMENSIONS = 64
+#: ... fitted on at most this many rows.
+PCA_SAMPLE = 3000
 
 
+@one_blas_thread
 def suggest_next(embeddings: object, labels: Sequence[Hashable | None], n: int,
                  strategy: str = "auto", seed: int = 0) -> list:
     """Indices of up to `n` unlabelled rows to label next, most useful first.
@@ -70,24 +74,34 @@ def suggest_prepared(prepared: Prepared, n: int, strategy: str, seed: int) -> li
         strategy = auto_strategy(prepared)
     if strategy == "uncertain" and (prepared.class_counts() > 0).sum() < 2:
         strategy = "diverse"        # no model without two classes
-    geometry = project(prepared, seed)
     if strategy == "diverse":
-        return diverse(geometry, prepared, candidates, n, seed)
-    return uncertain(geometry, prepared, candidates, n, seed)
+        return diverse(project(prepared, seed), prepared, candidates, n, seed)
+    return uncertain(prepared, candidates, n, seed)
+
+
+def normalised(prepared: Prepared, rows: np.ndarray) -> np.ndarray:
+    """The given rows centred (on all valid rows) and scaled to unit length, float32:
+    the cosine geometry in which embeddings are compared."""
+    X = prepared.X[rows].astype(np.float32)
+    X -= prepared.X[prepared.valid].mean(axis=0).astype(np.float32)
+    norms = np.linalg.norm(X, axis=1, keepdims=True)
+    return X / np.where(norms > 0, norms, 1.0)
 
 
 def project(prepared: Prepared, seed: int) -> np.ndarray:
-    """Rows as unit vectors (cosine geometry, as embeddings are compared), centred
-    and projected on the main principal components; invalid rows are zero."""
-    X = prepared.X[prepared.valid]
-    X = X - X.mean(axis=0)
-    norms = np.linalg.norm(X, axis=1, keepdims=True)
-    X = X / np.where(norms > 0, norms, 1.0)
+    """Valid rows, normalised and projected on their main principal components
+    (fitted on at most PCA_SAMPLE rows, so it stays fast on 20,000 images); invalid
+    rows are zero."""
+    rows = np.flatnonzero(prepared.valid)
+    X = normalised(prepared, rows)
     dims = min(GEOMETRY_DIMENSIONS, X.shape[0], X.shape[1])
-    if X.shape[1] > dims and dims >= 1:
-        X = PCA(dims, svd_solver="randomized", random_state=seed).fit_transform(X)
-    out = np.zeros((len(prepared.y), X.shape[1]))
-    out[prepared.valid] = X
+    if X.shape[1] > dims >= 1:
+        rng = np.random.default_rng(seed)
+        sample = X if len(X) <= PCA_SAMPLE else X[rng.choice(len(X), PCA_SAMPLE, False)]
+        _, _, components = randomized_svd(sample, dims, n_iter=3, random_state=seed)
+        X = X @ components.T.astype(np.float32)
+    out = np.zeros((len(prepared.y), X.shape[1]), np.float32)
+    out[rows] = X
     return out
 
 
@@ -153,19 +167,22 @@ def margins(prepared: Prepared, candidates: np.ndarray, seed: int) -> np.ndarray
     return top[:, 1] - top[:, 0]
 
 
-def uncertain(geometry: np.ndarray, prepared: Prepared, candidates: np.ndarray, n: int,
-              seed: int) -> list:
-    """Least certain candidates, one from each of n clusters of the least certain."""
+def uncertain(prepared: Prepared, candidates: np.ndarray, n: int, seed: int) -> list:
+    """The CANDIDATE_FACTOR * n least certain candidates are clustered into n groups
+    and each group gives its most typical member (nearest the centre), ordered by
+    margin; so a batch never spends several labels on near-copies."""
     margin = margins(prepared, candidates, seed)
     order = np.argsort(margin, kind="stable")
     pool = order[:min(len(order), CANDIDATE_FACTOR * n)]
     if len(pool) <= n:
         return [int(candidates[i]) for i in pool]
-    assignment, _ = kmeans(geometry[candidates[pool]], n, seed)
+    points = normalised(prepared, candidates[pool])
+    assignment, centres = kmeans(points, n, seed)
+    distance = np.linalg.norm(points - centres[assignment], axis=1)
     picks = []
     for cluster in range(n):
-        members = pool[assignment == cluster]
-        if len(members):
-            picks.append(members[np.argmin(margin[members])])
+        inside = np.flatnonzero(assignment == cluster)
+        if len(inside):
+            picks.append(pool[inside[np.argmin(distance[inside])]])
     picks.sort(key=lambda i: (margin[i], i))
     return [int(candidates[i]) for i in picks]
