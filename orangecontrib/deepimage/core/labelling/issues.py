@@ -12,13 +12,13 @@ from typing import Hashable, Sequence
 
 import numpy as np
 
-from .inputs import one_blas_thread, prepare
+from .inputs import single_threaded, prepare
 from .quickmodel import out_of_fold_proba
 
 __all__ = ["label_issues", "label_issue_scores"]
 
 
-@one_blas_thread
+@single_threaded
 def label_issue_scores(embeddings: object, labels: Sequence[Hashable | None],
                        seed: int = 0) -> np.ndarray:
     """Per row, how well the data supports its label: the out-of-fold probability of
@@ -33,7 +33,7 @@ def label_issue_scores(embeddings: object, labels: Sequence[Hashable | None],
     return scores
 
 
-@one_blas_thread
+@single_threaded
 def label_issues(embeddings: object, labels: Sequence[Hashable | None],
                  seed: int = 0) -> list:
     """Indices of labelled rows whose label the data contradicts, most suspicious

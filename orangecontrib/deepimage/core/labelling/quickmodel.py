@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from typing import Hashable, Optional, Sequence
 
 import numpy as np
+from scipy.special import expit, softmax
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 
-from .inputs import LabellingError, Prepared, as_matrix, one_blas_thread, prepare
+from .inputs import LabellingError, Prepared, as_matrix, single_threaded, prepare
 
 __all__ = ["QuickModel", "fit_quick_model", "fit_prepared", "AccuracyEstimate",
            "estimate_accuracy", "OutOfFold", "out_of_fold_proba", "MAX_FOLDS"]
@@ -41,9 +42,20 @@ class QuickModel:
         """Standardised embeddings (what the regression sees)."""
         return (X - self.mean) / self.scale
 
+    def decision(self, X: np.ndarray) -> np.ndarray:
+        """The regression's scores on raw rows, with the standardisation folded into
+        its weights (no standardised copy of a 20,000-row matrix is made)."""
+        weights = self.regression.coef_ / self.scale
+        offset = self.regression.intercept_ - weights @ self.mean
+        return X @ weights.T.astype(X.dtype) + offset
+
     def predict_proba(self, X: object) -> np.ndarray:
         """Probabilities, n x len(classes); rows of non-finite embeddings are NaN."""
-        X = as_matrix(X)
+        X = np.asarray(X)
+        if not np.issubdtype(X.dtype, np.floating):
+            X = as_matrix(X)
+        if X.ndim != 2:
+            raise LabellingError(f"embeddings must be a 2-D array, not {X.ndim}-D")
         if X.shape[1] != len(self.mean):
             raise LabellingError(f"the model was fitted on {len(self.mean)}-d embeddings, "
                                  f"these have {X.shape[1]}: embed with the same network")
@@ -51,8 +63,10 @@ class QuickModel:
         proba = np.full((len(X), len(self.classes)), np.nan)
         if self.regression is None:      # one class: it is always that one
             proba[valid] = 1.0
+        elif valid.all():
+            proba[:] = probabilities(self.decision(X))
         elif valid.any():
-            proba[valid] = self.regression.predict_proba(self.transform(X[valid]))
+            proba[valid] = probabilities(self.decision(X[valid]))
         return proba
 
     def predict(self, X: object) -> list:
@@ -63,14 +77,19 @@ class QuickModel:
         return [self.classes[i] if ok else None for i, ok in zip(best, valid)]
 
 
+def probabilities(scores: np.ndarray) -> np.ndarray:
+    """Logistic regression's probabilities from its scores (one column: two classes)."""
+    scores = scores.astype(np.float64)
+    if scores.shape[1] == 1:
+        positive = expit(scores[:, 0])
+        return np.column_stack([1 - positive, positive])
+    return softmax(scores, axis=1)
+
+
 def scaling(prepared: Prepared) -> tuple:
     """Mean and scale of the finite rows (a constant column gets scale 1)."""
-    rows = prepared.X[prepared.valid]
-    if not len(rows):
-        rows = prepared.X[:0]
-    mean = rows.mean(axis=0) if len(rows) else np.zeros(prepared.X.shape[1])
-    scale = rows.std(axis=0) if len(rows) else np.ones(prepared.X.shape[1])
-    return mean, np.where(scale > 1e-12, scale, 1.0)
+    mean, std = prepared.moments
+    return mean, np.where(std > 1e-12, std, 1.0)
 
 
 def fit_prepared(prepared: Prepared, rows: np.ndarray, scale: Optional[tuple] = None,
@@ -87,11 +106,12 @@ def fit_prepared(prepared: Prepared, rows: np.ndarray, scale: Optional[tuple] = 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         warnings.filterwarnings("ignore", "The number of unique classes", UserWarning)
-        regression.fit((prepared.X[rows] - mean) / std, np.searchsorted(present, codes))
+        standardised = (prepared.X[rows].astype(np.float64) - mean) / std
+        regression.fit(standardised, np.searchsorted(present, codes))
     return QuickModel(classes, mean, std, regression)
 
 
-@one_blas_thread
+@single_threaded
 def fit_quick_model(embeddings: object, labels: Sequence[Hashable | None],
                     seed: int = 0) -> QuickModel:
     """Fit the quick model on the labelled rows with finite embeddings.
@@ -174,7 +194,7 @@ class AccuracyEstimate:
                 f"({self.n_labels} labels, {self.n_classes} classes)")
 
 
-@one_blas_thread
+@single_threaded
 def estimate_accuracy(embeddings: object, labels: Sequence[Hashable | None],
                       seed: int = 0) -> AccuracyEstimate:
     """Stratified cross-validation of the quick model on the labelled rows."""

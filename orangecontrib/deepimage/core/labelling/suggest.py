@@ -20,7 +20,7 @@ import numpy as np
 from sklearn.cluster import KMeans, MiniBatchKMeans
 from sklearn.utils.extmath import randomized_svd
 
-from .inputs import LabellingError, Prepared, one_blas_thread, prepare
+from .inputs import LabellingError, Prepared, single_threaded, prepare
 from .quickmodel import fit_prepared
 
 __all__ = ["STRATEGIES", "suggest_next", "suggest_prepared", "auto_strategy"]
@@ -37,7 +37,7 @@ GEOMETRY_DIMENSIONS = 64
 PCA_SAMPLE = 3000
 
 
-@one_blas_thread
+@single_threaded
 def suggest_next(embeddings: object, labels: Sequence[Hashable | None], n: int,
                  strategy: str = "auto", seed: int = 0) -> list:
     """Indices of up to `n` unlabelled rows to label next, most useful first.
@@ -83,25 +83,32 @@ def normalised(prepared: Prepared, rows: np.ndarray) -> np.ndarray:
     """The given rows centred (on all valid rows) and scaled to unit length, float32:
     the cosine geometry in which embeddings are compared."""
     X = prepared.X[rows].astype(np.float32)
-    X -= prepared.X[prepared.valid].mean(axis=0).astype(np.float32)
+    X -= prepared.moments[0].astype(np.float32)
     norms = np.linalg.norm(X, axis=1, keepdims=True)
     return X / np.where(norms > 0, norms, 1.0)
 
 
 def project(prepared: Prepared, seed: int) -> np.ndarray:
     """Valid rows, normalised and projected on their main principal components
-    (fitted on at most PCA_SAMPLE rows, so it stays fast on 20,000 images); invalid
-    rows are zero."""
+    (fitted on at most PCA_SAMPLE rows); invalid rows are zero. Computed without a
+    normalised copy of the whole matrix, so it stays fast on 20,000 images."""
     rows = np.flatnonzero(prepared.valid)
-    X = normalised(prepared, rows)
-    dims = min(GEOMETRY_DIMENSIONS, X.shape[0], X.shape[1])
-    if X.shape[1] > dims >= 1:
-        rng = np.random.default_rng(seed)
-        sample = X if len(X) <= PCA_SAMPLE else X[rng.choice(len(X), PCA_SAMPLE, False)]
-        _, _, components = randomized_svd(sample, dims, n_iter=3, random_state=seed)
-        X = X @ components.T.astype(np.float32)
-    out = np.zeros((len(prepared.y), X.shape[1]), np.float32)
-    out[rows] = X
+    dims = min(GEOMETRY_DIMENSIONS, len(rows), prepared.X.shape[1])
+    out = np.zeros((len(prepared.y), max(dims, 1)))
+    if not len(rows) or dims < 1:
+        return out
+    if len(rows) > PCA_SAMPLE:
+        sample = np.random.default_rng(seed).choice(rows, PCA_SAMPLE, replace=False)
+    else:
+        sample = rows
+    _, _, components = randomized_svd(normalised(prepared, sample), dims, n_iter=3,
+                                      random_state=seed)
+    mean = prepared.moments[0]
+    X = prepared.X if len(rows) == len(prepared.X) else prepared.X[rows]
+    scores = X @ components.T.astype(X.dtype) - (mean @ components.T)
+    squares = np.einsum("ij,ij->i", X, X) - 2 * (X @ mean.astype(X.dtype)) + mean @ mean
+    norms = np.sqrt(np.maximum(squares, 0.0))[:, None]
+    out[rows] = scores / np.where(norms > 1e-12, norms, 1.0)
     return out
 
 
@@ -109,7 +116,7 @@ def kmeans(points: np.ndarray, k: int, seed: int) -> tuple:
     """Labels and centres of k-means (mini-batch on many points, for speed)."""
     k = max(1, min(k, len(points)))
     if len(points) > 5000:
-        model = MiniBatchKMeans(k, random_state=seed, n_init=3, batch_size=2048)
+        model = MiniBatchKMeans(k, random_state=seed, n_init=1, batch_size=2048)
     else:
         model = KMeans(k, random_state=seed, n_init=1)
     assignment = model.fit_predict(points)
