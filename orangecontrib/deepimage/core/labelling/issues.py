@@ -1,10 +1,12 @@
 """Labels the data contradicts (the idea behind cleanlab's find_label_issues).
 
 Each labelled row gets out-of-fold probabilities from the quick model (a model that
-never saw the row). Confident learning: a class's threshold is the mean probability
-the model gives that class on the rows labelled with it; a row is an issue when the
-model gives another class at least that class's threshold and more than the given
-label. Issues are ranked by the probability of the given label (lowest first).
+never saw the row). As in confident learning, a class's threshold is the mean
+probability the model gives that class on the rows labelled with it. A row is an issue
+when the model prefers another class and gives the given label less than that label's
+threshold (cleanlab asks instead that another class reach its own threshold; on a
+large, confident class that misses rows of it given a wrong label). Issues are ranked
+by the probability of the given label, lowest first.
 """
 from __future__ import annotations
 
@@ -49,8 +51,6 @@ def label_issues(embeddings: object, labels: Sequence[Hashable | None],
     thresholds = np.array([proba[given == c, c].mean() if (given == c).any() else np.inf
                            for c in range(proba.shape[1])])
     self_confidence = proba[np.arange(len(rows)), given]
-    others = np.where(proba >= thresholds, proba, -np.inf)
-    others[np.arange(len(rows)), given] = -np.inf
-    flagged = others.max(axis=1) > self_confidence
+    flagged = (np.argmax(proba, axis=1) != given) & (self_confidence < thresholds[given])
     order = np.argsort(self_confidence[flagged], kind="stable")
     return [int(i) for i in rows[flagged][order]]

@@ -113,12 +113,14 @@ def project(prepared: Prepared, seed: int) -> np.ndarray:
 
 
 def kmeans(points: np.ndarray, k: int, seed: int) -> tuple:
-    """Labels and centres of k-means (mini-batch on many points, for speed)."""
+    """Labels and centres of k-means (mini-batch on many points, for speed). Ten
+    starts while k is small: with one, k-means often merges two small clusters and
+    splits a large one, and the first picks miss a kind of image."""
     k = max(1, min(k, len(points)))
     if len(points) > 5000:
         model = MiniBatchKMeans(k, random_state=seed, n_init=1, batch_size=2048)
     else:
-        model = KMeans(k, random_state=seed, n_init=1)
+        model = KMeans(k, random_state=seed, n_init=10 if k <= 50 else 3)
     assignment = model.fit_predict(points)
     return assignment, model.cluster_centers_
 
