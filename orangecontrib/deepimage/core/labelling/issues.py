@@ -10,6 +10,7 @@ by the probability of the given label, lowest first.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Hashable, Sequence
 
 import numpy as np
@@ -17,7 +18,7 @@ import numpy as np
 from .inputs import single_threaded, prepare
 from .quickmodel import out_of_fold_proba
 
-__all__ = ["label_issues", "label_issue_scores"]
+__all__ = ["label_issues", "label_issue_scores", "LabelIssue", "describe_label_issues"]
 
 
 @single_threaded
@@ -35,12 +36,22 @@ def label_issue_scores(embeddings: object, labels: Sequence[Hashable | None],
     return scores
 
 
+@dataclass(frozen=True)
+class LabelIssue:
+    """A label the data contradicts: its row, the label given, the class a model that
+    never saw the row prefers, and the probabilities that model gives each."""
+    row: int
+    label: Hashable
+    likely: Hashable
+    label_probability: float
+    likely_probability: float
+
+
 @single_threaded
-def label_issues(embeddings: object, labels: Sequence[Hashable | None],
-                 seed: int = 0) -> list:
-    """Indices of labelled rows whose label the data contradicts, most suspicious
-    first; empty when nothing can be checked yet (fewer than two classes with two or
-    more labels each)."""
+def describe_label_issues(embeddings: object, labels: Sequence[Hashable | None],
+                          seed: int = 0) -> list:
+    """`label_issues` with the reasons: a LabelIssue per suspicious row, most
+    suspicious first."""
     prepared = prepare(embeddings, labels)
     oof = out_of_fold_proba(prepared, seed)
     tested = oof.fold >= 0
@@ -51,6 +62,18 @@ def label_issues(embeddings: object, labels: Sequence[Hashable | None],
     thresholds = np.array([proba[given == c, c].mean() if (given == c).any() else np.inf
                            for c in range(proba.shape[1])])
     self_confidence = proba[np.arange(len(rows)), given]
-    flagged = (np.argmax(proba, axis=1) != given) & (self_confidence < thresholds[given])
-    order = np.argsort(self_confidence[flagged], kind="stable")
-    return [int(i) for i in rows[flagged][order]]
+    likely = np.argmax(proba, axis=1)
+    flagged = np.flatnonzero((likely != given) & (self_confidence < thresholds[given]))
+    flagged = flagged[np.argsort(self_confidence[flagged], kind="stable")]
+    classes = prepared.classes
+    return [LabelIssue(int(rows[i]), classes[given[i]], classes[likely[i]],
+                       float(self_confidence[i]), float(proba[i, likely[i]]))
+            for i in flagged]
+
+
+def label_issues(embeddings: object, labels: Sequence[Hashable | None],
+                 seed: int = 0) -> list:
+    """Indices of labelled rows whose label the data contradicts, most suspicious
+    first; empty when nothing can be checked yet (fewer than two classes with two or
+    more labels each)."""
+    return [issue.row for issue in describe_label_issues(embeddings, labels, seed)]
