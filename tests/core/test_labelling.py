@@ -208,3 +208,26 @@ def test_labels_that_are_nan_or_empty_count_as_unlabelled(blobs):
 def test_invalid_calls_raise_labelling_error(blobs, call, message):
     with pytest.raises(LabellingError, match=message):
         call(blobs[0])
+
+
+def test_no_estimate_until_two_classes_have_two_labels(blobs):
+    X, y = blobs
+    labels = labelled(y, [int(np.flatnonzero(y == c)[0]) for c in range(8)])
+    labels[int(np.flatnonzero(y == 0)[1])] = "c0"
+    estimate = estimate_accuracy(X, labels)
+    assert estimate.mean is None and "two labels each of at least two classes" in \
+        estimate.reason
+    labels[int(np.flatnonzero(y == 1)[1])] = "c1"
+    estimate = estimate_accuracy(X, labels)
+    assert estimate.n_tested == 4 and "4 tested" in str(estimate)
+
+
+def test_describe_label_issues_names_the_likely_class(blobs):
+    from orangecontrib.deepimage.labelling import describe_label_issues
+    X, y = blobs
+    labels = [f"c{v}" for v in y]
+    row = int(np.flatnonzero(y == 2)[0])
+    labels[row] = "c5"
+    issue = describe_label_issues(X, labels)[0]
+    assert (issue.row, issue.label, issue.likely) == (row, "c5", "c2")
+    assert issue.label_probability < 0.1 < 0.5 < issue.likely_probability

@@ -141,8 +141,8 @@ class OutOfFold:
     reason: str = ""
 
 
-def out_of_fold_proba(prepared: Prepared, seed: int = 0,
-                      max_folds: int = MAX_FOLDS) -> OutOfFold:
+def out_of_fold_proba(prepared: Prepared, seed: int = 0, max_folds: int = MAX_FOLDS,
+                      min_testable: int = 1) -> OutOfFold:
     """Stratified k-fold predictions; k is limited by the smallest class with two or
     more labels. Rows of a class with a single label are always trained on, never
     tested (a model cannot predict a class it has not seen)."""
@@ -154,8 +154,9 @@ def out_of_fold_proba(prepared: Prepared, seed: int = 0,
     if (counts > 0).sum() < 2:
         return OutOfFold(rows, proba, fold, 0, "needs labels of at least two classes")
     testable = counts[prepared.y[rows]] >= 2
-    if not testable.any():
-        return OutOfFold(rows, proba, fold, 0, "needs a class with at least two labels")
+    if (counts >= 2).sum() < min_testable:
+        return OutOfFold(rows, proba, fold, 0,
+                         "needs two labels each of at least two classes")
     n_folds = int(min(max_folds, counts[counts >= 2].min()))
     scale = scaling(prepared)
     splitter = StratifiedKFold(n_folds, shuffle=True, random_state=seed)
@@ -190,8 +191,9 @@ class AccuracyEstimate:
     def __str__(self) -> str:
         if self.mean is None:
             return f"accuracy cannot be estimated yet: {self.reason}"
+        tested = "" if self.n_tested == self.n_labels else f", {self.n_tested} tested"
         return (f"estimated accuracy {self.mean:.2f} ± {self.std:.2f} "
-                f"({self.n_labels} labels, {self.n_classes} classes)")
+                f"({self.n_labels} labels, {self.n_classes} classes{tested})")
 
 
 @single_threaded
@@ -199,7 +201,7 @@ def estimate_accuracy(embeddings: object, labels: Sequence[Hashable | None],
                       seed: int = 0) -> AccuracyEstimate:
     """Stratified cross-validation of the quick model on the labelled rows."""
     prepared = prepare(embeddings, labels)
-    oof = out_of_fold_proba(prepared, seed)
+    oof = out_of_fold_proba(prepared, seed, min_testable=2)
     n_labels, n_classes = len(oof.rows), int((prepared.class_counts() > 0).sum())
     if not oof.n_folds:
         return AccuracyEstimate(None, None, n_labels, n_classes, reason=oof.reason)
