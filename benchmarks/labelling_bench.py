@@ -170,6 +170,7 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--batch", type=int, default=10)
     parser.add_argument("--strategies", nargs="+", default=["auto", "random"])
+    parser.add_argument("--skip-simulation", action="store_true")
     parser.add_argument("--skip-issues", action="store_true")
     parser.add_argument("--skip-speed", action="store_true")
     args = parser.parse_args(argv)
@@ -178,6 +179,31 @@ def main(argv=None) -> int:
           f"{platform.system()}, Python {platform.python_version()}, numpy "
           f"{np.__version__}, scikit-learn {sklearn.__version__}; {args.seeds} seeds, "
           f"batches of {args.batch}.\n")
+    load = os.getloadavg()[0]
+    print(f"1-min load average {load:.1f} at the start.\n")
+    if not args.skip_simulation:
+        simulations(args)
+    if not args.skip_issues:
+        print("\n| set | label_issues precision in top 5% | recall | returned |")
+        print("|---|---|---|---|")
+        for name in args.sets:
+            X, y = embedded(name)
+            runs = [issues_precision(X, y, seed) for seed in range(args.seeds)]
+            print(f"| {name} | {mean_std([r[0] for r in runs])} | "
+                  f"{mean_std([r[1] for r in runs])} | {np.mean([r[2] for r in runs]):.0f} |",
+                  flush=True)
+    if not args.skip_speed:
+        times = speed()
+        print("\n| suggest_next, 20,000 x 1000 rows, 200 labels, n=10 | median s | max s |")
+        print("|---|---|---|")
+        for strategy, runs in times.items():
+            print(f"| {strategy} | {np.median(runs):.2f} | {np.max(runs):.2f} |")
+    print(f"\n1-min load average {os.getloadavg()[0]:.1f} at the end.")
+    return 0
+
+
+def simulations(args: argparse.Namespace) -> None:
+    """The table of accuracies after 50 and 100 labels, per set and strategy."""
     print("| set | strategy | accuracy after 50 | accuracy after 100 | seconds |")
     print("|---|---|---|---|---|")
     results = {}
@@ -199,22 +225,6 @@ def main(argv=None) -> int:
                              for b in (50, 100)]
                     print(f"| {name} | {strategy} − random | {gains[0] * 100:+.1f} points | "
                           f"{gains[1] * 100:+.1f} points | |")
-    if not args.skip_issues:
-        print("\n| set | label_issues precision in top 5% | recall | returned |")
-        print("|---|---|---|---|")
-        for name in args.sets:
-            X, y = embedded(name)
-            runs = [issues_precision(X, y, seed) for seed in range(args.seeds)]
-            print(f"| {name} | {mean_std([r[0] for r in runs])} | "
-                  f"{mean_std([r[1] for r in runs])} | {np.mean([r[2] for r in runs]):.0f} |",
-                  flush=True)
-    if not args.skip_speed:
-        times = speed()
-        print("\n| suggest_next, 20,000 x 1000 rows, 200 labels, n=10 | median s | max s |")
-        print("|---|---|---|")
-        for strategy, runs in times.items():
-            print(f"| {strategy} | {np.median(runs):.2f} | {np.max(runs):.2f} |")
-    return 0
 
 
 if __name__ == "__main__":
