@@ -231,3 +231,12 @@ def test_describe_label_issues_names_the_likely_class(blobs):
     issue = describe_label_issues(X, labels)[0]
     assert (issue.row, issue.label, issue.likely) == (row, "c5", "c2")
     assert issue.label_probability < 0.1 < 0.5 < issue.likely_probability
+
+
+def test_the_engine_imports_no_gui_no_orange_and_no_torch():
+    from fresh_python import run_python
+    proc = run_python("import sys, orangecontrib.deepimage.labelling\n"
+                      "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+                      "('torch', 'Orange', 'AnyQt', 'PyQt5', 'PyQt6', 'orangewidget')))")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
