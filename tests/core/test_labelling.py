@@ -240,3 +240,13 @@ def test_the_engine_imports_no_gui_no_orange_and_no_torch():
                       "('torch', 'Orange', 'AnyQt', 'PyQt5', 'PyQt6', 'orangewidget')))")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+def test_quick_model_pickles_and_deep_copies(blobs):
+    import copy
+    import pickle
+    X, y = blobs
+    model = fit_quick_model(X, labelled(y, range(0, 520, 4)))
+    for clone in (pickle.loads(pickle.dumps(model)), copy.deepcopy(model)):
+        assert clone.classes == model.classes
+        assert np.array_equal(clone.predict_proba(X[:20]), model.predict_proba(X[:20]))

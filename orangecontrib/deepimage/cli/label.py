@@ -216,7 +216,8 @@ def cmd_label_issues(args: argparse.Namespace) -> int:
         return fail(str(error))
     if args.json:
         print(json.dumps({"labelled": summary.n_labelled, "classes": summary.n_classes,
-                          "accuracy": estimate.mean, "accuracy_std": estimate.std,
+                          "accuracy": rounded(estimate.mean),
+                          "accuracy_std": rounded(estimate.std),
                           "notes": list(summary.notes), "issues": [
                               {"row": i.row, "image": data.images[i.row],
                                "label": str(i.label), "likely": str(i.likely),
@@ -233,3 +234,8 @@ def cmd_label_issues(args: argparse.Namespace) -> int:
         writer.writerow([data.images[i.row], i.label, i.likely,
                          f"{i.label_probability:.3f}", f"{i.likely_probability:.3f}"])
     return 0
+
+
+def rounded(value: "float | None", digits: int = 4) -> "float | None":
+    """A number for JSON, rounded; None stays None."""
+    return None if value is None else round(value, digits)
