@@ -155,6 +155,23 @@ def check_server_packages() -> None:
           f"without an extra{f' (not: {missing})' if missing else ''}")
 
 
+def check_labelling_cli() -> None:
+    """`deepimage label-next` runs from the installed package (a .npy of 30 rows)."""
+    import subprocess
+    import tempfile
+
+    import numpy as np
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "embeddings.npy")
+        np.save(path, np.random.default_rng(0).normal(size=(30, 8)))
+        proc = subprocess.run([sys.executable, "-m", "orangecontrib.deepimage.cli",
+                               "label-next", path, "-n", "3"], capture_output=True,
+                              text=True, timeout=120)
+    ok = proc.returncode == 0 and len(proc.stdout.split()) == 3
+    check(ok, "deepimage label-next suggests 3 rows to label"
+          + ("" if ok else f": {proc.stderr.strip()[-300:]}"))
+
+
 def main() -> int:
     from AnyQt.QtWidgets import QApplication
     app = QApplication(sys.argv[:1])  # noqa: F841 (kept alive)
@@ -164,6 +181,7 @@ def main() -> int:
     check_help(registry, widgets, package)
     check_lessons(registry)
     check_server_packages()
+    check_labelling_cli()
     print("The installed add-on passed its smoke test.")
     return 0
 
