@@ -250,3 +250,10 @@ def test_quick_model_pickles_and_deep_copies(blobs):
     for clone in (pickle.loads(pickle.dumps(model)), copy.deepcopy(model)):
         assert clone.classes == model.classes
         assert np.array_equal(clone.predict_proba(X[:20]), model.predict_proba(X[:20]))
+
+
+def test_identical_rows_still_give_n_picks():
+    X = np.ones((10, 4))
+    for strategy in STRATEGIES:
+        picks = suggest_next(X, ["a", "b"] + [None] * 8, 3, strategy)
+        assert len(picks) == len(set(picks)) == 3 and min(picks) >= 2, strategy

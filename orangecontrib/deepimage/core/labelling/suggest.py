@@ -14,10 +14,12 @@
 """
 from __future__ import annotations
 
+import warnings
 from typing import Hashable, Sequence
 
 import numpy as np
 from sklearn.cluster import KMeans, MiniBatchKMeans
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.extmath import randomized_svd
 
 from .inputs import LabellingError, Prepared, single_threaded, prepare
@@ -121,7 +123,9 @@ def kmeans(points: np.ndarray, k: int, seed: int) -> tuple:
         model = MiniBatchKMeans(k, random_state=seed, n_init=1, batch_size=2048)
     else:
         model = KMeans(k, random_state=seed, n_init=10 if k <= 50 else 3)
-    assignment = model.fit_predict(points)
+    with warnings.catch_warnings():   # identical rows: fewer distinct clusters than k
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        assignment = model.fit_predict(points)
     return assignment, model.cluster_centers_
 
 
@@ -193,5 +197,7 @@ def uncertain(prepared: Prepared, candidates: np.ndarray, n: int, seed: int) -> 
         inside = np.flatnonzero(assignment == cluster)
         if len(inside):
             picks.append(pool[inside[np.argmin(distance[inside])]])
+    chosen = set(picks)
+    picks += [i for i in pool if i not in chosen][:n - len(picks)]  # too few clusters
     picks.sort(key=lambda i: (margin[i], i))
     return [int(candidates[i]) for i in picks]
