@@ -443,7 +443,8 @@ def header_size(path: "str | os.PathLike") -> "tuple[int, int]":
     the reason otherwise. TIFFs that Pillow cannot open are measured by tifffile.
     """
     if os.path.exists(path) and not is_regular_file(path):  # never open a named pipe
-        raise ImageError("not a regular file (a named pipe, socket or device)")
+        raise ImageError("is a folder, not an image" if os.path.isdir(path) else
+                         "not a regular file (a named pipe, socket or device)")
     try:
         with Image.open(path, formats=_allowed_formats()) as image:
             return shown_size(image)
