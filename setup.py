@@ -98,7 +98,7 @@ setup(
                  "orangecontrib.deepimage.tutorials": "tutorials"},
     package_data={"orangecontrib.deepimage.widgets": ["icons/*.svg"],
                   "orangecontrib.deepimage.tutorials": ["*.ows", "*.md", "images/*.png",
-                                                        "digits/*/*.png"]},
+                                                        "digits/*/*.png", "cells/*.png"]},
     install_requires=[
         "Orange3>=3.36",
         "orange-widget-base>=4.22",
