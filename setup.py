@@ -115,6 +115,8 @@ setup(
         "onnx>=1.15",  # torch.onnx.export needs it
         "captum>=0.7",  # Grad-CAM heatmaps (core/explain.py)
         "tqdm>=4.62",  # the command line's progress bars
+        "scikit-image>=0.22",  # segmentation: thresholds, watershed, regionprops, filters
+        "skops>=0.10",  # the pixel classifier's file: no pickle, no code run on loading
         *ONNXRUNTIME,
         *SERVER,
     ],
