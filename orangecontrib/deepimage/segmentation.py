@@ -61,13 +61,10 @@ class SegmentationResult:
 
 
 def read_pixels(path: str) -> np.ndarray:
-    """An image's pixels in its own units, as the segmenters read it."""
-    from .core.segment import run as segment_run
-    reader = getattr(segment_run, "read_image", None)
-    if reader is not None:
-        return reader(path)
-    from .core.images import load_image
-    return load_image(path)
+    """An image's pixels in its own units (a 16-bit TIFF's counts), as the segmenters
+    read it."""
+    from .core.segment.reading import read_original
+    return read_original(path)
 
 
 def _name(path: str) -> str:
@@ -151,18 +148,13 @@ def _segment_all(paths: Sequence[str], segmenter, crops_dir: str, state: State) 
     os.makedirs(crops, exist_ok=True)
     results = []
 
-    def progress(done: int, total: int) -> None:
-        state.set_progress_value(100 * done / max(total, 1))
+    def progress(fraction: float) -> None:
+        state.set_progress_value(100 * fraction)
 
     for result in segment_paths(paths, segmenter, masks_out=masks_dir, crops_out=crops,
                                 progress=progress,
                                 is_cancelled=state.is_interruption_requested):
         results.append(result)
-        if state.is_interruption_requested():
-            raise Cancelled()
-        progress(len(results), len(paths))
-    if len(results) != len(paths):
-        raise Cancelled()  # stopped early: the core ends the iteration when asked to
     return results
 
 
@@ -226,15 +218,13 @@ def train_classifier(pixels: PixelCache, labels: Mapping[str, np.ndarray],
             raise ValueError(f"The labels of {os.path.basename(path)} are "
                              f"{labels[path].shape[1]}x{labels[path].shape[0]} pixels, but "
                              f"the image is {image.shape[1]}x{image.shape[0]}.")
-    classifier = PixelClassifier().fit(images, [labels[p] for p in paths], features=features)
-    if class_names and hasattr(classifier, "class_names"):
-        known = list(classifier.class_names)
-        try:  # the core names classes generically; use the editor's names
-            classifier.class_names = [class_names[i] if i < len(class_names) else name
-                                      for i, name in enumerate(known)]
-        except AttributeError:
-            pass
-    return classifier
+    present = sorted({int(v) for p in paths for v in np.unique(labels[p]) if v > 0})
+    names = None
+    if class_names and max(present) <= len(class_names):
+        names = [class_names[v - 1] for v in present]
+    return PixelClassifier().fit(images, [labels[p] for p in paths], features=features,
+                                 class_names=names,
+                                 names=[os.path.basename(p) for p in paths])
 
 
 def train_and_segment(data: Table, pixels: PixelCache, labels: Mapping[str, np.ndarray],
