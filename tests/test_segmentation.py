@@ -118,7 +118,7 @@ def test_previews_give_class_maps_of_the_image(cells):
     assert ((threshold_map == 2) == truth).mean() > 0.9
     labels = sparse_labels(truths["cells0"].labels, 0.1)
     classifier, class_map = preview_classifier(pixels, {str(folder / "cells0.png"): labels},
-                                               "filters", path, State())
+                                               "filters", path, None, State())
     assert ((class_map == 2) == truth).mean() > 0.9
     with pytest.raises(ValueError, match="Paint some labels"):
         train_classifier(pixels, {path: np.zeros((128, 128), np.uint8)})

@@ -239,7 +239,7 @@ def train_and_segment(data: Table, pixels: PixelCache, labels: Mapping[str, np.n
 
 
 def preview_classifier(pixels: PixelCache, labels: Mapping[str, np.ndarray], features: str,
-                       path: str, state: State, class_names: Optional[Sequence[str]] = None):
+                       path: str, class_names: Optional[Sequence[str]], state: State):
     """(classifier, class map of the image ``path``): the editor's live update."""
     classifier = train_classifier(pixels, labels, features, class_names)
     if state.is_interruption_requested():

@@ -22,6 +22,7 @@ from Orange.widgets import gui
 from Orange.widgets.settings import Setting
 from Orange.widgets.utils.concurrent import ConcurrentWidgetMixin
 from Orange.widgets.widget import Input, Msg, Output, OWWidget
+from orangewidget.utils.signals import PartialSummary, summarize
 
 from orangecontrib.deepimage.core.cancel import Cancelled
 from orangecontrib.deepimage.core.images import header_size, load_image
@@ -39,6 +40,15 @@ from orangecontrib.deepimage.widgets.utils.labeleditor import LabelEditor
 from orangecontrib.deepimage.widgets.utils.livepreview import LivePreview
 
 THRESHOLD, CLASSIFIER = 0, 1
+
+
+@summarize.register(PixelClassifier)
+def _summarize_segmenter(segmenter: PixelClassifier) -> PartialSummary:
+    names = ", ".join(segmenter.class_names)
+    return PartialSummary("pixel classifier",
+                          f"Pixel classifier ({segmenter.features} features): {names}")
+
+
 METHOD_NAMES = {"otsu": "Otsu (global)", "li": "Li (global)", "local": "Local (adaptive)"}
 FEATURE_NAMES = {"filters": "Filters (intensity, edges, texture)",
                  "deep": "Network (SqueezeNet layers)", "both": "Filters and network"}
@@ -142,10 +152,10 @@ class OWSegmentImages(OWWidget, ConcurrentWidgetMixin):
                      tooltip="Keep objects whose diameter (pixels) is in this range; it "
                              "also sets how touching objects are split.")
         gui.spin(row, self, "min_diameter", 1, 5000, callback=self._on_option,
-                 controlWidth=55, callbackOnReturn=True)
+                 controlWidth=55)
         gui.widgetLabel(row, "to")
         gui.spin(row, self, "max_diameter", 1, 5000, callback=self._on_option,
-                 controlWidth=55, callbackOnReturn=True)
+                 controlWidth=55)
         gui.widgetLabel(row, "px")
         self.classifier_box = box = gui.vBox(self.controlArea, "Classifier")
         gui.comboBox(box, self, "features", items=[FEATURE_NAMES[f] for f in FEATURE_SETS],
@@ -307,7 +317,7 @@ class OWSegmentImages(OWWidget, ConcurrentWidgetMixin):
         elif self.editor.labels:
             self.preview.request(key, preview_classifier, self.pixels, self.labelled_paths(),
                                  FEATURE_SETS[self.features], path,
-                                 class_names=self.editor.class_names)
+                                 list(self.editor.class_names))
         else:
             self.editor.set_prediction(key, None)
 
@@ -326,6 +336,7 @@ class OWSegmentImages(OWWidget, ConcurrentWidgetMixin):
 
     @gui.deferred
     def commit(self) -> None:
+        self._commit_timer.stop()  # this run includes the strokes it was waiting for
         self.cancel()
         self.Error.failed.clear()
         self.Warning.images_skipped.clear()
