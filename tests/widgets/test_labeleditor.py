@@ -77,17 +77,20 @@ class TestLabelEditor(GuiTest):
         prediction = np.ones((40, 60), np.uint8)
         prediction[:10] = 2
         editor.set_prediction("b", prediction)
-        self.assertTrue(editor.canvas._prediction_item.pixmap().isNull())
+        self.assertFalse(editor.canvas.has_prediction())
         editor.set_prediction("a", prediction)
-        self.assertFalse(editor.canvas._prediction_item.pixmap().isNull())
+        self.assertTrue(editor.canvas.has_prediction())
         editor.preview_box.setChecked(False)
-        self.assertTrue(editor.canvas._prediction_item.pixmap().isNull())
+        self.assertFalse(editor.canvas.has_prediction())
 
     def test_classes_and_not_editable(self):
         editor = self.editor
         editor.add_class()
         self.assertEqual(editor.class_names, ["Background", "Object", "Kind 2"])
         self.assertIsNotNone(editor.class_buttons.button(3))
+        # one button per class and the eraser, none left over from before
+        from AnyQt.QtWidgets import QToolButton
+        self.assertEqual(len(editor.class_box.findChildren(QToolButton)), 4)
         editor.set_editable(False)
         editor.canvas.editable = False
         QTest.mouseClick(editor.canvas.viewport(), Qt.MouseButton.LeftButton,

@@ -66,7 +66,7 @@ class TestOWSegmentImages(WidgetTest):
         self.assertIn(f"{len(objects)} objects", self.widget.summary_label.text())
         # the editor previews the threshold on the image on screen, not paintable
         self.wait_preview()
-        shown = self.widget.editor.canvas._prediction
+        shown = self.widget.editor.canvas.prediction
         self.assertGreater(((shown == 2) == (self.truths[0] > 0)).mean(), 0.9)
         self.assertFalse(self.widget.editor.canvas.editable)
         # an option changes the output
@@ -87,11 +87,11 @@ class TestOWSegmentImages(WidgetTest):
         self.assertIn("c0.png", widget.labels)  # stored for the workflow at once
         self.assertFalse(widget.Information.paint.is_shown())
         self.wait_preview()
-        prediction = widget.editor.canvas._prediction
+        prediction = widget.editor.canvas.prediction
         self.assertGreater(((prediction == 2) == (self.truths[0] > 0)).mean(), 0.95)
         widget.editor.show_image("c1.png")  # another image: predicted too
         self.wait_preview()
-        prediction = widget.editor.canvas._prediction
+        prediction = widget.editor.canvas.prediction
         self.assertGreater(((prediction == 2) == (self.truths[1] > 0)).mean(), 0.9)
         widget.commit.now()
         objects = self.get_output(widget.Outputs.objects, wait=30000)

@@ -83,6 +83,7 @@ class LabelCanvas(QGraphicsView):
         self.editable = True
         self.show_prediction = True
         self._prediction: Optional[np.ndarray] = None
+        self._auto_fit = True  # fit the image to the view until the user zooms
         self._last: Optional[QPointF] = None
         self._panning: Optional[QPointF] = None
         self._label_colours = colour_table(self.LABEL_ALPHA)
@@ -106,6 +107,7 @@ class LabelCanvas(QGraphicsView):
         self._image_item.setPixmap(QPixmap.fromImage(_rgb_to_qimage(pixels)))
         self.scene().setSceneRect(0, 0, width, height)
         self._redraw_labels()
+        self._auto_fit = True
         self.fit()
 
     def set_prediction(self, class_map: Optional[np.ndarray]) -> None:
@@ -160,12 +162,28 @@ class LabelCanvas(QGraphicsView):
 
     # --- zoom --------------------------------------------------------------------------
     def fit(self) -> None:
-        """Show the whole image."""
+        """Show the whole image (and keep it whole when the view is resized)."""
+        self._auto_fit = True
         if not self.scene().sceneRect().isEmpty():
             self.fitInView(self.scene().sceneRect(), Qt.AspectRatioMode.KeepAspectRatio)
 
     def zoom(self, factor: float) -> None:
+        self._auto_fit = False
         self.scale(factor, factor)
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        if self._auto_fit:
+            self.fit()
+
+    def has_prediction(self) -> bool:
+        """Whether a prediction is laid over the image now."""
+        return not self._prediction_item.pixmap().isNull()
+
+    @property
+    def prediction(self) -> Optional[np.ndarray]:
+        """The class map last given (shown or not)."""
+        return self._prediction
 
     def wheelEvent(self, event) -> None:
         if event.modifiers() & Qt.KeyboardModifier.ControlModifier:

@@ -56,12 +56,15 @@ class LabelEditor(QWidget):
 
         self.class_buttons = QButtonGroup(self)
         self.class_buttons.idClicked.connect(self._on_class_chosen)
-        self.class_bar = QHBoxLayout()
+        self.class_box = QWidget()
+        self.class_bar = QHBoxLayout(self.class_box)
+        self.class_bar.setContentsMargins(0, 0, 0, 0)
         self.class_bar.setSpacing(2)
         self.add_button = QToolButton(text="+ Kind", toolTip="Add a kind of object")
         self.add_button.clicked.connect(lambda: self.add_class())
         self.brush = QSlider(Qt.Orientation.Horizontal, minimum=1, maximum=60, value=9,
-                             toolTip="Brush diameter (image pixels)", maximumWidth=120)
+                             toolTip="Brush diameter (image pixels)", minimumWidth=70,
+                             maximumWidth=120)
         self.brush.valueChanged.connect(self._on_brush)
         self.brush_label = QLabel("Brush 9")
         self.preview_box = QCheckBox("Prediction", checked=True,
@@ -70,7 +73,7 @@ class LabelEditor(QWidget):
         self.status = QLabel("", wordWrap=True)
 
         tools = QHBoxLayout()
-        tools.addLayout(self.class_bar)
+        tools.addWidget(self.class_box)
         tools.addWidget(self.add_button)
         tools.addSpacing(12)
         tools.addWidget(self.brush_label)
@@ -113,6 +116,8 @@ class LabelEditor(QWidget):
     def _rebuild_class_buttons(self) -> None:
         for button in self.class_buttons.buttons():
             self.class_buttons.removeButton(button)
+            self.class_bar.removeWidget(button)
+            button.setParent(None)
             button.deleteLater()
         entries = [(ERASER, "Eraser", "#ffffff")] + [
             (value, name, CLASS_COLOURS[value])
