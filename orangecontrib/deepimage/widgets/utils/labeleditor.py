@@ -49,7 +49,7 @@ class LabelEditor(QWidget):
         self.current_key: Optional[str] = None
         self._keys: List[str] = []
 
-        self.image_list = QListWidget(minimumWidth=120, maximumWidth=260)
+        self.image_list = QListWidget(minimumWidth=110, maximumWidth=200)
         self.image_list.currentRowChanged.connect(self._on_row_changed)
         self.canvas = LabelCanvas()
         self.canvas.labels_changed.connect(self._on_painted)
