@@ -253,10 +253,14 @@ def preview_segmenter(segmenter, pixels: PixelCache, path: str, state: State):
 
 
 def preview_threshold(params, pixels: PixelCache, path: str, state: State):
-    """(None, class map of ``path``): 1 background, 2 objects, from the thresholds."""
+    """(None, class map of ``path``): 1 background, 2 objects, from the thresholds; each
+    object's border pixels are background, so touching objects show apart."""
+    from skimage.segmentation import find_boundaries
+
     from .core.segment.threshold import segment_threshold
     labels = segment_threshold(pixels.get(path), params)
-    return None, np.where(labels > 0, 2, 1).astype(np.uint8)
+    inside = (labels > 0) & ~find_boundaries(labels, mode="inner")
+    return None, np.where(inside, 2, 1).astype(np.uint8)
 
 
 def summary(result: SegmentationResult) -> str:
