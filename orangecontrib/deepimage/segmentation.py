@@ -17,6 +17,7 @@ The live preview of the label editor uses ``preview_classifier`` and
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from .data import image_column, image_paths, with_reasons
 __all__ = ["SegmentationResult", "run_segmentation", "objects_table", "images_table",
            "train_classifier", "train_and_segment", "preview_classifier",
            "preview_segmenter", "preview_threshold", "summary", "PixelCache",
+           "TrainedClassifiers",
            "read_pixels", "MASK_TYPE", "OBJECTS_NAME", "IMAGES_NAME", "SKIPPED_NAME"]
 
 MASK_TYPE = "mask"  # the attribute ``type`` of the Images table's mask column
@@ -227,21 +229,58 @@ def train_classifier(pixels: PixelCache, labels: Mapping[str, np.ndarray],
                                  names=[os.path.basename(p) for p in paths])
 
 
+class TrainedClassifiers:
+    """The classifier last trained, kept while the labels, features and names stay the
+    same: switching images in the editor, or segmenting all images after the preview
+    trained, does not train again. Shared by the preview's and the run's threads."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._key: Optional[bytes] = None
+        self._classifier = None
+        self.trainings = 0  # how many times a classifier was trained; tests read it
+
+    @staticmethod
+    def _key_of(labels: Mapping[str, np.ndarray], features: str,
+                class_names: Optional[Sequence[str]]) -> bytes:
+        digest = hashlib.blake2b(digest_size=16)
+        for path in sorted(labels):
+            values = np.ascontiguousarray(labels[path])
+            digest.update(f"{path}\0{values.shape}\0".encode())
+            digest.update(values.tobytes())
+        digest.update(f"{features}\0{list(class_names or ())}".encode())
+        return digest.digest()
+
+    def get(self, pixels: PixelCache, labels: Mapping[str, np.ndarray], features: str,
+            class_names: Optional[Sequence[str]] = None):
+        """A classifier trained on ``labels`` (path -> labels), trained now if needed."""
+        key = self._key_of(labels, features, class_names)
+        with self._lock:
+            if key != self._key or self._classifier is None:
+                self._classifier = train_classifier(pixels, labels, features, class_names)
+                self._key = key
+                self.trainings += 1
+            return self._classifier
+
+
 def train_and_segment(data: Table, pixels: PixelCache, labels: Mapping[str, np.ndarray],
                       features: str, class_names: Optional[Sequence[str]], crops_dir: str,
-                      state: State) -> SegmentationResult:
-    """Train a classifier on ``labels`` (path -> labels), then segment ``data`` with it."""
+                      state: State, trained: Optional[TrainedClassifiers] = None
+                      ) -> SegmentationResult:
+    """Train a classifier on ``labels`` (path -> labels), then segment ``data`` with it;
+    ``trained`` keeps classifiers trained before (the live preview's)."""
     state.set_status("Training on the labels...")
-    classifier = train_classifier(pixels, labels, features, class_names)
+    classifier = (trained or TrainedClassifiers()).get(pixels, labels, features, class_names)
     if state.is_interruption_requested():
         raise Cancelled()
     return run_segmentation(data, classifier, crops_dir, state)
 
 
 def preview_classifier(pixels: PixelCache, labels: Mapping[str, np.ndarray], features: str,
-                       path: str, class_names: Optional[Sequence[str]], state: State):
+                       path: str, class_names: Optional[Sequence[str]], state: State,
+                       trained: Optional[TrainedClassifiers] = None):
     """(classifier, class map of the image ``path``): the editor's live update."""
-    classifier = train_classifier(pixels, labels, features, class_names)
+    classifier = (trained or TrainedClassifiers()).get(pixels, labels, features, class_names)
     if state.is_interruption_requested():
         raise Cancelled()
     return classifier, np.asarray(classifier.predict(pixels.get(path)))

@@ -33,6 +33,7 @@ from orangecontrib.deepimage.data import image_column, image_paths, image_values
 from orangecontrib.deepimage.seglabels import (LABELS, MASKS, decode_labels, encode_labels,
                                                labels_from_folder)
 from orangecontrib.deepimage.segmentation import (PixelCache, SegmentationResult,
+                                                  TrainedClassifiers,
                                                   preview_classifier, preview_segmenter,
                                                   preview_threshold, run_segmentation,
                                                   summary, train_and_segment)
@@ -115,6 +116,7 @@ class OWSegmentImages(OWWidget, ConcurrentWidgetMixin):
         self.paths: List[str] = []
         self.keys: List[str] = []
         self.pixels = PixelCache()
+        self.trained = TrainedClassifiers()
         self.result: Optional[SegmentationResult] = None
         self._workdir = tempfile.mkdtemp(prefix="deepimage-segment-")
         self._runs = 0
@@ -317,7 +319,7 @@ class OWSegmentImages(OWWidget, ConcurrentWidgetMixin):
         elif self.editor.labels:
             self.preview.request(key, preview_classifier, self.pixels, self.labelled_paths(),
                                  FEATURE_SETS[self.features], path,
-                                 list(self.editor.class_names))
+                                 list(self.editor.class_names), trained=self.trained)
         else:
             self.editor.set_prediction(key, None)
 
@@ -351,7 +353,7 @@ class OWSegmentImages(OWWidget, ConcurrentWidgetMixin):
                 return
             self.start(train_and_segment, self.data, self.pixels, self.labelled_paths(),
                        FEATURE_SETS[self.features], list(self.editor.class_names),
-                       self._run_folder())
+                       self._run_folder(), trained=self.trained)
         else:
             segmenter = self.input_segmenter if self._classifier_mode() \
                 else self.threshold_params()

@@ -17,8 +17,8 @@ __all__ = ["LivePreview"]
 
 
 class LivePreview(QObject, ConcurrentMixin):
-    """``request(key, job, *args)`` runs ``job(*args, state)`` in a worker and emits
-    ``ready(key, result)`` or ``failed(key, message)``."""
+    """``request(key, job, *args, **kwargs)`` runs ``job(*args, state, **kwargs)`` in a
+    worker and emits ``ready(key, result)`` or ``failed(key, message)``."""
 
     ready = Signal(str, object)
     failed = Signal(str, str)
@@ -31,18 +31,18 @@ class LivePreview(QObject, ConcurrentMixin):
         self._running_key = ""
         self._timer = QTimer(self, singleShot=True, interval=delay_ms, timeout=self._run)
 
-    def request(self, key: str, job: Callable[..., Any], *args: Any) -> None:
-        self._pending = (key, job, args)
+    def request(self, key: str, job: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        self._pending = (key, job, args, kwargs)
         self._timer.start()
 
     def _run(self) -> None:
         if self._pending is None:
             return
-        key, job, args = self._pending
+        key, job, args, kwargs = self._pending
         self._pending = None
         self._running_key = key
         self.busy.emit(True)
-        self.start(job, *args)
+        self.start(job, *args, **kwargs)
 
     def run_now(self) -> None:
         """Start the pending request without waiting for the timer (tests, first image)."""
