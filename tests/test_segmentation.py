@@ -91,6 +91,14 @@ def test_classifier_with_two_kinds_gives_a_class_column(cells, tmp_path):
     assert len(class_var.values) == 2
 
 
+def test_without_crops_no_files_and_no_image_column(cells, tmp_path):
+    _, table, _ = cells
+    result = run_segmentation(table, ThresholdParams(), str(tmp_path), State(), crops=False)
+    assert "image" not in result.objects.domain and len(result.objects) > 20
+    assert not (tmp_path / "crops").exists()
+    assert result.images.get_column("objects").sum() == len(result.objects)
+
+
 def test_zero_objects_is_a_row_with_count_zero(tmp_path):
     Image.fromarray(np.full((64, 64), 300, np.uint16)).save(tmp_path / "empty.png")
     table = image_table([str(tmp_path / "empty.png")], str(tmp_path))

@@ -77,9 +77,10 @@ def _relative(path: str, root: str) -> str:
     return os.path.relpath(path, root).replace(os.sep, "/")
 
 
-def objects_table(results: Sequence, crops_dir: str,
+def objects_table(results: Sequence, crops_dir: Optional[str],
                   class_names: Optional[Sequence[str]] = None) -> Optional[Table]:
-    """One row per object of the segmented images (core ImageResults); None if none."""
+    """One row per object of the segmented images (core ImageResults); None if none.
+    With ``crops_dir`` None (no crops written) there is no ``image`` column."""
     rows = [r for r in results if r.skipped_reason is None and r.objects
             and len(next(iter(r.objects.values()), ()))]
     if not rows:
@@ -90,9 +91,11 @@ def objects_table(results: Sequence, crops_dir: str,
                                                 if class_names and c in class_names else 99, c))
     class_var = DiscreteVariable("class", values=kinds) if len(kinds) > 1 else None
     attributes = [ContinuousVariable(name) for name in columns]
-    image_var = StringVariable("image")
-    image_var.attributes.update(type="image", origin=os.path.abspath(crops_dir))
-    metas = [StringVariable("image name"), StringVariable("source image"), image_var]
+    metas = [StringVariable("image name"), StringVariable("source image")]
+    if crops_dir is not None:
+        image_var = StringVariable("image")
+        image_var.attributes.update(type="image", origin=os.path.abspath(crops_dir))
+        metas.append(image_var)
     x = np.vstack([np.column_stack([np.asarray(r.objects[c], dtype=float) for c in columns])
                    for r in rows])
     meta_values = []
@@ -100,13 +103,16 @@ def objects_table(results: Sequence, crops_dir: str,
         name, crops = _name(r.path), list(r.crop_paths or ())
         ids = r.objects.get("id", range(1, len(r.objects[columns[0]]) + 1))
         for i, object_id in enumerate(ids):
-            crop = _relative(crops[i], crops_dir) if i < len(crops) and crops[i] else ""
-            meta_values.append([f"{name} #{int(object_id)}", name, crop])
+            row = [f"{name} #{int(object_id)}", name]
+            if crops_dir is not None:
+                row.append(_relative(crops[i], crops_dir) if i < len(crops) else "")
+            meta_values.append(row)
     y = None
     if class_var is not None:
         y = np.array([class_var.values.index(c) for c in classes], dtype=float)
     table = Table.from_numpy(Domain(attributes, class_var, metas), x, y,
-                             metas=np.array(meta_values, dtype=object).reshape(len(x), 3))
+                             metas=np.array(meta_values, dtype=object).reshape(len(x),
+                                                                               len(metas)))
     table.name = OBJECTS_NAME
     return table
 
@@ -143,11 +149,11 @@ def images_table(data: Table, rows: Sequence[int], results: Sequence,
     return table
 
 
-def _segment_all(paths: Sequence[str], segmenter, crops_dir: str, state: State) -> list:
+def _segment_all(paths: Sequence[str], segmenter, crops_dir: str, state: State,
+                 crops: bool = True) -> list:
     from .core.segment.run import segment_paths
-    masks_dir, crops = os.path.join(crops_dir, "masks"), os.path.join(crops_dir, "crops")
-    os.makedirs(masks_dir, exist_ok=True)
-    os.makedirs(crops, exist_ok=True)
+    masks_dir = os.path.join(crops_dir, "masks")
+    crops = os.path.join(crops_dir, "crops") if crops else None
     results = []
 
     def progress(fraction: float) -> None:
@@ -160,19 +166,20 @@ def _segment_all(paths: Sequence[str], segmenter, crops_dir: str, state: State) 
     return results
 
 
-def run_segmentation(data: Table, segmenter, crops_dir: str, state: State
-                     ) -> SegmentationResult:
+def run_segmentation(data: Table, segmenter, crops_dir: str, state: State,
+                     crops: bool = True) -> SegmentationResult:
     """Segment the images of ``data`` (an image table) with ``segmenter`` (the core's
-    ThresholdParams or a PixelClassifier), writing masks to ``crops_dir``/masks and
-    a crop per object to ``crops_dir``/crops. Raises Cancelled when asked to stop."""
+    ThresholdParams or a PixelClassifier), writing masks to ``crops_dir``/masks and,
+    if ``crops``, a crop per object to ``crops_dir``/crops (many small files: for
+    100,000 objects leave them out). Raises Cancelled when asked to stop."""
     paths = image_paths(data)
     state.set_status(f"Segmenting {len(paths):,} images...")
-    results = _segment_all(paths, segmenter, crops_dir, state)
+    results = _segment_all(paths, segmenter, crops_dir, state, crops)
     done = [i for i, r in enumerate(results) if r.skipped_reason is None]
     skipped = [i for i, r in enumerate(results) if r.skipped_reason is not None]
     class_names = getattr(segmenter, "class_names", None)
-    objects = objects_table([results[i] for i in done], os.path.join(crops_dir, "crops"),
-                            class_names)
+    objects = objects_table([results[i] for i in done],
+                            os.path.join(crops_dir, "crops") if crops else None, class_names)
     images = images_table(data, done, [results[i] for i in done],
                           os.path.join(crops_dir, "masks"))
     skipped_table = None
@@ -265,15 +272,15 @@ class TrainedClassifiers:
 
 def train_and_segment(data: Table, pixels: PixelCache, labels: Mapping[str, np.ndarray],
                       features: str, class_names: Optional[Sequence[str]], crops_dir: str,
-                      state: State, trained: Optional[TrainedClassifiers] = None
-                      ) -> SegmentationResult:
+                      state: State, trained: Optional[TrainedClassifiers] = None,
+                      crops: bool = True) -> SegmentationResult:
     """Train a classifier on ``labels`` (path -> labels), then segment ``data`` with it;
     ``trained`` keeps classifiers trained before (the live preview's)."""
     state.set_status("Training on the labels...")
     classifier = (trained or TrainedClassifiers()).get(pixels, labels, features, class_names)
     if state.is_interruption_requested():
         raise Cancelled()
-    return run_segmentation(data, classifier, crops_dir, state)
+    return run_segmentation(data, classifier, crops_dir, state, crops)
 
 
 def preview_classifier(pixels: PixelCache, labels: Mapping[str, np.ndarray], features: str,

@@ -144,3 +144,28 @@ class TestOWSegmentImages(WidgetTest):
         self.send_signal(self.widget.Inputs.data, Table("iris"))
         self.assertTrue(self.widget.Error.no_image_column.is_shown())
         self.assertIsNone(self.get_output(self.widget.Outputs.objects))
+
+    def test_load_masks_from_a_folder_trains_the_classifier(self):
+        widget = self.widget
+        self.send_signal(widget.Inputs.data, self.data)
+        folder = tempfile.mkdtemp()
+        try:
+            Image.fromarray(self.truths[1].astype(np.uint16)).save(
+                os.path.join(folder, "c1.png"))
+            Image.fromarray(np.ones((10, 10), np.uint8)).save(os.path.join(folder, "c2.png"))
+            widget.load_labels(folder, "masks")
+        finally:
+            shutil.rmtree(folder)
+        self.assertEqual(widget.method, CLASSIFIER)
+        self.assertEqual(list(widget.editor.labels), ["c1.png"])
+        self.assertIn("c2.png: 10x10 pixels", str(widget.Warning.label_files))
+        self.assertTrue(widget.Warning.label_files.is_shown())
+        widget.commit.now()
+        objects = self.get_output(widget.Outputs.objects, wait=30000)
+        self.assertLessEqual(abs(len(objects) - sum(t.max() for t in self.truths)), 3)
+
+    def test_without_crops(self):
+        self.widget.controls.write_crops.setChecked(False)
+        self.send_signal(self.widget.Inputs.data, self.data)
+        objects = self.get_output(self.widget.Outputs.objects, wait=20000)
+        self.assertNotIn("image", objects.domain)

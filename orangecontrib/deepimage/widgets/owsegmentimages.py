@@ -103,6 +103,7 @@ class OWSegmentImages(OWWidget, ConcurrentWidgetMixin):
     split_touching: bool = Setting(True)
     fill_holes: bool = Setting(True)
     features: int = Setting(0)  # index in FEATURE_SETS
+    write_crops: bool = Setting(True)
     class_names: List[str] = Setting(["Background", "Object"])
     #: painted labels, by the image column's value: PNG (base64) of the label image
     labels: Dict[str, str] = Setting({}, schema_only=True)
@@ -173,6 +174,11 @@ class OWSegmentImages(OWWidget, ConcurrentWidgetMixin):
         load.setMenu(menu)
         box.layout().addWidget(load)
         gui.button(box, self, "Clear Labels of This Image", callback=self.clear_current)
+        gui.checkBox(gui.vBox(self.controlArea, "Objects"), self, "write_crops",
+                     "Crop each object (for Image Embedder)", callback=self._on_crops,
+                     tooltip="Write a small image of every object, named in the Objects "
+                             "output's image column. Untick for many thousands of objects "
+                             "when only the measurements are needed.")
         info = gui.vBox(self.controlArea, "Result")
         self.summary_label = QLabel("No data.", wordWrap=True)
         info.layout().addWidget(self.summary_label)
@@ -250,6 +256,9 @@ class OWSegmentImages(OWWidget, ConcurrentWidgetMixin):
 
     def _on_option(self) -> None:
         self._request_preview()
+        self.commit.deferred()
+
+    def _on_crops(self) -> None:
         self.commit.deferred()
 
     def _on_classes_changed(self) -> None:
@@ -353,11 +362,12 @@ class OWSegmentImages(OWWidget, ConcurrentWidgetMixin):
                 return
             self.start(train_and_segment, self.data, self.pixels, self.labelled_paths(),
                        FEATURE_SETS[self.features], list(self.editor.class_names),
-                       self._run_folder(), trained=self.trained)
+                       self._run_folder(), trained=self.trained, crops=self.write_crops)
         else:
             segmenter = self.input_segmenter if self._classifier_mode() \
                 else self.threshold_params()
-            self.start(run_segmentation, self.data, segmenter, self._run_folder())
+            self.start(run_segmentation, self.data, segmenter, self._run_folder(),
+                       crops=self.write_crops)
         self.cancel_button.setEnabled(True)
         self.summary_label.setText(f"Segmenting {len(self.data):,} images…")
 
