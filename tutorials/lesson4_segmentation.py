@@ -10,8 +10,9 @@ The same steps as the workflow lesson4_segmentation.ows, without a screen:
 1. Import Images reads the folder (tutorials/cells, written first if missing): six
    fields of view of fluorescent cells, three from culture A, three from culture B.
 2. Segment Images finds the cells with a threshold (Otsu, after correcting the uneven
-   illumination; cells 12 to 26 pixels across; touching cells split): it counts them, measures each (area,
-   perimeter, shape, brightness in the camera's own units) and crops each one.
+   illumination; cells 12 to 26 pixels across; touching cells split): it counts them,
+   measures each (area, perimeter, shape, brightness in the camera's own units) and
+   crops each one.
 3. Image Embedder turns every cell's crop into 512 numbers with SqueezeNet.
 4. Distances (cosine) and Hierarchical Clustering (Ward) group the cells, here into
    two groups; the script says how well the groups follow the two cultures, which the

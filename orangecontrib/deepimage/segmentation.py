@@ -33,7 +33,8 @@ __all__ = ["SegmentationResult", "run_segmentation", "objects_table", "images_ta
            "train_classifier", "train_and_segment", "preview_classifier",
            "preview_segmenter", "preview_threshold", "summary", "PixelCache",
            "TrainedClassifiers",
-           "read_pixels", "MASK_TYPE", "OBJECTS_NAME", "IMAGES_NAME", "SKIPPED_NAME"]
+           "read_pixels", "display_pixels", "MASK_TYPE", "OBJECTS_NAME", "IMAGES_NAME",
+           "SKIPPED_NAME"]
 
 MASK_TYPE = "mask"  # the attribute ``type`` of the Images table's mask column
 OBJECTS_NAME, IMAGES_NAME, SKIPPED_NAME = "Objects", "Segmented images", "Skipped images"
@@ -67,6 +68,17 @@ def read_pixels(path: str) -> np.ndarray:
     read it."""
     from .core.segment.reading import read_original
     return read_original(path)
+
+
+def display_pixels(pixels: np.ndarray) -> np.ndarray:
+    """8-bit pixels to show an image as it is segmented (the same size and orientation):
+    8-bit images as they are, others (16-bit counts, floats) stretched per channel."""
+    if pixels.dtype == np.uint8:
+        return pixels
+    from .core.labimages import stretch_to_uint8
+    planes = pixels[:, :, None] if pixels.ndim == 2 else pixels
+    shown = stretch_to_uint8(planes)
+    return shown[:, :, 0] if pixels.ndim == 2 else shown
 
 
 def _name(path: str) -> str:

@@ -25,7 +25,7 @@ from Orange.widgets.widget import Input, Msg, Output, OWWidget
 from orangewidget.utils.signals import PartialSummary, summarize
 
 from orangecontrib.deepimage.core.cancel import Cancelled
-from orangecontrib.deepimage.core.images import header_size, load_image
+from orangecontrib.deepimage.core.segment.reading import image_size
 from orangecontrib.deepimage.core.segment.classifier import PixelClassifier
 from orangecontrib.deepimage.core.segment.features import FEATURE_SETS
 from orangecontrib.deepimage.core.segment.threshold import METHODS, ThresholdParams
@@ -33,7 +33,7 @@ from orangecontrib.deepimage.data import image_column, image_paths, image_values
 from orangecontrib.deepimage.seglabels import (LABELS, MASKS, decode_labels, encode_labels,
                                                labels_from_folder)
 from orangecontrib.deepimage.segmentation import (PixelCache, SegmentationResult,
-                                                  TrainedClassifiers,
+                                                  TrainedClassifiers, display_pixels,
                                                   preview_classifier, preview_segmenter,
                                                   preview_threshold, run_segmentation,
                                                   summary, train_and_segment)
@@ -228,7 +228,8 @@ class OWSegmentImages(OWWidget, ConcurrentWidgetMixin):
         return found
 
     def _display_pixels(self, key: str) -> np.ndarray:
-        return load_image(self.paths[self.keys.index(key)])
+        """The image as it is segmented (and labelled), in 8 bits."""
+        return display_pixels(self.pixels.get(self.paths[self.keys.index(key)]))
 
     # --- options -----------------------------------------------------------------------
     def threshold_params(self) -> ThresholdParams:
@@ -296,7 +297,7 @@ class OWSegmentImages(OWWidget, ConcurrentWidgetMixin):
         shapes = {}
         for key, path in images.items():
             try:
-                width, height = header_size(path)
+                width, height = image_size(path)  # as the segmenters read it
                 shapes[key] = (height, width)
             except Exception:  # noqa: BLE001 -- an unreadable image: no size check
                 pass
