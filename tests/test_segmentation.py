@@ -76,19 +76,25 @@ def test_threshold_gives_objects_images_and_skipped(cells, tmp_path):
 def test_classifier_with_two_kinds_gives_a_class_column(cells, tmp_path):
     folder, table, truths = cells
     path = str(folder / "cells0.png")
-    truth = truths["cells0"].labels
-    labels = sparse_labels(truth, 0.2)
-    # the left half of the cells are one kind, the right half another
-    labels[(labels == 2) & (np.arange(128)[None, :] >= 64)] = 3
+    cell = truths["cells0"]
+    # two kinds: the brighter half of the cells, and the dimmer half
+    ids = np.arange(1, cell.labels.max() + 1)
+    means = np.array([cell.image[cell.labels == i].mean() for i in ids])
+    bright = np.isin(cell.labels, ids[means > np.median(means)])
+    labels = sparse_labels(cell.labels, 0.2)
+    labels[(labels == 2) & bright] = 3
     pixels = PixelCache()
     classifier = train_classifier(pixels, {path: labels}, "filters",
-                                  ["Background", "Left", "Right"])
-    assert list(classifier.class_names) == ["Background", "Left", "Right"]
+                                  ["Background", "Dim", "Bright"])
+    assert list(classifier.class_names) == ["Background", "Dim", "Bright"]
     result = run_segmentation(table, classifier, str(tmp_path), State())
     assert result.segmenter is classifier
-    class_var = result.objects.domain.class_var
-    assert class_var is not None and set(class_var.values) <= {"Left", "Right"}
-    assert len(class_var.values) == 2
+    objects = result.objects
+    assert list(objects.domain.class_var.values) == ["Dim", "Bright"]
+    kind = objects.get_column("class")
+    brightness = objects.get_column("mean intensity")
+    assert (kind == 0).any() and (kind == 1).any()
+    assert np.median(brightness[kind == 1]) > np.median(brightness[kind == 0])
 
 
 def test_without_crops_no_files_and_no_image_column(cells, tmp_path):

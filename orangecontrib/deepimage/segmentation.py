@@ -99,9 +99,11 @@ def objects_table(results: Sequence, crops_dir: Optional[str],
         return None
     columns = [name for name in rows[0].objects if name not in _NOT_MEASURES]
     classes = [str(c) for r in rows for c in r.objects.get("class", ())]
-    kinds = sorted(set(classes), key=lambda c: (list(class_names).index(c)
-                                                if class_names and c in class_names else 99, c))
-    class_var = DiscreteVariable("class", values=kinds) if len(kinds) > 1 else None
+    # the classifier's kinds of object (all of them, found or not), else those found
+    kinds = list(class_names[1:]) if class_names and len(class_names) > 2 else []
+    kinds += sorted(set(classes) - set(kinds))
+    class_var = DiscreteVariable("class", values=kinds) if len(kinds) > 1 and classes \
+        else None
     attributes = [ContinuousVariable(name) for name in columns]
     metas = [StringVariable("image name"), StringVariable("source image")]
     if crops_dir is not None:

@@ -116,9 +116,9 @@ class TestOWSegmentImages(WidgetTest):
 
         # the trained segmenter applied by another widget, which cannot paint
         other = self.create_widget(OWSegmentImages)
-        other.method = CLASSIFIER
         self.send_signal(other.Inputs.segmenter, segmenter, widget=other)
         self.send_signal(other.Inputs.data, self.data, widget=other)
+        self.assertEqual(other.method, CLASSIFIER)
         self.assertTrue(other.Information.input_segmenter.is_shown())
         self.assertFalse(other.editor.canvas.editable)
         applied = self.get_output(other.Outputs.objects, widget=other, wait=30000)

@@ -121,7 +121,8 @@ class OWSegmentImages(OWWidget, ConcurrentWidgetMixin):
         self.result: Optional[SegmentationResult] = None
         self._workdir = tempfile.mkdtemp(prefix="deepimage-segment-")
         self._runs = 0
-        self._commit_timer = QTimer(self, singleShot=True, interval=800,
+        # after painting, segment every image once the user pauses (the preview first)
+        self._commit_timer = QTimer(self, singleShot=True, interval=2500,
                                     timeout=lambda: self.commit.deferred())
         self.preview = LivePreview(self)
         self.preview.ready.connect(self._on_preview)
@@ -211,6 +212,8 @@ class OWSegmentImages(OWWidget, ConcurrentWidgetMixin):
     @Inputs.segmenter
     def set_segmenter(self, segmenter: Optional[PixelClassifier]) -> None:
         self.input_segmenter = segmenter
+        if segmenter is not None:
+            self.method = CLASSIFIER  # a segmenter is connected to be used
         self._update_enabled()
 
     def handleNewSignals(self) -> None:
