@@ -21,13 +21,22 @@ __all__ = ["objects_from_mask", "objects_from_class_map", "split_touching", "CON
 CONCAVE_SOLIDITY = 0.93
 
 
+def _typical_area(areas: np.ndarray) -> float:
+    """The area of the object a pixel of the foreground typically belongs to (the
+    area-weighted median): noise specks, however many, do not pull it down."""
+    order = np.sort(areas)
+    cumulative = np.cumsum(order)
+    return float(order[np.searchsorted(cumulative, cumulative[-1] / 2)])
+
+
 def _radius_range(diameter, areas: np.ndarray) -> tuple[float, float]:
-    """(min, max) expected radius: from ``diameter``, else from the objects' areas."""
+    """(min, max) expected radius: from ``diameter``, else from the objects' areas
+    (half the typical object's radius; no maximum)."""
     if diameter is not None:
         return max(float(diameter[0]) / 2, 1.0), max(float(diameter[1]) / 2, 1.0)
     if areas.size == 0:
         return 1.0, math.inf
-    typical = math.sqrt(float(np.median(areas)) / math.pi)
+    typical = math.sqrt(_typical_area(areas) / math.pi)
     return max(typical * 0.5, 1.0), math.inf
 
 
@@ -128,14 +137,21 @@ def split_touching(labels: np.ndarray, min_radius: float) -> np.ndarray:
     return labels
 
 
-def _filter_sizes(labels: np.ndarray, radius: tuple[float, float]) -> np.ndarray:
-    """Zero objects whose equivalent diameter is outside [0.5 * min, 1.5 * max]
-    (a little slack: an expected size is a guess, not a measurement)."""
+def _filter_sizes(labels: np.ndarray, min_area: float, max_area: float = math.inf) -> np.ndarray:
+    """Zero objects whose area is outside [min_area, max_area]."""
     areas = np.bincount(labels.ravel())
-    low, high = math.pi * (radius[0] * 0.5) ** 2, math.pi * (radius[1] * 1.5) ** 2
-    keep = (areas >= low) & (areas <= high)
+    keep = (areas >= min_area) & (areas <= max_area)
     keep[0] = False
     return np.where(keep[labels], labels, 0).astype(labels.dtype, copy=False)
+
+
+def _area_range(radius: tuple[float, float], diameter) -> tuple[float, float]:
+    """Areas kept: from half the smallest to 1.5 times the largest expected diameter
+    (an expected size is a guess, not a measurement); without a diameter, specks
+    under a tenth of the typical object's area go (radius[0] is half its radius)."""
+    if diameter is None:
+        return math.pi * (2 * radius[0]) ** 2 * 0.1, math.inf
+    return math.pi * (radius[0] * 0.5) ** 2, math.pi * (radius[1] * 1.5) ** 2
 
 
 def objects_from_mask(mask: np.ndarray, split: bool = True,
@@ -152,12 +168,12 @@ def objects_from_mask(mask: np.ndarray, split: bool = True,
         return labels
     areas = np.bincount(labels.ravel())[1:]
     radius = _radius_range(diameter, areas)
-    if diameter is not None:  # the small debris goes before it can seed a split
-        labels = _filter_sizes(labels, (radius[0], math.inf))
+    min_area, max_area = _area_range(radius, diameter)
+    labels = _filter_sizes(labels, min_area)  # debris goes before it can seed a split
     if split:
         split_touching(labels, radius[0])
-    if diameter is not None:
-        labels = _filter_sizes(labels, radius)
+    if max_area < math.inf:
+        labels = _filter_sizes(labels, min_area, max_area)
     return relabel_sequential(labels)[0].astype(np.int32, copy=False)
 
 
