@@ -13,12 +13,14 @@ import math
 import numpy as np
 from scipy import ndimage as ndi
 
+from .measures import solidity
+
 __all__ = ["objects_from_mask", "objects_from_class_map", "split_touching", "CONCAVE_SOLIDITY"]
 
-#: objects less solid than this (area / convex hull area) are split when their
-#: distance transform has two or more separate peaks; an ellipse or a disc is ~0.97+,
-#: two touching discs ~0.85-0.9
-CONCAVE_SOLIDITY = 0.93
+#: objects less solid than this (measures.solidity) are split when their distance
+#: transform has two or more separate peaks; a digital disc or ellipse is 1.0, two
+#: touching discs 0.88-0.955 (measured on 200 random pairs)
+CONCAVE_SOLIDITY = 0.96
 
 
 def _typical_area(areas: np.ndarray) -> float:
@@ -48,19 +50,6 @@ def _markers(distance: np.ndarray, min_radius: float) -> tuple[np.ndarray, int]:
     peaks = (distance == ndi.maximum_filter(distance, size=2 * reach + 1)) \
         & (distance >= max(1.0, min_radius * 0.5))
     return ndi.label(peaks, structure=np.ones((3, 3)))
-
-
-def _solidity(mask: np.ndarray) -> float:
-    """Area over the area of the convex hull of the pixels' corners."""
-    from scipy.spatial import ConvexHull, QhullError
-
-    ys, xs = np.nonzero(mask)
-    corners = np.concatenate([np.stack([ys + dy, xs + dx], axis=1)
-                              for dy in (0, 1) for dx in (0, 1)]).astype(np.float64)
-    try:
-        return float(len(ys)) / ConvexHull(corners).volume  # a 2-D hull's volume is its area
-    except (QhullError, ValueError):
-        return 1.0
 
 
 def _split_one(mask: np.ndarray, min_radius: float) -> "np.ndarray | None":
@@ -125,7 +114,7 @@ def split_touching(labels: np.ndarray, min_radius: float) -> np.ndarray:
     for label in candidates:
         window = labels[slices[label - 1]]
         own = window == label
-        if _solidity(own) >= CONCAVE_SOLIDITY:
+        if solidity(own) >= CONCAVE_SOLIDITY:
             continue
         pieces = _split_one(own, min_radius)
         if pieces is None:
