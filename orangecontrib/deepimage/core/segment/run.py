@@ -101,6 +101,8 @@ def write_crops(image: np.ndarray, objects: dict, stem_path: str, pad: int = 2) 
 def _segment_one(path: str, segmenter: Segmenter, max_pixels: int, budget: PixelBudget,
                  masks_out, crops_out, used: dict) -> ImageResult:
     try:
+        if not os.path.isfile(path):
+            raise ImageError("is a folder, not an image" if os.path.isdir(path) else "file not found")
         width, height = image_size(path)
         if width * height > max_pixels:
             raise ImageError(f"{width}x{height} is {width * height / 1e6:.0f} megapixels, "

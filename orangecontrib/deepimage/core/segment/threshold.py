@@ -57,10 +57,11 @@ class ThresholdParams:
 
 def _object_scale(params: ThresholdParams, shape) -> float:
     """The size (pixels) of the neighbourhood the background and the local threshold
-    are taken over: a few of the largest objects, or an eighth of the image."""
+    are taken over: a few of the largest objects, or an eighth of the image (at least
+    64 pixels)."""
     if params.diameter is not None:
         return max(8.0, 2.0 * params.diameter[1])
-    return max(8.0, min(shape[:2]) / 8)
+    return max(64.0, min(shape[:2]) / 8)
 
 
 @dataclass(frozen=True)
