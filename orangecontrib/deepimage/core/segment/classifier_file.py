@@ -23,9 +23,8 @@ TRUSTED = frozenset({
     "sklearn.ensemble._forest.RandomForestClassifier",
     "sklearn.tree._classes.DecisionTreeClassifier",
     "sklearn.tree._tree.Tree",
-    "numpy.ndarray", "numpy.dtype", "numpy.float64", "numpy.int64", "numpy.intp",
-    "numpy.uint8", "numpy.random.mtrand.RandomState", "numpy.random._mt19937.MT19937",
-    "builtins.slice",
+    "numpy.ndarray", "numpy.dtype", "numpy.float64", "numpy.float32", "numpy.int64",
+    "numpy.intp", "numpy.uint8",
 })
 
 
@@ -40,15 +39,35 @@ def write_classifier_file(content: dict, path: "str | os.PathLike") -> None:
     skops.io.dump({"format": FORMAT, "version": FORMAT_VERSION, **content}, os.fspath(path))
 
 
+_BUILTINS = frozenset(f"builtins.{name}" for name in
+                     ("dict", "list", "tuple", "str", "int", "float", "bool", "NoneType"))
+
+
+def _collect(node, found: set) -> None:
+    if isinstance(node, dict):
+        if "__class__" in node:
+            found.add(f"{node.get('__module__')}.{node['__class__']}")
+        for value in node.values():
+            _collect(value, found)
+    elif isinstance(node, list):
+        for value in node:
+            _collect(value, found)
+
+
 def _untrusted(path: str) -> list[str]:
-    import skops.io
+    """Types the file's schema names that a classifier file never holds (read from
+    its JSON, before skops builds anything; skops's own list trusts more)."""
+    import json
 
     try:
-        found = skops.io.get_untrusted_types(file=path)
-    except (zipfile.BadZipFile, KeyError, ValueError, OSError, TypeError) as exc:
+        with zipfile.ZipFile(path) as archive:
+            schema = json.loads(archive.read("schema.json"))
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
         raise SegmenterFileError(f"{path} is not a pixel classifier file of Orange3-DeepImage "
                                  f"({type(exc).__name__}: {exc})") from None
-    return [name for name in found if name not in TRUSTED]
+    found: set[str] = set()
+    _collect(schema, found)
+    return sorted(found - TRUSTED - _BUILTINS)
 
 
 def read_classifier_file(path: "str | os.PathLike") -> dict:
@@ -66,7 +85,7 @@ def read_classifier_file(path: "str | os.PathLike") -> dict:
         raise SegmenterFileError(f"{path} holds types a pixel classifier never has "
                                  f"({', '.join(sorted(foreign)[:5])}); it was not loaded")
     try:
-        content = skops.io.load(path, trusted=sorted(TRUSTED))
+        content = skops.io.load(path, trusted=sorted(TRUSTED - _BUILTINS))
     except Exception as exc:  # skops raises many kinds for damaged archives
         raise SegmenterFileError(f"{path} could not be read as a pixel classifier "
                                  f"({type(exc).__name__}: {exc})") from None
@@ -80,4 +99,7 @@ def read_classifier_file(path: "str | os.PathLike") -> dict:
     missing = _KEYS - set(content)
     if missing:
         raise SegmenterFileError(f"{path} lacks {', '.join(sorted(missing))}")
+    from sklearn.ensemble import RandomForestClassifier
+    if not isinstance(content["forest"], RandomForestClassifier):
+        raise SegmenterFileError(f"{path} holds no random forest")
     return content

@@ -102,7 +102,7 @@ def crop_object(image: np.ndarray, labels: np.ndarray, object_id: int, pad: int 
 
     if image.shape[:2] != labels.shape:
         raise ValueError("image and label image differ in size")
-    where = ndi.find_objects(labels == object_id)
+    where = ndi.find_objects((labels == object_id).view(np.uint8))
     if not where or where[0] is None:
         raise ValueError(f"object {object_id} is not in the label image")
     rows, cols = where[0]

@@ -98,16 +98,18 @@ def write_crops(image: np.ndarray, objects: dict, stem_path: str, pad: int = 2) 
     return paths
 
 
-def _segment_one(path: str, segmenter: Segmenter, max_pixels: int, budget: PixelBudget,
-                 masks_out, crops_out, used: dict) -> ImageResult:
+def _segment_one(path: str, segmenter: Segmenter, options: dict, max_pixels: int,
+                 budget: PixelBudget, masks_out, crops_out, used: dict) -> ImageResult:
     try:
+        if not os.path.isfile(path):
+            raise ImageError("is a folder, not an image" if os.path.isdir(path) else "file not found")
         width, height = image_size(path)
         if width * height > max_pixels:
             raise ImageError(f"{width}x{height} is {width * height / 1e6:.0f} megapixels, "
                              f"over the {max_pixels / 1e6:g} megapixel limit")
         with budget.reserve(width * height):
             image = read_original(path, max_pixels)
-            labels, class_map, names = segment_image(image, segmenter)
+            labels, class_map, names = segment_image(image, segmenter, **options)
             objects = measure_objects(labels, image, class_map, names)
             summary = summarise(labels)
             stem = os.path.splitext(os.path.basename(path))[0]
@@ -134,10 +136,13 @@ def segment_paths(paths: Iterable["str | os.PathLike"], segmenter: Segmenter,
                   progress: "Callable[[float], None] | None" = None,
                   is_cancelled: "Callable[[], bool] | None" = None,
                   max_pixels: int = DEFAULT_MAX_PIXELS,
-                  budget: "PixelBudget | None" = None) -> Iterator[ImageResult]:
+                  budget: "PixelBudget | None" = None, split_touching: bool = True,
+                  diameter: "tuple[float, float] | None" = None) -> Iterator[ImageResult]:
     """One ImageResult per path, in order (see module doc). ``progress`` gets the
     fraction done (0..1) after each image; Cancelled is raised before the next image
-    when ``is_cancelled()`` says so (results already yielded stand)."""
+    when ``is_cancelled()`` says so (results already yielded stand).
+    ``split_touching`` and ``diameter`` apply to a PixelClassifier (ThresholdParams
+    carry their own)."""
     paths = [os.fspath(p) for p in paths]
     for folder in (masks_out, crops_out):
         if folder is not None:
@@ -146,9 +151,12 @@ def segment_paths(paths: Iterable["str | os.PathLike"], segmenter: Segmenter,
     crops_out = os.fspath(crops_out) if crops_out is not None else None
     budget = budget or shared_budget()
     used: dict[str, set[str]] = {"masks": set(), "crops": set()}
+    options = ({"split_touching": split_touching, "diameter": diameter}
+               if isinstance(segmenter, PixelClassifier) else {})
     for done, path in enumerate(paths, start=1):
         if is_cancelled is not None and is_cancelled():
             raise Cancelled()
-        yield _segment_one(path, segmenter, max_pixels, budget, masks_out, crops_out, used)
+        yield _segment_one(path, segmenter, options, max_pixels, budget, masks_out, crops_out,
+                           used)
         if progress is not None:
             progress(done / len(paths))

@@ -13,45 +13,46 @@ import math
 import numpy as np
 from scipy import ndimage as ndi
 
+from .measures import solidity
+
 __all__ = ["objects_from_mask", "objects_from_class_map", "split_touching", "CONCAVE_SOLIDITY"]
 
-#: objects less solid than this (area / convex hull area) are split when their
-#: distance transform has two or more separate peaks; an ellipse or a disc is ~0.97+,
-#: two touching discs ~0.85-0.9
-CONCAVE_SOLIDITY = 0.93
+#: objects less solid than this (measures.solidity) are split when their distance
+#: transform has two or more separate peaks; a digital disc or ellipse is 1.0, two
+#: touching discs 0.88-0.955 (measured on 200 random pairs)
+CONCAVE_SOLIDITY = 0.96
+
+
+def _typical_area(areas: np.ndarray) -> float:
+    """The area of the object a pixel of the foreground typically belongs to (the
+    area-weighted median): noise specks, however many, do not pull it down."""
+    order = np.sort(areas)
+    cumulative = np.cumsum(order)
+    return float(order[np.searchsorted(cumulative, cumulative[-1] / 2)])
 
 
 def _radius_range(diameter, areas: np.ndarray) -> tuple[float, float]:
-    """(min, max) expected radius: from ``diameter``, else from the objects' areas."""
+    """(min, max) expected radius: from ``diameter``, else from the objects' areas
+    (half the typical object's radius; no maximum)."""
     if diameter is not None:
         return max(float(diameter[0]) / 2, 1.0), max(float(diameter[1]) / 2, 1.0)
     if areas.size == 0:
         return 1.0, math.inf
-    typical = math.sqrt(float(np.median(areas)) / math.pi)
+    typical = math.sqrt(_typical_area(areas) / math.pi)
     return max(typical * 0.5, 1.0), math.inf
 
 
 def _markers(distance: np.ndarray, min_radius: float) -> tuple[np.ndarray, int]:
-    """Seeds of the watershed: the distance transform's local maxima within a small
-    radius that are at least half a small radius deep; a ridge of equal maxima (a rod)
-    is one seed, so a rod is never cut along its length."""
-    reach = max(1, int(round(min_radius * 0.8)))
-    peaks = (distance == ndi.maximum_filter(distance, size=2 * reach + 1)) \
-        & (distance >= max(1.0, min_radius * 0.5))
+    """Seeds of the watershed: the distance transform's maxima that stand out of the
+    saddle between them by a tenth of a small radius, at least half a pixel
+    (h-maxima; chosen on generated cells, seeds 1-8), and are at least
+    half a small radius deep. A neck between two cells is such a saddle; the ridge
+    of an ellipse or a rod has none, so those are never cut along their length."""
+    from skimage.morphology import h_maxima
+
+    peaks = h_maxima(distance, max(0.5, 0.1 * min_radius)).astype(bool)
+    peaks &= distance >= max(1.0, min_radius * 0.5)
     return ndi.label(peaks, structure=np.ones((3, 3)))
-
-
-def _solidity(mask: np.ndarray) -> float:
-    """Area over the area of the convex hull of the pixels' corners."""
-    from scipy.spatial import ConvexHull, QhullError
-
-    ys, xs = np.nonzero(mask)
-    corners = np.concatenate([np.stack([ys + dy, xs + dx], axis=1)
-                              for dy in (0, 1) for dx in (0, 1)]).astype(np.float64)
-    try:
-        return float(len(ys)) / ConvexHull(corners).volume  # a 2-D hull's volume is its area
-    except (QhullError, ValueError):
-        return 1.0
 
 
 def _split_one(mask: np.ndarray, min_radius: float) -> "np.ndarray | None":
@@ -116,7 +117,7 @@ def split_touching(labels: np.ndarray, min_radius: float) -> np.ndarray:
     for label in candidates:
         window = labels[slices[label - 1]]
         own = window == label
-        if _solidity(own) >= CONCAVE_SOLIDITY:
+        if solidity(own) >= CONCAVE_SOLIDITY:
             continue
         pieces = _split_one(own, min_radius)
         if pieces is None:
@@ -128,14 +129,21 @@ def split_touching(labels: np.ndarray, min_radius: float) -> np.ndarray:
     return labels
 
 
-def _filter_sizes(labels: np.ndarray, radius: tuple[float, float]) -> np.ndarray:
-    """Zero objects whose equivalent diameter is outside [0.5 * min, 1.5 * max]
-    (a little slack: an expected size is a guess, not a measurement)."""
+def _filter_sizes(labels: np.ndarray, min_area: float, max_area: float = math.inf) -> np.ndarray:
+    """Zero objects whose area is outside [min_area, max_area]."""
     areas = np.bincount(labels.ravel())
-    low, high = math.pi * (radius[0] * 0.5) ** 2, math.pi * (radius[1] * 1.5) ** 2
-    keep = (areas >= low) & (areas <= high)
+    keep = (areas >= min_area) & (areas <= max_area)
     keep[0] = False
     return np.where(keep[labels], labels, 0).astype(labels.dtype, copy=False)
+
+
+def _area_range(radius: tuple[float, float], diameter) -> tuple[float, float]:
+    """Areas kept: from half the smallest to 1.5 times the largest expected diameter
+    (an expected size is a guess, not a measurement); without a diameter, specks
+    under a tenth of the typical object's area go (radius[0] is half its radius)."""
+    if diameter is None:
+        return math.pi * (2 * radius[0]) ** 2 * 0.1, math.inf
+    return math.pi * (radius[0] * 0.5) ** 2, math.pi * (radius[1] * 1.5) ** 2
 
 
 def objects_from_mask(mask: np.ndarray, split: bool = True,
@@ -152,12 +160,12 @@ def objects_from_mask(mask: np.ndarray, split: bool = True,
         return labels
     areas = np.bincount(labels.ravel())[1:]
     radius = _radius_range(diameter, areas)
-    if diameter is not None:  # the small debris goes before it can seed a split
-        labels = _filter_sizes(labels, (radius[0], math.inf))
+    min_area, max_area = _area_range(radius, diameter)
+    labels = _filter_sizes(labels, min_area)  # debris goes before it can seed a split
     if split:
         split_touching(labels, radius[0])
-    if diameter is not None:
-        labels = _filter_sizes(labels, radius)
+    if max_area < math.inf:
+        labels = _filter_sizes(labels, min_area, max_area)
     return relabel_sequential(labels)[0].astype(np.int32, copy=False)
 
 
