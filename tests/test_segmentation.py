@@ -157,3 +157,13 @@ def test_labels_from_a_folder_by_name(cells, tmp_path):
     assert "cells1.png: has no labels" in problems
     assert np.array_equal(decode_labels(encode_labels(truths["cells0"].labels > 0)),
                           truths["cells0"].labels > 0)
+
+
+def test_classifier_objects_follow_the_diameter(cells, tmp_path):
+    folder, table, truths = cells
+    labels = {str(folder / "cells0.png"): sparse_labels(truths["cells0"].labels, 0.1)}
+    classifier = train_classifier(PixelCache(), labels)
+    kept = run_segmentation(table, classifier, str(tmp_path / "a"), State(), crops=False)
+    huge = run_segmentation(table, classifier, str(tmp_path / "b"), State(), crops=False,
+                            diameter=(60, 90))  # the cells are 14 to 24 px across
+    assert kept.n_objects > 20 and huge.n_objects < kept.n_objects / 4

@@ -164,7 +164,7 @@ def images_table(data: Table, rows: Sequence[int], results: Sequence,
 
 
 def _segment_all(paths: Sequence[str], segmenter, crops_dir: str, state: State,
-                 crops: bool = True) -> list:
+                 crops: bool = True, **shape) -> list:
     from .core.segment.run import segment_paths
     masks_dir = os.path.join(crops_dir, "masks")
     crops = os.path.join(crops_dir, "crops") if crops else None
@@ -175,20 +175,24 @@ def _segment_all(paths: Sequence[str], segmenter, crops_dir: str, state: State,
 
     for result in segment_paths(paths, segmenter, masks_out=masks_dir, crops_out=crops,
                                 progress=progress,
-                                is_cancelled=state.is_interruption_requested):
+                                is_cancelled=state.is_interruption_requested, **shape):
         results.append(result)
     return results
 
 
 def run_segmentation(data: Table, segmenter, crops_dir: str, state: State,
-                     crops: bool = True) -> SegmentationResult:
+                     crops: bool = True, split_touching: bool = True,
+                     diameter: Optional[tuple] = None) -> SegmentationResult:
     """Segment the images of ``data`` (an image table) with ``segmenter`` (the core's
     ThresholdParams or a PixelClassifier), writing masks to ``crops_dir``/masks and,
     if ``crops``, a crop per object to ``crops_dir``/crops (many small files: for
-    100,000 objects leave them out). Raises Cancelled when asked to stop."""
+    100,000 objects leave them out). ``split_touching`` and ``diameter`` make objects
+    of a classifier's pixels (ThresholdParams carry their own). Raises Cancelled when
+    asked to stop."""
     paths = image_paths(data)
     state.set_status(f"Segmenting {len(paths):,} images...")
-    results = _segment_all(paths, segmenter, crops_dir, state, crops)
+    results = _segment_all(paths, segmenter, crops_dir, state, crops,
+                           split_touching=split_touching, diameter=diameter)
     done = [i for i, r in enumerate(results) if r.skipped_reason is None]
     skipped = [i for i, r in enumerate(results) if r.skipped_reason is not None]
     class_names = getattr(segmenter, "class_names", None)
@@ -287,14 +291,15 @@ class TrainedClassifiers:
 def train_and_segment(data: Table, pixels: PixelCache, labels: Mapping[str, np.ndarray],
                       features: str, class_names: Optional[Sequence[str]], crops_dir: str,
                       state: State, trained: Optional[TrainedClassifiers] = None,
-                      crops: bool = True) -> SegmentationResult:
+                      **options) -> SegmentationResult:
     """Train a classifier on ``labels`` (path -> labels), then segment ``data`` with it;
-    ``trained`` keeps classifiers trained before (the live preview's)."""
+    ``trained`` keeps classifiers trained before (the live preview's); ``options`` are
+    run_segmentation's."""
     state.set_status("Training on the labels...")
     classifier = (trained or TrainedClassifiers()).get(pixels, labels, features, class_names)
     if state.is_interruption_requested():
         raise Cancelled()
-    return run_segmentation(data, classifier, crops_dir, state, crops)
+    return run_segmentation(data, classifier, crops_dir, state, **options)
 
 
 def preview_classifier(pixels: PixelCache, labels: Mapping[str, np.ndarray], features: str,

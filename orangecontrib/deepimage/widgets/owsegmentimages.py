@@ -149,18 +149,6 @@ class OWSegmentImages(OWWidget, ConcurrentWidgetMixin):
         gui.checkBox(box, self, "correct_background", "Correct uneven illumination",
                      callback=self._on_option)
         gui.checkBox(box, self, "fill_holes", "Fill holes", callback=self._on_option)
-        gui.checkBox(box, self, "split_touching", "Split touching objects",
-                     callback=self._on_option)
-        row = gui.hBox(box)
-        gui.checkBox(row, self, "limit_diameter", "Diameter", callback=self._on_option,
-                     tooltip="Keep objects whose diameter (pixels) is in this range; it "
-                             "also sets how touching objects are split.")
-        gui.spin(row, self, "min_diameter", 1, 5000, callback=self._on_option,
-                 controlWidth=55)
-        gui.widgetLabel(row, "to")
-        gui.spin(row, self, "max_diameter", 1, 5000, callback=self._on_option,
-                 controlWidth=55)
-        gui.widgetLabel(row, "px")
         self.classifier_box = box = gui.vBox(self.controlArea, "Classifier")
         gui.comboBox(box, self, "features", items=[FEATURE_NAMES[f] for f in FEATURE_SETS],
                      callback=self._on_option, label="Features:")
@@ -175,7 +163,20 @@ class OWSegmentImages(OWWidget, ConcurrentWidgetMixin):
         load.setMenu(menu)
         box.layout().addWidget(load)
         gui.button(box, self, "Clear Labels of This Image", callback=self.clear_current)
-        gui.checkBox(gui.vBox(self.controlArea, "Objects"), self, "write_crops",
+        box = gui.vBox(self.controlArea, "Objects")
+        gui.checkBox(box, self, "split_touching", "Split touching objects",
+                     callback=self._on_option)
+        row = gui.hBox(box)
+        gui.checkBox(row, self, "limit_diameter", "Diameter", callback=self._on_option,
+                     tooltip="Keep objects whose diameter (pixels) is in this range; it "
+                             "also sets how touching objects are split.")
+        gui.spin(row, self, "min_diameter", 1, 5000, callback=self._on_option,
+                 controlWidth=55)
+        gui.widgetLabel(row, "to")
+        gui.spin(row, self, "max_diameter", 1, 5000, callback=self._on_option,
+                 controlWidth=55)
+        gui.widgetLabel(row, "px")
+        gui.checkBox(box, self, "write_crops",
                      "Crop each object (for Image Embedder)", callback=self._on_crops,
                      tooltip="Write a small image of every object, named in the Objects "
                              "output's image column. Untick for many thousands of objects "
@@ -235,12 +236,21 @@ class OWSegmentImages(OWWidget, ConcurrentWidgetMixin):
         return display_pixels(self.pixels.get(self.paths[self.keys.index(key)]))
 
     # --- options -----------------------------------------------------------------------
+    def diameter(self) -> Optional[tuple]:
+        """The expected (min, max) diameter in pixels, or None."""
+        return tuple(sorted((self.min_diameter, self.max_diameter))) \
+            if self.limit_diameter else None
+
     def threshold_params(self) -> ThresholdParams:
-        low, high = sorted((self.min_diameter, self.max_diameter))
         return ThresholdParams(method=METHODS[self.threshold_method], dark=self.dark,
-                               diameter=(low, high) if self.limit_diameter else None,
+                               diameter=self.diameter(),
                                correct_background=self.correct_background,
                                split_touching=self.split_touching, fill_holes=self.fill_holes)
+
+    def _run_options(self) -> dict:
+        """How objects are made of a classifier's pixels, and whether crops are written."""
+        return dict(crops=self.write_crops, split_touching=self.split_touching,
+                    diameter=self.diameter())
 
     def _classifier_mode(self) -> bool:
         return self.method == CLASSIFIER
@@ -366,12 +376,12 @@ class OWSegmentImages(OWWidget, ConcurrentWidgetMixin):
                 return
             self.start(train_and_segment, self.data, self.pixels, self.labelled_paths(),
                        FEATURE_SETS[self.features], list(self.editor.class_names),
-                       self._run_folder(), trained=self.trained, crops=self.write_crops)
+                       self._run_folder(), trained=self.trained, **self._run_options())
         else:
             segmenter = self.input_segmenter if self._classifier_mode() \
                 else self.threshold_params()
             self.start(run_segmentation, self.data, segmenter, self._run_folder(),
-                       crops=self.write_crops)
+                       **self._run_options())
         self.cancel_button.setEnabled(True)
         self.summary_label.setText(f"Segmenting {len(self.data):,} images…")
 
