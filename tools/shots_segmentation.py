@@ -80,8 +80,9 @@ def drive(session) -> None:
                        and segment.editor.canvas.prediction is not None
                        and session.idle())
     segment.editor.show_image(segment.keys[0])
-    session.wait_until("the classifier's preview", lambda: segment.preview.task is None
-                       and session.idle())
+    session.wait_until("the classifier's preview and run", lambda: segment.preview.task is None
+                       and not segment._commit_timer.isActive() and session.idle()
+                       and segment.result is not None and segment.result.segmenter)
     session.settle(2)
     session.save_widget("Segment Images", "doc/widgets/images/segment-images.png")
     print(segment.summary_label.text(), flush=True)

@@ -43,14 +43,14 @@ def cell_fields():
 
 
 def ringed(image: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """The cells of ``image`` dimmed towards their centres: to half at the centre,
+    """The cells of ``image`` dimmed towards their centres: to a fifth at the centre,
     full brightness at the edge."""
     from scipy import ndimage as ndi
     depth = ndi.distance_transform_edt(labels > 0)
     deepest = np.zeros(labels.max() + 1)
     deepest[1:] = ndi.maximum(depth, labels, np.arange(1, labels.max() + 1))
     inner = depth / np.maximum(deepest[labels], 1)  # 0 at the edge, 1 at the centre
-    factor = np.where(labels > 0, 1 - 0.5 * np.clip(inner * 1.6 - 0.3, 0, 1), 1)
+    factor = np.where(labels > 0, 1 - 0.8 * np.clip(inner * 1.6 - 0.3, 0, 1), 1)
     return (image * factor).astype(np.uint16)
 
 

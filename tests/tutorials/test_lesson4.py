@@ -79,7 +79,7 @@ def test_script_separates_the_cultures(tmp_path, capsys):
     assert all(abs(counts[name[:-4]] - n) <= 3 for name, n in truth.items()), counts
     assert result.embedded.X.shape[1] == 512 + len(result.segmented.objects.domain.attributes)
     assert len(result.groups) == 2
-    assert result.agreement > 0.85  # the cultures look different; measured: 0.97
+    assert result.agreement > 0.85  # the cultures look different; measured: 0.99
     assert lesson.main(["--data", str(tmp_path / "cells")]) == 0
     out = capsys.readouterr().out
     assert "cultureB-3" in out and "cut into 2 groups" in out
