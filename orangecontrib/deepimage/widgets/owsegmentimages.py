@@ -141,6 +141,18 @@ class OWSegmentImages(OWWidget, ConcurrentWidgetMixin):
         gui.radioButtons(box, self, "method", ["Threshold (no training)",
                                                "Classifier trained on painted labels"],
                          callback=self._on_method)
+        self._threshold_controls()
+        self._classifier_controls()
+        self._object_controls()
+        info = gui.vBox(self.controlArea, "Result")
+        self.summary_label = QLabel("No data.", wordWrap=True)
+        info.layout().addWidget(self.summary_label)
+        self.cancel_button = gui.button(info, self, "Cancel", callback=self.cancel)
+        self.cancel_button.setEnabled(False)
+        gui.rubber(self.controlArea)
+        gui.auto_apply(self.buttonsArea, self, "auto_commit")
+
+    def _threshold_controls(self) -> None:
         self.threshold_box = box = gui.vBox(self.controlArea, "Threshold")
         gui.comboBox(box, self, "threshold_method", items=[METHOD_NAMES[m] for m in METHODS],
                      callback=self._on_option, label="Threshold:", orientation=0)
@@ -149,6 +161,8 @@ class OWSegmentImages(OWWidget, ConcurrentWidgetMixin):
         gui.checkBox(box, self, "correct_background", "Correct uneven illumination",
                      callback=self._on_option)
         gui.checkBox(box, self, "fill_holes", "Fill holes", callback=self._on_option)
+
+    def _classifier_controls(self) -> None:
         self.classifier_box = box = gui.vBox(self.controlArea, "Classifier")
         gui.comboBox(box, self, "features", items=[FEATURE_NAMES[f] for f in FEATURE_SETS],
                      callback=self._on_option, label="Features:")
@@ -163,6 +177,8 @@ class OWSegmentImages(OWWidget, ConcurrentWidgetMixin):
         load.setMenu(menu)
         box.layout().addWidget(load)
         gui.button(box, self, "Clear Labels of This Image", callback=self.clear_current)
+
+    def _object_controls(self) -> None:
         box = gui.vBox(self.controlArea, "Objects")
         gui.checkBox(box, self, "split_touching", "Split touching objects",
                      callback=self._on_option)
@@ -181,13 +197,6 @@ class OWSegmentImages(OWWidget, ConcurrentWidgetMixin):
                      tooltip="Write a small image of every object, named in the Objects "
                              "output's image column. Untick for many thousands of objects "
                              "when only the measurements are needed.")
-        info = gui.vBox(self.controlArea, "Result")
-        self.summary_label = QLabel("No data.", wordWrap=True)
-        info.layout().addWidget(self.summary_label)
-        self.cancel_button = gui.button(info, self, "Cancel", callback=self.cancel)
-        self.cancel_button.setEnabled(False)
-        gui.rubber(self.controlArea)
-        gui.auto_apply(self.buttonsArea, self, "auto_commit")
 
     def sizeHint(self) -> QSize:
         return QSize(1100, 700)
