@@ -13,7 +13,7 @@ import math
 import numpy as np
 from scipy import ndimage as ndi
 
-__all__ = ["shape_measures", "solidity", "STRIP"]
+__all__ = ["shape_measures", "solidity", "moment_sums", "intensity_stats", "majority", "STRIP"]
 
 STRIP = 512  # rows of the label image read at a time
 
@@ -25,7 +25,7 @@ _NEIGHBOURS = [(-1, 0, 2), (1, 0, 2), (0, -1, 2), (0, 1, 2),
                (-1, -1, 10), (-1, 1, 10), (1, -1, 10), (1, 1, 10)]
 
 
-def _moment_sums(labels: np.ndarray, size: int) -> np.ndarray:
+def moment_sums(labels: np.ndarray, size: int) -> np.ndarray:
     """Per label: count and sums of y, x, y*y, x*x, y*x (6 x size, float64)."""
     sums = np.zeros((6, size))
     cols = np.arange(labels.shape[1], dtype=np.float64)
@@ -40,19 +40,19 @@ def _moment_sums(labels: np.ndarray, size: int) -> np.ndarray:
 
 
 def _perimeters(labels: np.ndarray, size: int) -> np.ndarray:
-    """skimage.measure.perimeter (4-neighbourhood) of every label, strip by strip."""
-    padded = np.pad(labels, 1)
+    """skimage.measure.perimeter (4-neighbourhood) of every label, strip by strip (each
+    strip read with two rows of context and padded with background outside the image)."""
+    height = labels.shape[0]
     total = np.zeros(size)
-    for top in range(1, padded.shape[0] - 1, STRIP):
-        bottom = min(top + STRIP, padded.shape[0] - 1)
-        # the strip with two rows of context, so that border pixels are known one row out
-        lo, hi = max(top - 2, 0), min(bottom + 2, padded.shape[0])
-        block = padded[lo:hi]
+    for top in range(0, height, STRIP):
+        bottom = min(top + STRIP, height)
+        lo, hi = max(top - 2, 0), min(bottom + 2, height)
+        block = np.pad(labels[lo:hi], ((2 - (top - lo), 2 - (hi - bottom)), (1, 1)))
         inner = block[1:-1, 1:-1]
         border = np.zeros(block.shape, bool)
         border[1:-1, 1:-1] = (inner != 0) & ((block[:-2, 1:-1] != inner) | (block[2:, 1:-1] != inner)
                                              | (block[1:-1, :-2] != inner) | (block[1:-1, 2:] != inner))
-        rows = slice(top - lo, bottom - lo)
+        rows = slice(2, 2 + bottom - top)
         here, own = block[rows, 1:-1], border[rows, 1:-1]
         code = own.astype(np.int32)
         for dy, dx, weight in _NEIGHBOURS:
@@ -97,7 +97,7 @@ def _axes(sums: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, ...]:
 def shape_measures(labels: np.ndarray) -> dict[str, np.ndarray]:
     """The shape columns of every label present (ascending ids), as objects.py names them."""
     size = int(labels.max(initial=0)) + 1
-    sums = _moment_sums(labels, size)
+    sums = moment_sums(labels, size)
     ids = np.flatnonzero(sums[0])
     ids = ids[ids > 0]
     area, my, mx, major, minor, eccentricity = _axes(sums, ids)
@@ -114,3 +114,38 @@ def shape_measures(labels: np.ndarray) -> dict[str, np.ndarray]:
             "bbox_min_col": boxes[:, 1], "bbox_max_row": boxes[:, 2], "bbox_max_col": boxes[:, 3],
             "major_axis": major, "minor_axis": minor, "eccentricity": eccentricity,
             "solidity": solid}
+
+
+def intensity_stats(labels: np.ndarray, plane: np.ndarray,
+                    ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean, min and max of ``plane`` over each object in ``ids`` (float64): means from
+    sums over strips, extremes inside each object's box, so no image-sized temporary
+    is made (scipy.ndimage.minimum sorts the whole image)."""
+    size = int(labels.max(initial=0)) + 1
+    sums = np.zeros(size)
+    for top in range(0, labels.shape[0], STRIP):
+        strip = labels[top:top + STRIP].ravel()
+        sums += np.bincount(strip, plane[top:top + STRIP].ravel().astype(np.float64),
+                            minlength=size)
+    areas = np.zeros(size)
+    for top in range(0, labels.shape[0], STRIP):
+        areas += np.bincount(labels[top:top + STRIP].ravel(), minlength=size)
+    lows, highs = np.zeros(len(ids)), np.zeros(len(ids))
+    slices = ndi.find_objects(labels)
+    for i, label in enumerate(ids):
+        where = slices[label - 1]
+        values = plane[where][labels[where] == label]
+        lows[i], highs[i] = values.min(), values.max()
+    return sums[ids] / areas[ids], lows, highs
+
+
+def majority(labels: np.ndarray, values: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """The commonest of ``values`` (small non-negative integers) under each object."""
+    size = int(labels.max(initial=0)) + 1
+    kinds = int(values.max(initial=0)) + 1
+    counts = np.zeros(size * kinds, np.int64)
+    for top in range(0, labels.shape[0], STRIP):
+        pairs = labels[top:top + STRIP].ravel().astype(np.int64) * kinds \
+            + values[top:top + STRIP].ravel()
+        counts += np.bincount(pairs, minlength=size * kinds)
+    return counts.reshape(size, kinds)[ids].argmax(axis=1)

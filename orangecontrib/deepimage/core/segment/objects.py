@@ -2,7 +2,7 @@
 numpy arrays (measures.py computes them for all objects at once, as scikit-image's
 regionprops defines them; nothing per object is kept in Python, so 100,000 objects
 cost their columns). Intensities are in the image's original units: a 16-bit TIFF's
-counts, not an 8-bit display stretch (scipy.ndimage's labelled mean, min and max).
+counts, not an 8-bit display stretch.
 
 Units: lengths in pixels, areas in pixels squared; centroid and bounding box in
 pixel coordinates (row y, column x; the box's max is one past the last pixel).
@@ -17,7 +17,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .measures import shape_measures
+from .measures import intensity_stats, majority, shape_measures
 
 __all__ = ["measure_objects", "summarise", "ImageSummary", "SHAPE_COLUMNS", "intensity_columns"]
 
@@ -45,8 +45,6 @@ def intensity_columns(channels: int) -> list[str]:
 
 def _intensity(labels: np.ndarray, intensity: np.ndarray, ids: np.ndarray) -> dict[str, np.ndarray]:
     """Mean, min and max of each object per channel, in the image's units (float64)."""
-    from scipy import ndimage as ndi
-
     planes = intensity[:, :, None] if intensity.ndim == 2 else intensity
     if planes.shape[:2] != labels.shape:
         raise ValueError(f"the intensity image is {planes.shape[1]}x{planes.shape[0]}, the "
@@ -54,21 +52,17 @@ def _intensity(labels: np.ndarray, intensity: np.ndarray, ids: np.ndarray) -> di
     names = iter(intensity_columns(planes.shape[2]))
     columns: dict[str, np.ndarray] = {}
     for c in range(planes.shape[2]):
-        plane = planes[:, :, c]
-        for stat in (ndi.mean, ndi.minimum, ndi.maximum):
-            values = stat(plane, labels, ids) if len(ids) else []
-            columns[next(names)] = np.asarray(values, dtype=np.float64)
+        for values in intensity_stats(labels, planes[:, :, c], ids):
+            columns[next(names)] = values
     return columns
 
 
 def _classes(labels: np.ndarray, class_map: np.ndarray, ids: np.ndarray,
              class_names: "Sequence[str] | None") -> np.ndarray:
     """Each object's class: the commonest class-map value under it, as a name."""
-    from scipy import ndimage as ndi
-
     if len(ids) == 0:
         return np.zeros(0, dtype=object)
-    values = np.asarray(ndi.median(class_map.astype(np.float32), labels, ids)).round().astype(int)
+    values = majority(labels, class_map, ids)
     if class_names is None:
         return values.astype(object)
     names = np.asarray(list(class_names), dtype=object)

@@ -12,7 +12,8 @@ import os
 import numpy as np
 from PIL import Image, ImageOps
 
-from ..images import DEFAULT_MAX_PIXELS, ImageError, TooManyPixels, header_size, read_bytes
+from ..images import (DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, ImageError, TooManyPixels,
+                      header_size, read_bytes)
 from ..labimages import is_tiff, open_tiff, read_tiff, tiff_shape
 
 __all__ = ["read_original", "image_size"]
@@ -41,9 +42,14 @@ def _squeeze(values: np.ndarray) -> np.ndarray:
     return values[:, :, 0] if values.ndim == 3 and values.shape[2] == 1 else values
 
 
-def _from_tiff(data: bytes, max_pixels: int) -> np.ndarray:
+def _from_tiff(data: "bytes | str", max_pixels: int) -> np.ndarray:
+    """The first plane of a TIFF given as bytes or as a local path (read in place)."""
     try:
-        tif = open_tiff(data)
+        if isinstance(data, str):
+            import tifffile
+            tif = tifffile.TiffFile(data)
+        else:
+            tif = open_tiff(data)
     except Exception as exc:
         raise ImageError(f"not a readable TIFF ({type(exc).__name__}: {exc})") from None
     with tif:
@@ -95,6 +101,17 @@ def read_original(source: "str | os.PathLike", max_pixels: int = DEFAULT_MAX_PIX
     RGB. Raises ImageError with a one-line reason for anything unusable."""
     if Image.MAX_IMAGE_PIXELS is not None and max_pixels > Image.MAX_IMAGE_PIXELS:
         Image.MAX_IMAGE_PIXELS = max_pixels
+    source = os.fspath(source)
+    if os.path.isfile(source):
+        with open(source, "rb") as f:
+            head = f.read(4)
+        if is_tiff(head) and os.path.getsize(source) <= DEFAULT_MAX_BYTES:
+            try:  # read from the file itself: no copy of its bytes in memory
+                return _from_tiff(source, max_pixels)
+            except TooManyPixels:
+                raise
+            except ImageError:
+                pass  # the bytes' way below gives the reason or Pillow's reading
     data = read_bytes(source)
     if is_tiff(data):
         try:

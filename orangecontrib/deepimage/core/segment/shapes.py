@@ -13,7 +13,7 @@ import math
 import numpy as np
 from scipy import ndimage as ndi
 
-from .measures import solidity
+from .measures import moment_sums, solidity
 
 __all__ = ["objects_from_mask", "objects_from_class_map", "split_touching", "CONCAVE_SOLIDITY"]
 
@@ -78,16 +78,7 @@ def _moments(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(area, ellipse ratio) of labels 0..max: the area over the area of the ellipse
     with the same second moments (1 for an ellipse, ~0.89 for two touching discs,
     lower still for chains), from sums over strips of rows (no per-pixel arrays)."""
-    size = int(labels.max()) + 1
-    sums = np.zeros((6, size))
-    cols = np.arange(labels.shape[1], dtype=np.float64)
-    for top in range(0, labels.shape[0], _ROWS):
-        strip = labels[top:top + _ROWS]
-        flat = strip.ravel()
-        y = np.repeat(np.arange(top, top + strip.shape[0], dtype=np.float64), strip.shape[1])
-        x = np.tile(cols, strip.shape[0])
-        for i, weights in enumerate((None, y, x, y * y, x * x, y * x)):
-            sums[i] += np.bincount(flat, weights, minlength=size)
+    sums = moment_sums(labels, int(labels.max()) + 1)
     area = sums[0]
     with np.errstate(invalid="ignore", divide="ignore"):
         my, mx = sums[1] / area, sums[2] / area
@@ -130,11 +121,27 @@ def split_touching(labels: np.ndarray, min_radius: float) -> np.ndarray:
 
 
 def _filter_sizes(labels: np.ndarray, min_area: float, max_area: float = math.inf) -> np.ndarray:
-    """Zero objects whose area is outside [min_area, max_area]."""
+    """Zero objects whose area is outside [min_area, max_area], in place, a strip of
+    rows at a time (no image-sized temporaries). Returns ``labels``."""
     areas = np.bincount(labels.ravel())
-    keep = (areas >= min_area) & (areas <= max_area)
-    keep[0] = False
-    return np.where(keep[labels], labels, 0).astype(labels.dtype, copy=False)
+    drop = (areas < min_area) | (areas > max_area)
+    drop[0] = False
+    if drop.any():
+        for top in range(0, labels.shape[0], _ROWS):
+            strip = labels[top:top + _ROWS]
+            strip[drop[strip]] = 0
+    return labels
+
+
+def _relabel(labels: np.ndarray) -> np.ndarray:
+    """Number the objects 1..N in order of their old numbers, in place, by strips."""
+    present = np.flatnonzero(np.bincount(labels.ravel()))
+    present = present[present > 0]
+    mapping = np.zeros(int(labels.max(initial=0)) + 1, labels.dtype)
+    mapping[present] = np.arange(1, len(present) + 1, dtype=labels.dtype)
+    for top in range(0, labels.shape[0], _ROWS):
+        labels[top:top + _ROWS] = mapping[labels[top:top + _ROWS]]
+    return labels
 
 
 def _area_range(radius: tuple[float, float], diameter) -> tuple[float, float]:
@@ -150,8 +157,6 @@ def objects_from_mask(mask: np.ndarray, split: bool = True,
                       diameter: "tuple[float, float] | None" = None,
                       fill_holes: bool = True) -> np.ndarray:
     """int32 label image (0 background, 1..N) of a boolean foreground mask."""
-    from skimage.segmentation import relabel_sequential
-
     if fill_holes:
         mask = ndi.binary_fill_holes(mask)
     labels, count = ndi.label(mask)
@@ -166,7 +171,7 @@ def objects_from_mask(mask: np.ndarray, split: bool = True,
         split_touching(labels, radius[0])
     if max_area < math.inf:
         labels = _filter_sizes(labels, min_area, max_area)
-    return relabel_sequential(labels)[0].astype(np.int32, copy=False)
+    return _relabel(labels)
 
 
 def objects_from_class_map(class_map: np.ndarray, split: bool = True,
@@ -174,14 +179,14 @@ def objects_from_class_map(class_map: np.ndarray, split: bool = True,
                            fill_holes: bool = True) -> np.ndarray:
     """Label image of a class map (1 background, 2.. kinds of object): each kind's
     objects labelled on their own, so touching objects of two kinds stay two."""
+    kinds = [int(k) for k in np.unique(class_map) if k > 1]
+    if len(kinds) == 1:
+        return objects_from_mask(class_map == kinds[0], split, diameter, fill_holes)
     labels = np.zeros(class_map.shape, np.int32)
-    for kind in np.unique(class_map):
-        if kind <= 1:
-            continue
+    for kind in kinds:
         found = objects_from_mask(class_map == kind, split, diameter, fill_holes)
         if fill_holes:  # a filled hole of one kind must not cover another kind's object
             found[(class_map > 1) & (class_map != kind)] = 0
         offset = int(labels.max())
         labels[found > 0] = found[found > 0] + offset
-    from skimage.segmentation import relabel_sequential
-    return relabel_sequential(labels)[0].astype(np.int32, copy=False)
+    return _relabel(labels)
