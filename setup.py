@@ -98,7 +98,7 @@ setup(
                  "orangecontrib.deepimage.tutorials": "tutorials"},
     package_data={"orangecontrib.deepimage.widgets": ["icons/*.svg"],
                   "orangecontrib.deepimage.tutorials": ["*.ows", "*.md", "images/*.png",
-                                                        "digits/*/*.png"]},
+                                                        "digits/*/*.png", "cells/*.png"]},
     install_requires=[
         "Orange3>=3.36",
         "orange-widget-base>=4.22",
@@ -115,6 +115,8 @@ setup(
         "onnx>=1.15",  # torch.onnx.export needs it
         "captum>=0.7",  # Grad-CAM heatmaps (core/explain.py)
         "tqdm>=4.62",  # the command line's progress bars
+        "scikit-image>=0.22",  # segmentation: thresholds, watershed, regionprops, filters
+        "skops>=0.10",  # the pixel classifier's file: no pickle, no code run on loading
         *ONNXRUNTIME,
         *SERVER,
     ],
