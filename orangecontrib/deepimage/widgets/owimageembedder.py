@@ -7,7 +7,6 @@ instead. The work runs off the GUI thread with progress and cancel.
 """
 from __future__ import annotations
 
-import atexit
 import importlib.util
 import logging
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -371,8 +370,7 @@ class OWImageEmbedder(OWWidget, ConcurrentWidgetMixin):
             self._local_server = future.result()
         except Exception as exc:  # the port is taken, a network's weights are missing, ...
             self.Error.server(server_host(self.server_url), exc)
-        else:
-            atexit.register(self._local_server.stop)  # also when Orange quits abruptly
+        else:  # it stops with this widget, at exit, and by itself if Orange is killed
             self.Information.local_server(self._local_server.url)
             self.list_server_models()
         self._update_start_button()
@@ -424,7 +422,9 @@ class OWImageEmbedder(OWWidget, ConcurrentWidgetMixin):
                                   use_cache=self.use_cache)
         where, _, name = self.model_key.partition(":")
         if where == SERVER:
-            return EmbedderChoice(SERVER, name, "auto", self.server_url, self.token,
+            server = self._local_server  # started here: its URL says 127.0.0.1, not localhost
+            url = server.url if server is not None and server.running else self.server_url
+            return EmbedderChoice(SERVER, name, "auto", url, self.token,
                                   use_cache=self.use_cache)
         return EmbedderChoice(LOCAL, name, self.device, use_cache=self.use_cache)
 
