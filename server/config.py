@@ -9,7 +9,6 @@ field from its ``json_schema_extra``), so a new setting is written once, here.
 """
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 from pathlib import Path
@@ -19,6 +18,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from orangecontrib.deepimage.core.devices import BACKENDS, DEVICES
+from orangecontrib.deepimage.core.loopback import is_loopback
 
 __all__ = ["Settings", "ConfigError", "is_loopback", "NAME_PATTERN"]
 
@@ -39,16 +39,6 @@ PRINTABLE_TOKEN = re.compile(r"^[\x21-\x7e]+$")
 
 class ConfigError(ValueError):
     """The settings cannot work; the message says which one and what to do."""
-
-
-def is_loopback(host: str) -> bool:
-    """True for addresses only this computer can reach (127.x, ::1, localhost)."""
-    if host.strip().lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False  # a host name: it may resolve to anything, so it is treated as public
 
 
 def _split(value):
