@@ -76,8 +76,11 @@ ONNXRUNTIME = [
 # extras, gives a teacher all three lessons. A few MB beside torch's GB.
 # starlette 0.46: MultiPartParser(max_part_size=) and spool_max_size, the server's
 # in-memory upload limits; fastapi 0.115.10 is the oldest that accepts it
+# fastapi-offline: Swagger UI 5 and ReDoc files, so /docs works with no internet (1.7.0:
+# the oldest checked to ship static/swagger-ui-bundle.js that reads OpenAPI 3.1)
 SERVER = ["fastapi>=0.115.10", "starlette>=0.46", "uvicorn>=0.27", "pydantic-settings>=2.7",
-          "python-multipart>=0.0.9", "httpx>=0.27", "prometheus-client>=0.17"]
+          "python-multipart>=0.0.9", "httpx>=0.27", "prometheus-client>=0.17",
+          "fastapi-offline>=1.7.0"]
 
 setup(
     name="Orange3-DeepImage",
