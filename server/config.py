@@ -26,8 +26,8 @@ __all__ = ["Settings", "ConfigError", "is_loopback", "NAME_PATTERN"]
 GPU_MAX_BATCH = 64
 CPU_MAX_BATCH = 4
 
-# What --devices may name: cpu, cuda, cuda:N (gpu is an alias of cuda).
-DEVICE_PATTERN = re.compile(r"^(cpu|gpu|cuda(:[0-9]{1,2})?)$")
+# What --devices may name: cpu, cuda, cuda:N (gpu is an alias of cuda), mps (Apple GPU).
+DEVICE_PATTERN = re.compile(r"^(cpu|gpu|mps|cuda(:[0-9]{1,2})?)$")
 
 # What a served model may be called: it appears in URLs, never as a path.
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
@@ -162,7 +162,7 @@ class Settings(BaseSettings):
         """
         if self.max_batch is not None:
             return self.max_batch
-        return GPU_MAX_BATCH if str(device).startswith("cuda") else CPU_MAX_BATCH
+        return GPU_MAX_BATCH if str(device).startswith(("cuda", "mps")) else CPU_MAX_BATCH
 
     @field_validator("models", "weights", "tokens", "allowed_hosts", "devices", mode="before")
     @classmethod
@@ -180,7 +180,7 @@ class Settings(BaseSettings):
         names = [name.lower() for name in value]
         for name in names:
             if not DEVICE_PATTERN.match(name):
-                raise ValueError(f"{name!r} is not a device: write cpu, cuda or cuda:N "
+                raise ValueError(f"{name!r} is not a device: write cpu, cuda, cuda:N or mps "
                                  f"(e.g. cuda:0,cuda:1)")
         return names
 
