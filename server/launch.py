@@ -43,9 +43,10 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
-def python_executable(platform: str = sys.platform) -> str:
+def python_executable(platform: "str | None" = None) -> str:
     """This Python, as a console program: Orange on Windows runs as pythonw.exe, whose
     children have no stdout (Orange's own helpers swap in python.exe the same way)."""
+    platform = platform or sys.platform
     executable = sys.executable
     folder, name = os.path.split(executable)
     if platform == "win32" and name.lower() == "pythonw.exe":
@@ -54,10 +55,11 @@ def python_executable(platform: str = sys.platform) -> str:
 
 
 def popen_options(env: Optional[Mapping[str, str]] = None,
-                  platform: str = sys.platform) -> dict:
+                  platform: "str | None" = None) -> dict:
     """subprocess.Popen options for a helper process, as Orange starts its own: UTF-8
     I/O (whatever the Windows code page), no console window on Windows, and the
     environment variable that makes the server stop with its parent."""
+    platform = platform or sys.platform
     options = {"env": {**os.environ, "PYTHONIOENCODING": "utf-8", "PYTHONUTF8": "1",
                        WATCH_PARENT: "1", **(env or {})}}
     if platform == "win32":
