@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Orange3-DeepImage: deep networks for images in Orange, on this computer or a lab's GPU."""
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -58,6 +59,24 @@ class BuildWithHelp(build_py):
             warnings.warn(message)
             return
         shutil.copytree(source, target, ignore=HELP_SKIP)
+
+
+INTEL_MAC = """Orange3-DeepImage needs PyTorch 2.14 or newer, which has no builds for Intel
+Macs (macOS x86_64; PyTorch's last one was 2.2.2). It runs on Macs with Apple Silicon
+(M1 or newer) in an arm64 Python, such as Orange's Apple Silicon installer, and on
+Windows and Linux. An x86_64 Python on Apple Silicon (Rosetta) cannot install it either.
+See "Supported platforms" in the README."""
+
+
+def check_platform() -> None:
+    """Stop a build from source on an Intel Mac with the reason, not pip's "no matching
+    distribution for torch" (a wheel install shows pip's message: see the README)."""
+    if (sys.platform == "darwin" and platform.machine() == "x86_64"
+            and os.environ.get("DEEPIMAGE_ALLOW_INTEL_MAC") != "1"):
+        raise SystemExit("error: " + INTEL_MAC)
+
+
+check_platform()
 
 
 def readme() -> str:
