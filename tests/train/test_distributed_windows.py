@@ -77,3 +77,18 @@ def test_torchrun_without_libuv(tmp_path):
                           capture_output=True, timeout=180)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert sorted(proc.stdout.split("\n"))[-2:] == ["gloo cpu (3.0,)"] * 2, proc.stdout
+
+
+def test_nproc_launches_torchrun_with_the_windows_environment(monkeypatch, tmp_path):
+    """`deepimage train --nproc 2` on Windows hands torchrun USE_LIBUV=0."""
+    from orangecontrib.deepimage.cli import main
+    launched = []
+    monkeypatch.setattr(subprocess, "call",
+                        lambda command, env: launched.append((command, env)) or 0)
+    monkeypatch.setattr(sys, "platform", "win32")
+    monkeypatch.delenv("USE_LIBUV", raising=False)
+    (tmp_path / "a").mkdir()
+    assert main(["train", str(tmp_path), "--nproc", "2", "-o", str(tmp_path / "m.pkcls")]) == 0
+    ((command, env),) = launched
+    assert command[1:4] == ["-m", "torch.distributed.run", "--standalone"]
+    assert env["USE_LIBUV"] == "0" and "OMP_NUM_THREADS" in env
