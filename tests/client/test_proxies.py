@@ -101,3 +101,41 @@ def test_other_hosts_keep_the_users_proxy(monkeypatch):
     assert response.text == "ok"
     assert proxy.lines == ["GET http://gpu.lab.example:8000/v1/models HTTP/1.1"]
     proxy.sock.close()
+
+
+@pytest.fixture
+def web_image(tmp_path):
+    """A real http.server on 127.0.0.1 serving one PNG: its URL and bytes."""
+    import functools
+    import http.server
+    (tmp_path / "red.png").write_bytes(b"\x89PNG fake but served")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}/red.png", b"\x89PNG fake but served"
+    server.shutdown()
+    server.server_close()
+
+
+def test_images_by_url_on_this_computer_skip_a_dead_proxy(web_image, dead_proxy, tmp_path):
+    import urllib.error
+    import urllib.request
+
+    from orangecontrib.deepimage.core.remote import UrlCache, fetch
+    url, data = web_image
+    with pytest.raises(urllib.error.URLError):  # the condition: urllib asks the proxy
+        urllib.request.build_opener().open(url, timeout=5)
+    assert fetch(url, 1 << 20, cache=UrlCache(tmp_path / "urls")) == data
+
+
+def test_images_by_url_elsewhere_keep_the_users_proxy(monkeypatch):
+    from orangecontrib.deepimage.core.loopback import urlopen
+    proxy = RecordingProxy()
+    monkeypatch.setenv("http_proxy", proxy.url)
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    with urlopen("http://images.lab.example/a.png", timeout=5) as response:
+        assert response.read() == b"ok"
+    assert proxy.lines == ["GET http://images.lab.example/a.png HTTP/1.1"]
+    proxy.sock.close()

@@ -6,7 +6,8 @@ Orange copies the system's proxy into ``http_proxy``/``https_proxy`` without a
 127.0.0.1 would go to the proxy and fail after minutes. :func:`http_client` is the one
 way this add-on (client, discovery, the server launcher, the lessons) makes an httpx
 client: loopback hosts (localhost, 127.0.0.0/8, ::1) always connect directly, every
-other host keeps the user's proxy settings. Imports httpx only when a client is made.
+other host keeps the user's proxy settings; :func:`urlopen` does the same for urllib
+(images named by URL). Imports httpx only when a client is made.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import ipaddress
 from typing import Any
 from urllib.parse import urlsplit
 
-__all__ = ["is_loopback", "url_host", "http_url", "no_proxy_mounts", "http_client"]
+__all__ = ["is_loopback", "url_host", "http_url", "no_proxy_mounts", "http_client", "urlopen"]
 
 # the loopback names a client may use without saying which 127.x address it means
 DIRECT_HOSTS = ("127.0.0.1", "localhost", "[::1]", "*.localhost")
@@ -60,3 +61,14 @@ def http_client(*urls: str, **options: Any):
     import httpx
     mounts = {**no_proxy_mounts(*urls), **options.pop("mounts", {})}
     return httpx.Client(mounts=mounts, **options)
+
+
+def urlopen(url: str, timeout: float = 30.0):
+    """``urllib.request.urlopen(url)``, but straight to the host when it is this computer
+    (no proxy from the environment or the system's settings). Proxies are read at each
+    call, as httpx reads them for each client (urlopen keeps the first it saw)."""
+    import urllib.request
+    host = (urlsplit(url).hostname or "").rstrip(".")
+    direct = is_loopback(host) or host.endswith(".localhost")
+    handlers = [urllib.request.ProxyHandler({})] if direct else []
+    return urllib.request.build_opener(*handlers).open(url, timeout=timeout)
