@@ -97,8 +97,7 @@ def usable_or_auto(device: str) -> "tuple[str, str]":
     if device_usable(device):
         return device, ""
     label = dict(DEVICE_LABELS).get(device, device)
-    return "auto", (f"This workflow asks for the device {label}, which this computer does "
-                    f"not have: the network runs on the device chosen automatically.")
+    return "auto", f"{label} is not on this computer: using Automatic."
 
 
 def resolve_device(device: str = "auto") -> str:
