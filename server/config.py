@@ -19,6 +19,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from orangecontrib.deepimage.core.devices import BACKENDS, DEVICES
 from orangecontrib.deepimage.core.loopback import is_loopback
+from orangecontrib.deepimage.core.portable import read_text
 
 __all__ = ["Settings", "ConfigError", "is_loopback", "NAME_PATTERN"]
 
@@ -230,10 +231,13 @@ class Settings(BaseSettings):
         tokens = [t for t in self.tokens if t]
         if self.token_file is not None:
             try:
-                text = Path(self.token_file).expanduser().read_text(encoding="utf-8")
+                text = read_text(Path(self.token_file).expanduser())  # UTF-8 or UTF-16
             except OSError as exc:
                 raise ConfigError(f"Cannot read the token file {self.token_file}: "
                                   f"{exc.strerror or exc}") from None
+            except UnicodeError:
+                raise ConfigError(f"The token file {self.token_file} is not a text file "
+                                  f"(UTF-8 or UTF-16).") from None
             tokens += [line.strip() for line in text.splitlines()
                        if line.strip() and not line.lstrip().startswith("#")]
         odd = [i for i, t in enumerate(tokens, 1) if not PRINTABLE_TOKEN.match(t)]

@@ -235,11 +235,26 @@ def _train(args: argparse.Namespace, parallel) -> int:
           f"{len(model.history)}, {val}"
           f"{'; stopped early' if model.stopped_early else ''}{unread}.", file=sys.stderr)
     if args.output:
-        tmp = args.output + ".part"
-        with open(tmp, "wb") as f:
+        return _write_model(model, args.output)
+    return 0
+
+
+def _write_model(model, path: str) -> int:
+    """Pickle the model to ``path`` whole (no .part left on failure); when that fails,
+    to the temporary folder, so the training is not lost."""
+    import pickle
+    import tempfile
+    from ..core.atomic import atomic_path
+    try:
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
             pickle.dump(model, f, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, args.output)
-        print(f"Wrote {args.output}", file=sys.stderr)
+    except OSError as exc:
+        handle, rescue = tempfile.mkstemp(prefix="unsaved-model-", suffix=".pkcls")
+        with os.fdopen(handle, "wb") as f:
+            pickle.dump(model, f, protocol=pickle.HIGHEST_PROTOCOL)
+        return fail(f"could not write {path} ({exc.strerror or exc}); the model is in "
+                    f"{rescue}", 1)
+    print(f"Wrote {path}", file=sys.stderr)
     return 0
 
 

@@ -20,6 +20,7 @@ from typing import Iterable, Iterator, Sequence
 import httpx
 import numpy as np
 
+from ..core.atomic import atomic_path
 from ..core.cache import EmbeddingCache
 from ..core.images import DEFAULT_MAX_PIXELS, Skipped
 from ..core.loopback import http_client, url_host
@@ -134,10 +135,8 @@ class RemoteEmbedder(StepRunner):
             except (OSError, ValueError):
                 known = {}
             known[f"{self.url}|{model}"] = {**info, "dim": self.dim}
-            tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.part"
-            with open(tmp, "w", encoding="utf-8") as f:
+            with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
                 json.dump(known, f)
-            os.replace(tmp, path)
         except OSError as exc:
             log.debug("Could not remember the server's model description: %s", exc)
 

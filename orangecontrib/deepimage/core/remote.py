@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import threading
 import urllib.request
 from pathlib import Path
 from urllib.parse import urljoin, urlparse
 
+from .atomic import atomic_path
 from .cache import default_cache_dir
 from .loopback import urlopen
 
@@ -78,10 +78,8 @@ class UrlCache:
         """Keep ``data``; a cache that cannot be written (read-only home) is skipped."""
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile(dir=self.folder, delete=False,
-                                             suffix=".part") as f:
+            with atomic_path(self.path(url)) as tmp, open(tmp, "wb") as f:
                 f.write(data)
-            os.replace(f.name, self.path(url))
         except OSError:
             return
         with self._lock:
