@@ -160,8 +160,8 @@ def _launch(args: argparse.Namespace) -> int:
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
                "--nproc-per-node", str(args.nproc), "-m", "orangecontrib.deepimage.cli",
                "train", *_argv(args.parser, args, leave_out=("nproc",))]
-    env = dict(os.environ)
-    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // args.nproc)))
+    from ..core.distributed import launch_env
+    env = launch_env(args.nproc)  # CPU threads shared; USE_LIBUV=0 on Windows
     try:
         return subprocess.call(command, env=env)
     except KeyboardInterrupt:
@@ -195,7 +195,7 @@ def _train(args: argparse.Namespace, parallel) -> int:
     main = parallel is None or parallel.is_main
     if parallel is not None and main:
         print(f"Distributed training: world size {parallel.world_size} ({parallel.backend}, "
-              f"one process per {'GPU' if parallel.backend == 'nccl' else 'CPU share'}).",
+              f"one process per {'GPU' if parallel.on_gpu else 'CPU share'}).",
               file=sys.stderr, flush=True)
     args.quiet = args.quiet or not main  # under torchrun rank 0 alone shows progress
     progress = TrainingProgress(sys.stderr, quiet=args.quiet)

@@ -23,6 +23,7 @@ import numpy as np
 from ..core.atomic import atomic_path
 from ..core.cache import EmbeddingCache
 from ..core.images import DEFAULT_MAX_PIXELS, Skipped
+from ..core.loopback import http_client, url_host
 from ..core.models import MODELS, UnknownModel, get_spec
 from ..core.pipeline import (BatchResult, EmbeddingResult, Prepared, ProgressCallback, Step,
                              StepRunner, StopCallback, gather, open_cache, prepare_source,
@@ -71,8 +72,10 @@ class RemoteEmbedder(StepRunner):
         self.workers = workers or min(8, os.cpu_count() or 2)
         self.cache = open_cache(cache)
         address = httpx.URL(self.url)
-        self.device = f"server: {address.host}:{address.port or (443 if address.scheme == 'https' else 80)}"
-        self._client = httpx.Client(
+        port = address.port or (443 if address.scheme == "https" else 80)
+        self.device = f"server: {url_host(address.host)}:{port}"
+        self._client = http_client(
+            self.url,
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
             limits=httpx.Limits(max_connections=4 * in_flight + 4,
                                 max_keepalive_connections=4 * in_flight + 4))
