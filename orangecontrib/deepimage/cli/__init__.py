@@ -5,6 +5,7 @@ arguments, calling core/ (and the Orange glue) and printing.
 - train.py: `train`, `export`; evaluate.py: `evaluate`; progress.py: training's progress
 - explain.py: `explain`
 - label.py: `label-next`, `label-issues` (the labelling loop)
+- segment.py: `segment`, `segment-train` (objects in images: core/segment)
 - serve.py: `serve` (the server lives in server/ at the top of the repository and is
   installed as orangecontrib.deepimage.server)
 - common.py: the error line, the image progress bar, reading a model file
@@ -18,13 +19,13 @@ import argparse
 import sys
 from typing import Sequence
 
-from . import embed, evaluate, explain, label, serve, train
+from . import embed, evaluate, explain, label, segment, serve, train
 from .common import ProgressBar, fail
 
 __all__ = ["main", "build_parser", "ProgressBar", "fail"]
 
 #: the command groups, in the order `deepimage --help` lists them; each has register()
-COMMAND_GROUPS = (embed, train, evaluate, explain, label, serve)
+COMMAND_GROUPS = (embed, train, evaluate, explain, label, segment, serve)
 
 
 def build_parser(serve_options: bool = True) -> argparse.ArgumentParser:
