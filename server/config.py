@@ -4,7 +4,7 @@ One frozen pydantic-settings object, built once by `deepimage serve` (options gi
 the command line win over the environment) and handed to ``create_app``. Lists are
 comma-separated in the environment (``DEEPIMAGE_SERVER_MODELS=squeezenet,vgg16``,
 ``DEEPIMAGE_SERVER_WEIGHTS=mine=/srv/mine.onnx``, ``DEEPIMAGE_SERVER_TOKENS=a,b``).
-The fields are also the options of `deepimage serve` (server/cli.py makes one option per
+The fields are also the options of `deepimage serve` (orangecontrib/deepimage/cli/serve.py makes one option per
 field from its ``json_schema_extra``), so a new setting is written once, here.
 """
 from __future__ import annotations
@@ -62,7 +62,7 @@ def _split(value):
 
 
 def _cli(help: str, metavar: "str | None" = None, **extra) -> dict:
-    """What `deepimage serve --help` says about a field (server/cli.py builds the options
+    """What `deepimage serve --help` says about a field (cli/serve.py builds the options
     from the fields, so the settings and the options are one list)."""
     return {"help": help, **({"metavar": metavar} if metavar else {}), **extra}
 

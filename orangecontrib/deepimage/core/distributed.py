@@ -19,7 +19,7 @@ LOCAL_RANK; gloo on CPUs) and the loop (core.train) then asks :func:`current` fo
 - lets rank 0 go first where processes would write the same files (embedding and
   ONNX caches), the others then read what it wrote.
 
-Rank 0 alone prints and writes the model (cli_train). Nothing here imports torch
+Rank 0 alone prints and writes the model (cli/train.py). Nothing here imports torch
 until a process group is asked for, and nothing imports Qt.
 """
 from __future__ import annotations
