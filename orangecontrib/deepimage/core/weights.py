@@ -23,7 +23,8 @@ import numpy as np
 from .models import ModelSpec, get_spec
 
 __all__ = ["WeightsUnavailable", "WeightsLocation", "locate_weights", "load_pretrained",
-           "weights_available", "hub_checkpoint_dir", "file_digest"]
+           "weights_available", "hub_checkpoint_dir", "file_digest", "candidate_paths",
+           "ndf_weights_path", "load_ndf_arrays"]
 
 
 class WeightsUnavailable(RuntimeError):
@@ -73,11 +74,12 @@ def _offline() -> bool:
     return os.environ.get("DEEPIMAGE_OFFLINE", "").lower() in ("1", "true", "yes")
 
 
-def _candidates(spec: ModelSpec) -> list[Path]:
+def candidate_paths(file_name: str) -> list[Path]:
+    """Where a weights file is looked for: $DEEPIMAGE_WEIGHTS_DIR, then torch's hub cache."""
     places = []
     if os.environ.get("DEEPIMAGE_WEIGHTS_DIR"):
-        places.append(Path(os.environ["DEEPIMAGE_WEIGHTS_DIR"]).expanduser() / spec.weights_file)
-    places.append(hub_checkpoint_dir() / spec.weights_file)
+        places.append(Path(os.environ["DEEPIMAGE_WEIGHTS_DIR"]).expanduser() / file_name)
+    places.append(hub_checkpoint_dir() / file_name)
     return places
 
 
@@ -103,7 +105,7 @@ def locate_weights(model: "ModelSpec | str", weights_file: "str | os.PathLike | 
     if spec.shipped_weights is not None:
         path = spec.shipped_weights()
         return WeightsLocation(path, f"{spec.weights_tag}-{file_digest(path)}")
-    for path in _candidates(spec):
+    for path in candidate_paths(spec.weights_file):
         if path.is_file():
             return WeightsLocation(path, f"{spec.weights_tag}-{spec.weights_file}")
     if not download:
