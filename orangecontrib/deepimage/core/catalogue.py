@@ -3,7 +3,7 @@ the registered ones (core.models.MODELS) and, without building them, every torch
 classification network with where its weights file is, or where to put it."""
 from __future__ import annotations
 
-__all__ = ["registered_rows", "torchvision_rows", "weights_place"]
+__all__ = ["registered_rows", "torchvision_rows", "weights_place", "offered_specs", "find_spec"]
 
 
 def weights_place(file_name: str) -> "tuple[bool, str]":
@@ -50,3 +50,35 @@ def torchvision_rows() -> "list[tuple[str, ...]]":
         rows.append((name, f"{size}x{size}", f"{weights.meta['num_params'] / 1e6:.1f}M",
                      f"present: {path}" if present else f"missing: put the file at {path}"))
     return rows
+
+
+def offered_specs() -> "list":
+    """The networks a widget offers: the registered ones, then each torchvision network
+    whose weights file is on this computer (torchvision is imported only when the hub
+    cache or $DEEPIMAGE_WEIGHTS_DIR holds a .pth file that is not a registered one's)."""
+    from .models import MODELS, get_spec
+    from .weights import candidate_paths
+    specs = list(MODELS.values())
+    known = {spec.weights_file for spec in specs}
+    folders = {path.parent for path in candidate_paths("x")}
+    files = {path.name for folder in folders if folder.is_dir()
+             for path in folder.glob("*.pth")} - known
+    if not files:
+        return specs
+    from .torchvision_models import torchvision_names
+    from torchvision.models import get_model_weights
+    for name in torchvision_names():
+        if name not in MODELS and \
+                get_model_weights(name).DEFAULT.url.rsplit("/", 1)[-1] in files:
+            specs.append(get_spec(name))
+    return specs
+
+
+def find_spec(name: str):
+    """The spec of ``name`` (registered or torchvision), or None: for settings that may
+    name a network this computer no longer has."""
+    from .models import UnknownModel, get_spec
+    try:
+        return get_spec(name)
+    except UnknownModel:
+        return None

@@ -27,6 +27,7 @@ from Orange.widgets.widget import Input, Msg, Output, OWWidget
 
 from orangecontrib.deepimage.core.devices import DEVICE_LABELS as DEVICES, cuda_possible
 from orangecontrib.deepimage.core.embed import EmbeddingResult
+from orangecontrib.deepimage.core.catalogue import find_spec, offered_specs
 from orangecontrib.deepimage.core.models import MODELS
 from orangecontrib.deepimage.core.weights import weights_available
 from orangecontrib.deepimage.data import image_column
@@ -206,7 +207,7 @@ class OWImageEmbedder(OWWidget, ConcurrentWidgetMixin):
     def _model_entries(self) -> list[tuple[str, str, bool, str]]:
         """(key, label, enabled, tooltip) for each model the combo offers."""
         entries = []
-        for spec in MODELS.values():
+        for spec in offered_specs():
             ok, why = weights_available(spec)
             choice = EmbedderChoice(LOCAL, spec.name)
             entries.append((f"{LOCAL}:{spec.name}", choice.label(), ok,
@@ -239,7 +240,7 @@ class OWImageEmbedder(OWWidget, ConcurrentWidgetMixin):
             text = (f"Images are sent to {server_host(self.server_url)} to be embedded; "
                     "they do not leave this computer otherwise.")
         else:
-            spec = MODELS.get(name)
+            spec = find_spec(name)
             text = (f"{spec.description} {spec.embedding_dim} features."
                     if spec else "")
         self.description.setText(text)

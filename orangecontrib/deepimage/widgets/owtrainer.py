@@ -30,9 +30,10 @@ from Orange.widgets.widget import Input, Msg, Output, OWWidget
 
 from orangecontrib.deepimage.core.cancel import Cancelled
 from orangecontrib.deepimage.core.devices import DEVICE_LABELS as DEVICES, cuda_possible
-from orangecontrib.deepimage.core.models import MODELS, get_spec
+from orangecontrib.deepimage.core.catalogue import find_spec, offered_specs
+from orangecontrib.deepimage.core.models import get_spec
 from orangecontrib.deepimage.core.presets import AUTO_SIZE_FLOOR
-from orangecontrib.deepimage.core.train import MIN_IMAGE_SIZE, EpochRecord, preset
+from orangecontrib.deepimage.core.train import EpochRecord, preset
 from orangecontrib.deepimage.core.weights import weights_available
 from orangecontrib.deepimage.learner import ImageClassifierLearner, count_of, rate_field
 from orangecontrib.deepimage.training import TrainingOutcome, check_data, run_training, summary
@@ -248,7 +249,7 @@ class OWTrainer(OWWidget, ConcurrentWidgetMixin):
     def _network_entries(self) -> "list[tuple[str, str, bool, str]]":
         """(name, label, enabled, tooltip); networks without weights only from scratch."""
         entries = []
-        for spec in MODELS.values():
+        for spec in offered_specs():
             ok, why = weights_available(spec)
             enabled = ok or self.mode == "scratch"
             entries.append((spec.name, spec.display_name, enabled,
@@ -256,8 +257,9 @@ class OWTrainer(OWWidget, ConcurrentWidgetMixin):
         return entries
 
     def _refresh_networks(self):
-        fill_combo_items(self.network_items, self._network_entries())
-        names = list(MODELS)
+        entries = self._network_entries()
+        fill_combo_items(self.network_items, entries)
+        names = [name for name, *_ in entries]
         if self.network not in names:
             self.network = "squeezenet"
         self.network_combo.setCurrentIndex(names.index(self.network))
@@ -269,8 +271,8 @@ class OWTrainer(OWWidget, ConcurrentWidgetMixin):
 
     def _update_size_range(self):
         spec = get_spec(self.network)
-        self.size_spin.setRange(MIN_IMAGE_SIZE[spec.name], spec.input_size)
-        self.image_size = max(MIN_IMAGE_SIZE[spec.name], min(self.image_size, spec.input_size))
+        self.size_spin.setRange(spec.min_input_size, spec.input_size)
+        self.image_size = max(spec.min_input_size, min(self.image_size, spec.input_size))
         self.size_spin.setEnabled(self.lower_size)
         tip = (f"Unchecked, the size comes from the images: 1.5 x their median side, "
                f"at least {AUTO_SIZE_FLOOR} px, at most {spec.display_name}'s own "
@@ -309,7 +311,11 @@ class OWTrainer(OWWidget, ConcurrentWidgetMixin):
         if mode is not None and mode != self.mode:
             self._mode_clicked([key for key, _ in MODES].index(mode))
             self._sync_mode_buttons()
-        self._network_activated(list(MODELS).index(get_spec(network).name))
+        names = [self.network_items.item(i).data(Qt.ItemDataRole.UserRole)
+                 for i in range(self.network_items.rowCount())]
+        index = names.index(get_spec(network).name)
+        self.network_combo.setCurrentIndex(index)
+        self._network_activated(index)
 
     def reset_to_preset(self):
         """Epochs, batch size and learning rate from core.train.preset(network, mode)."""
@@ -523,10 +529,9 @@ class OWTrainer(OWWidget, ConcurrentWidgetMixin):
             settings.setdefault("auto_apply", True)
             # the learner was named after its network; Test & Score's prediction columns
             # and the contexts saved with them (Image Viewer's title) keep that name
-            network = settings.get("network", "squeezenet")
-            if network in MODELS:
-                settings.setdefault("learner_name",
-                                    f"Image classifier ({get_spec(network).display_name})")
+            spec = find_spec(settings.get("network", "squeezenet"))
+            if spec is not None:
+                settings.setdefault("learner_name", f"Image classifier ({spec.display_name})")
 
 
 if __name__ == "__main__":  # pragma: no cover
