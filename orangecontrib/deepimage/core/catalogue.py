@@ -36,12 +36,13 @@ def torchvision_rows() -> "list[tuple[str, ...]]":
     """Rows of name, input, parameters, weights ("present: PATH" or "missing: put the
     file at PATH") for torchvision's classification networks, from their weights enums
     alone."""
-    from .models import MODELS
-    from .torchvision_models import torchvision_names
     from torchvision.models import get_model_weights
+
+    from .models import registered_name
+    from .torchvision_models import torchvision_names
     rows = []
     for name in torchvision_names():
-        if name in MODELS:
+        if registered_name(name):  # inception_v3, vgg16: the add-on's own
             continue
         weights = get_model_weights(name).DEFAULT
         size = weights.transforms().crop_size[0]
@@ -56,7 +57,7 @@ def offered_specs() -> "list":
     """The networks a widget offers: the registered ones, then each torchvision network
     whose weights file is on this computer (torchvision is imported only when the hub
     cache or $DEEPIMAGE_WEIGHTS_DIR holds a .pth file that is not a registered one's)."""
-    from .models import MODELS, get_spec
+    from .models import MODELS, get_spec, registered_name
     from .weights import candidate_paths
     specs = list(MODELS.values())
     known = {spec.weights_file for spec in specs}
@@ -68,7 +69,7 @@ def offered_specs() -> "list":
     from .torchvision_models import torchvision_names
     from torchvision.models import get_model_weights
     for name in torchvision_names():
-        if name not in MODELS and \
+        if not registered_name(name) and \
                 get_model_weights(name).DEFAULT.url.rsplit("/", 1)[-1] in files:
             specs.append(get_spec(name))
     return specs

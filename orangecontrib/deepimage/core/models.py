@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 __all__ = ["ModelSpec", "TrainPreset", "MODELS", "get_spec", "model_names", "UnknownModel",
-           "register", "unregister", "models_help", "IMAGENET_MEAN", "IMAGENET_STD"]
+           "register", "unregister", "models_help", "registered_name", "IMAGENET_MEAN", "IMAGENET_STD"]
 
 IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
 IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
@@ -290,6 +290,14 @@ def unregister(name: str) -> None:
     spec = MODELS.pop(name)
     for alias in spec.aliases:
         _ALIASES.pop(alias, None)
+
+
+def registered_name(name: str) -> "str | None":
+    """The registered network ``name`` means (aliases too), or None: torchvision's
+    ``inception_v3`` is the add-on's ``inception-v3``, its ``vgg16`` the add-on's."""
+    key = name.strip().lower()
+    key = _ALIASES.get(key, key)
+    return key if key in MODELS else None
 
 
 def model_names() -> list[str]:

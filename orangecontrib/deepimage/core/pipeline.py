@@ -25,7 +25,7 @@ import numpy as np
 
 from .budget import PixelBudget, shared_budget
 from .cache import EmbeddingCache, content_hash
-from .cancel import Cancelled
+from .cancel import Cancelled, ProgressCallback, StopCallback
 from .images import ImageError, Skipped, decode_image, read_bytes
 
 __all__ = ["PIPELINE_VERSION", "ProgressCallback", "StopCallback", "BatchResult",
@@ -37,8 +37,6 @@ log = logging.getLogger(__name__)
 # Bump when decoding or resizing changes, so cached vectors of the old pipeline are not reused.
 PIPELINE_VERSION = "2"
 
-ProgressCallback = Callable[[int, int], None]
-StopCallback = Callable[[], bool]
 
 
 def vector_cache_key(model: str, weights_id: "str | None", input_size: int,

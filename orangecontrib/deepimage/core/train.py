@@ -31,6 +31,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from . import distributed
+from .cancel import ProgressCallback, StopCallback
 from .embed import Cancelled, resolve_device
 from .images import Skipped
 from .models import get_spec
@@ -44,8 +45,6 @@ __all__ = ["MODES", "OPTIMIZERS", "MIN_IMAGE_SIZE", "TrainConfig", "EpochRecord"
            "TrainResult", "preset", "auto_image_size", "size_for_images", "train_classifier",
            "predict_proba", "weights_fingerprint"]
 
-ProgressCallback = Callable[[int, int], None]
-StopCallback = Callable[[], bool]
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from orangecontrib.deepimage.core.devices import DEVICE_LABELS as DEVICES, cuda_
 from orangecontrib.deepimage.core.catalogue import find_spec, offered_specs
 from orangecontrib.deepimage.core.models import get_spec
 from orangecontrib.deepimage.core.presets import AUTO_SIZE_FLOOR
+from orangecontrib.deepimage.core.presets import MODES
 from orangecontrib.deepimage.core.train import EpochRecord, preset
 from orangecontrib.deepimage.core.weights import weights_available
 from orangecontrib.deepimage.learner import ImageClassifierLearner, count_of, rate_field
@@ -41,8 +42,9 @@ from orangecontrib.deepimage.widgets.utils import fill_combo_items
 
 log = logging.getLogger(__name__)
 
-MODES = (("last-layer", "Last layer only"), ("fine-tune", "Fine-tune"),
-         ("scratch", "From scratch"))
+# the training modes are core.presets.MODES; these are the widget's words for them
+MODE_LABELS = {"last-layer": "Last layer only", "fine-tune": "Fine-tune",
+               "scratch": "From scratch"}
 MODE_TIPS = {
     "last-layer": "The network stays as it is; only its last layer learns, on the cached "
                   "embeddings. Seconds on a CPU.",
@@ -141,8 +143,8 @@ class OWTrainer(OWWidget, ConcurrentWidgetMixin):
         box.layout().addWidget(self.network_combo)
         self.mode_group = QButtonGroup(box)  # the setting is a name, not gui's index
         self.mode_buttons = []
-        for i, (key, label) in enumerate(MODES):
-            button = QRadioButton(label, toolTip=MODE_TIPS[key])
+        for i, key in enumerate(MODES):
+            button = QRadioButton(MODE_LABELS[key], toolTip=MODE_TIPS[key])
             self.mode_group.addButton(button, i)
             box.layout().addWidget(button)
             self.mode_buttons.append(button)
@@ -265,7 +267,7 @@ class OWTrainer(OWWidget, ConcurrentWidgetMixin):
         self.network_combo.setCurrentIndex(names.index(self.network))
 
     def _sync_mode_buttons(self):
-        keys = [key for key, _ in MODES]
+        keys = list(MODES)
         index = keys.index(self.mode) if self.mode in keys else 1
         self.mode_buttons[index].setChecked(True)
 
@@ -292,7 +294,7 @@ class OWTrainer(OWWidget, ConcurrentWidgetMixin):
             self.reset_to_preset()
 
     def _mode_clicked(self, index: int):
-        mode = MODES[index][0]
+        mode = MODES[index]
         if mode != self.mode:
             self.mode = mode
             self._refresh_networks()
@@ -309,7 +311,7 @@ class OWTrainer(OWWidget, ConcurrentWidgetMixin):
     def set_network(self, network: str, mode: "str | None" = None):
         """Choose a network (and mode) as a user would; resets to the preset."""
         if mode is not None and mode != self.mode:
-            self._mode_clicked([key for key, _ in MODES].index(mode))
+            self._mode_clicked(MODES.index(mode))
             self._sync_mode_buttons()
         names = [self.network_items.item(i).data(Qt.ItemDataRole.UserRole)
                  for i in range(self.network_items.rowCount())]
@@ -504,7 +506,7 @@ class OWTrainer(OWWidget, ConcurrentWidgetMixin):
     def send_report(self):
         items = [("Name", self.effective_learner_name()),
                  ("Network", get_spec(self.network).display_name),
-                 ("Mode", dict(MODES)[self.mode]),
+                 ("Mode", MODE_LABELS[self.mode]),
                  ("Epochs", self.epochs),
                  ("Image size", f"{self.image_size} px" if self.lower_size
                   else "automatic (from the images)"),
@@ -521,7 +523,7 @@ class OWTrainer(OWWidget, ConcurrentWidgetMixin):
     @classmethod
     def migrate_settings(cls, settings, version):
         if version is None or version < 1:  # nothing older exists; keep the hook honest
-            if settings.get("mode") not in dict(MODES):
+            if settings.get("mode") not in MODES:
                 settings.pop("mode", None)
         if version is not None and version < 2:
             # Apply Automatically is off for new widgets from version 2 on; a workflow
