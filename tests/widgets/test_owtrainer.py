@@ -212,7 +212,8 @@ class TestOWTrainer(WidgetTest):
         for present in (False, True):
             with mock.patch.object(owtrainer, "cuda_possible", return_value=present):
                 widget = self.create_widget(OWTrainer)
-            self.assertEqual(widget.device_combo.model().item(2).isEnabled(), present)
+            gpu = widget.device_combo.findData("cuda")
+            self.assertEqual(widget.device_combo.model().item(gpu).isEnabled(), present)
 
     def test_unusable_data_shows_why(self):
         self.send_signal(self.widget.Inputs.data, self.table[:4])  # one class only

@@ -8,7 +8,6 @@ instead. The work runs off the GUI thread with progress and cancel.
 from __future__ import annotations
 
 import atexit
-import importlib.util
 import logging
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Optional
@@ -34,17 +33,11 @@ from orangecontrib.deepimage.data import image_column
 from orangecontrib.deepimage.embedding import (
     CUSTOM, LOCAL, SERVER, EmbedderChoice, EmbedderPool, EmbeddingOutcome, NotAnImageModel,
     local_server_possible, run_embedding, server_host, start_local_server, summary)
-from orangecontrib.deepimage.widgets.utils import fill_combo_items
+from orangecontrib.deepimage.widgets.utils import fill_combo_items, fill_device_combo
 
 log = logging.getLogger(__name__)
 
-CLIENT_MODULE = "orangecontrib.deepimage.client"
 CREDENTIALS_SERVICE = "Deep Image Embedder: {}"
-
-
-def remote_available() -> bool:
-    """Whether the remote client is installed (the server option is hidden otherwise)."""
-    return importlib.util.find_spec(CLIENT_MODULE) is not None
 
 
 def _credentials(url: str):
@@ -117,7 +110,6 @@ class OWImageEmbedder(OWWidget, ConcurrentWidgetMixin):
         # (name, title) the server offers; None: not asked, or no answer yet
         self.server_models: Optional[list[tuple[str, str]]] = None
         self.pool = EmbedderPool()
-        self._remote = remote_available()
         self._listing = ThreadPoolExecutor(1, thread_name_prefix="deepimage-list-models")
         self._listing_watcher: Optional[FutureWatcher] = None
         self._listing_future: Optional[Future] = None
@@ -128,7 +120,7 @@ class OWImageEmbedder(OWWidget, ConcurrentWidgetMixin):
         self._setup_gui()
         self._load_token()
         self._refresh_models()
-        if self._remote and self.server_url:
+        if self.server_url:
             self.list_server_models()
 
     # --- GUI ---------------------------------------------------------------------------
@@ -152,20 +144,13 @@ class OWImageEmbedder(OWWidget, ConcurrentWidgetMixin):
         self.description = gui.widgetLabel(box, "")
         self.description.setWordWrap(True)
         self.device_combo = QComboBox()
-        self.device_combo.addItems([label for _, label in DEVICES])
-        self.device_combo.setCurrentIndex([d for d, _ in DEVICES].index(self.device)
-                                          if self.device in dict(DEVICES) else 0)
+        fill_device_combo(self.device_combo, self.device, gpu=cuda_possible())
         self.device_combo.activated.connect(self._device_changed)
         self.device_combo.setToolTip("Where a network on this computer runs; "
                                      "'Automatic' uses an NVIDIA GPU when there is one.")
         row = gui.hBox(box)
         gui.widgetLabel(row, "Device:")
         row.layout().addWidget(self.device_combo, 1)
-        if not cuda_possible():
-            item = self.device_combo.model().item(2)
-            if item is not None:
-                item.setEnabled(False)
-                item.setToolTip("No NVIDIA GPU driver on this computer.")
 
         gui.checkBox(box, self, "use_cache", "Reuse embeddings computed before",
                      callback=self._settings_changed,
@@ -194,7 +179,6 @@ class OWImageEmbedder(OWWidget, ConcurrentWidgetMixin):
             callback=self.start_local_server, autoDefault=False,
             tooltip="Run the embedding server here, at the address above, for as long as "
                     "this widget is in the workflow (no terminal needed).")
-        self.server_box.setVisible(self._remote)
         self._update_start_button()
 
         gui.auto_apply(self.buttonsArea, self, "auto_commit")
@@ -210,14 +194,14 @@ class OWImageEmbedder(OWWidget, ConcurrentWidgetMixin):
         for spec in offered_specs():
             ok, why = weights_available(spec)
             choice = EmbedderChoice(LOCAL, spec.name)
-            entries.append((f"{LOCAL}:{spec.name}", choice.label(), ok,
+            entries.append((choice.key, choice.label(), ok,
                             spec.description if ok else why))
-        if self._remote and self.server_url:
+        if self.server_url:
             host = server_host(self.server_url)
             offered = (self.server_models if self.server_models is not None
                        else [(spec.name, spec.display_name) for spec in MODELS.values()])
             for name, title in offered:
-                entries.append((f"{SERVER}:{name}", f"{title} (server: {host})", True,
+                entries.append((EmbedderChoice(SERVER, name).key, f"{title} (server: {host})", True,
                                 f"Images are sent to {self.server_url} to be embedded."))
         return entries
 
@@ -228,19 +212,20 @@ class OWImageEmbedder(OWWidget, ConcurrentWidgetMixin):
         keys = [(key, enabled) for key, _, enabled, _ in entries]
         usable = [k for k, enabled in keys if enabled]
         if self.model_key not in usable:
-            self.model_key = f"{LOCAL}:squeezenet"
+            self.model_key = EmbedderChoice(LOCAL, "squeezenet").key
         self.model_combo.setCurrentIndex([k for k, _ in keys].index(self.model_key))
         self._update_description()
 
     def _update_description(self):
-        where, _, name = self.model_key.partition(":")
+        chosen = EmbedderChoice.from_key(self.model_key)
+        where = chosen.where
         if self.custom_model is not None:
             text = "The connected fine-tuned model embeds the images on this computer."
         elif where == SERVER:
             text = (f"Images are sent to {server_host(self.server_url)} to be embedded; "
                     "they do not leave this computer otherwise.")
         else:
-            spec = find_spec(name)
+            spec = find_spec(chosen.model)
             text = (f"{spec.description} {spec.embedding_dim} features."
                     if spec else "")
         self.description.setText(text)
@@ -257,7 +242,7 @@ class OWImageEmbedder(OWWidget, ConcurrentWidgetMixin):
             self._settings_changed()
 
     def _device_changed(self):
-        self.device = DEVICES[self.device_combo.currentIndex()][0]
+        self.device = self.device_combo.currentData()
         self._settings_changed()
 
     def _url_edited(self):
@@ -281,7 +266,7 @@ class OWImageEmbedder(OWWidget, ConcurrentWidgetMixin):
         self._save_token()
         if self.server_url:
             self.list_server_models()
-        if self.model_key.startswith(SERVER):
+        if EmbedderChoice.from_key(self.model_key).where == SERVER:
             self._settings_changed()
 
     def _settings_changed(self):
@@ -315,7 +300,7 @@ class OWImageEmbedder(OWWidget, ConcurrentWidgetMixin):
     def list_server_models(self) -> Optional[Future]:
         """Ask the server which models it serves; the list updates when it answers, and
         an embedding on the server that failed last time runs again."""
-        if not (self._remote and self.server_url):
+        if not self.server_url:
             return None
         self.Error.server.clear()
         future = self._listing.submit(_list_server_models, self.server_url, self.token)
@@ -423,11 +408,11 @@ class OWImageEmbedder(OWWidget, ConcurrentWidgetMixin):
         if self.custom_model is not None:
             return EmbedderChoice(CUSTOM, "custom", self.device, model_id=id(self.custom_model),
                                   use_cache=self.use_cache)
-        where, _, name = self.model_key.partition(":")
-        if where == SERVER:
-            return EmbedderChoice(SERVER, name, "auto", self.server_url, self.token,
-                                  use_cache=self.use_cache)
-        return EmbedderChoice(LOCAL, name, self.device, use_cache=self.use_cache)
+        if EmbedderChoice.from_key(self.model_key).where == SERVER:
+            return EmbedderChoice.from_key(self.model_key, server_url=self.server_url,
+                                           token=self.token, use_cache=self.use_cache)
+        return EmbedderChoice.from_key(self.model_key, device=self.device,
+                                       use_cache=self.use_cache)
 
     @gui.deferred
     def commit(self):

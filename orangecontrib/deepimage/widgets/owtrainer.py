@@ -38,7 +38,7 @@ from orangecontrib.deepimage.core.train import EpochRecord, preset
 from orangecontrib.deepimage.core.weights import weights_available
 from orangecontrib.deepimage.learner import ImageClassifierLearner, count_of, rate_field
 from orangecontrib.deepimage.training import TrainingOutcome, check_data, run_training, summary
-from orangecontrib.deepimage.widgets.utils import fill_combo_items
+from orangecontrib.deepimage.widgets.utils import fill_combo_items, fill_device_combo
 
 log = logging.getLogger(__name__)
 
@@ -189,15 +189,9 @@ class OWTrainer(OWWidget, ConcurrentWidgetMixin):
                     "mirroring changes what an image is: digits, letters, text, maps.")
         form.addRow("Augment:", self.flip_check)
         self.device_combo = QComboBox()
-        self.device_combo.addItems([label for _, label in DEVICES])
-        keys = [d for d, _ in DEVICES]
-        self.device_combo.setCurrentIndex(keys.index(self.device) if self.device in keys else 0)
+        fill_device_combo(self.device_combo, self.device, gpu=cuda_possible())
         self.device_combo.activated.connect(self._device_changed)
         self.device_combo.setToolTip("'Automatic' trains on an NVIDIA GPU when there is one.")
-        if not cuda_possible():
-            item = self.device_combo.model().item(2)
-            item.setEnabled(False)
-            item.setToolTip("No NVIDIA GPU driver on this computer.")
         form.addRow("Device:", self.device_combo)
 
         box = gui.vBox(self.controlArea, "Info")
@@ -305,7 +299,7 @@ class OWTrainer(OWWidget, ConcurrentWidgetMixin):
         self._settings_changed()
 
     def _device_changed(self, index: int):
-        self.device = DEVICES[index][0]
+        self.device = self.device_combo.itemData(index)
         self._settings_changed()
 
     def set_network(self, network: str, mode: "str | None" = None):

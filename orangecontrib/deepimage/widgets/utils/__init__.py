@@ -13,3 +13,18 @@ def fill_combo_items(model: QStandardItemModel, entries) -> None:
         item.setToolTip(tooltip)
         item.setEnabled(enabled)
         model.appendRow(item)
+
+
+def fill_device_combo(combo, current: str, gpu: bool) -> None:
+    """Fill a device combo from core.devices.DEVICE_LABELS, each item's data its key
+    ("auto", "cpu", "cuda"), and select ``current``. Without a GPU (``gpu`` False: the
+    widget's cuda_possible()) the "cuda" entry is disabled and says why."""
+    from orangecontrib.deepimage.core.devices import DEVICE_LABELS
+    combo.clear()
+    for key, label in DEVICE_LABELS:
+        combo.addItem(label, key)
+    if not gpu:
+        item = combo.model().item(combo.findData("cuda"))
+        item.setEnabled(False)
+        item.setToolTip("No NVIDIA GPU driver on this computer.")
+    combo.setCurrentIndex(max(combo.findData(current), 0))
