@@ -25,8 +25,8 @@ from Orange.widgets.utils.itemmodels import DomainModel
 from Orange.widgets.widget import Input, Msg, Output, OWWidget
 
 from orangecontrib.deepimage.core.devices import DEVICE_LABELS as DEVICES, cuda_possible
-from orangecontrib.deepimage.core.embed import EmbeddingResult
 from orangecontrib.deepimage.core.catalogue import find_spec, offered_specs
+from orangecontrib.deepimage.core.embed import EmbeddingResult
 from orangecontrib.deepimage.core.models import MODELS
 from orangecontrib.deepimage.core.weights import weights_available
 from orangecontrib.deepimage.data import image_column
@@ -34,25 +34,10 @@ from orangecontrib.deepimage.embedding import (
     CUSTOM, LOCAL, SERVER, EmbedderChoice, EmbedderPool, EmbeddingOutcome, NotAnImageModel,
     local_server_possible, run_embedding, server_host, start_local_server, summary)
 from orangecontrib.deepimage.widgets.utils import fill_combo_items, fill_device_combo
+from orangecontrib.deepimage.widgets.utils.servertoken import (list_server_models, load_token,
+                                                               save_token)
 
 log = logging.getLogger(__name__)
-
-CREDENTIALS_SERVICE = "Deep Image Embedder: {}"
-
-
-def _credentials(url: str):
-    """Orange's keyring wrapper for the server's token, or None without keyring."""
-    try:
-        from Orange.widgets.credentials import CredentialManager
-    except ImportError:  # keyring not installed: the token lives only in this session
-        return None
-    return CredentialManager(CREDENTIALS_SERVICE.format(url.rstrip("/")))
-
-
-def _list_server_models(url: str, token: str) -> list[tuple[str, str]]:
-    """(name, title) of each model the server offers (runs in a worker thread)."""
-    from orangecontrib.deepimage.client import list_models
-    return [(m["name"], m.get("title") or m["name"]) for m in list_models(url, token or None)]
 
 
 class OWImageEmbedder(OWWidget, ConcurrentWidgetMixin):
@@ -277,23 +262,12 @@ class OWImageEmbedder(OWWidget, ConcurrentWidgetMixin):
 
     def _load_token(self):
         self.Information.no_keyring.clear()
-        token = ""
-        if self.server_url:
-            credentials = _credentials(self.server_url)
-            token = (credentials.token if credentials is not None else None) or ""
-        self.token = token
-        self.token_edit.setText(token)
+        self.token = load_token(self.server_url)
+        self.token_edit.setText(self.token)
 
     def _save_token(self):
-        if not self.server_url:
-            return
-        credentials = _credentials(self.server_url)
-        if credentials is None:
+        if self.server_url and not save_token(self.server_url, self.token):
             self.Information.no_keyring()
-        elif self.token:
-            credentials.token = self.token
-        else:
-            del credentials.token
 
     # --- the server's models, fetched off the GUI thread -------------------------------
 
@@ -303,7 +277,7 @@ class OWImageEmbedder(OWWidget, ConcurrentWidgetMixin):
         if not self.server_url:
             return None
         self.Error.server.clear()
-        future = self._listing.submit(_list_server_models, self.server_url, self.token)
+        future = self._listing.submit(list_server_models, self.server_url, self.token)
         self._listing_future = future
         self._listing_watcher = FutureWatcher(future)
         self._listing_watcher.done.connect(self._server_models_listed)

@@ -10,13 +10,11 @@ check_data refuses tables without features). The training runs off the GUI threa
 from __future__ import annotations
 
 import logging
-import math
 import threading
 from typing import List, Optional
 
-import pyqtgraph as pg
 from AnyQt.QtCore import QSize, Qt
-from AnyQt.QtGui import QColor, QStandardItemModel
+from AnyQt.QtGui import QStandardItemModel
 from AnyQt.QtWidgets import (QAbstractSpinBox, QButtonGroup, QComboBox, QFormLayout,
                              QPushButton, QRadioButton, QStyle)
 
@@ -25,20 +23,19 @@ from Orange.data import Table
 from Orange.widgets import gui
 from Orange.widgets.settings import Setting
 from Orange.widgets.utils.concurrent import ConcurrentWidgetMixin
-from Orange.widgets.visualize.utils.plotutils import PlotWidget
 from Orange.widgets.widget import Input, Msg, Output, OWWidget
 
 from orangecontrib.deepimage.core.cancel import Cancelled
-from orangecontrib.deepimage.core.devices import DEVICE_LABELS as DEVICES, cuda_possible
 from orangecontrib.deepimage.core.catalogue import find_spec, offered_specs
+from orangecontrib.deepimage.core.devices import DEVICE_LABELS as DEVICES, cuda_possible
 from orangecontrib.deepimage.core.models import get_spec
-from orangecontrib.deepimage.core.presets import AUTO_SIZE_FLOOR
-from orangecontrib.deepimage.core.presets import MODES
+from orangecontrib.deepimage.core.presets import AUTO_SIZE_FLOOR, MODES
 from orangecontrib.deepimage.core.train import EpochRecord, preset
 from orangecontrib.deepimage.core.weights import weights_available
 from orangecontrib.deepimage.learner import ImageClassifierLearner, count_of, rate_field
 from orangecontrib.deepimage.training import TrainingOutcome, check_data, run_training, summary
 from orangecontrib.deepimage.widgets.utils import fill_combo_items, fill_device_combo
+from orangecontrib.deepimage.widgets.utils.trainingplot import TrainingCurves
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +49,6 @@ MODE_TIPS = {
                  "rates. Minutes on a CPU for a few hundred images; a GPU helps.",
     "scratch": "Random start, every layer learns. Needs many images and a GPU.",
 }
-TRAIN_COLOUR, VAL_COLOUR = QColor("#1f77b4"), QColor("#ff7f0e")
 
 
 def preset_values(network: str, mode: str) -> "tuple[int, int, float]":
@@ -211,33 +207,9 @@ class OWTrainer(OWWidget, ConcurrentWidgetMixin):
         self.buttonsArea.layout().addWidget(self.cancel_button)
 
     def _setup_plots(self):
-        self.loss_plot = self._plot("Loss")
-        self.accuracy_plot = self._plot("Accuracy")
-        self.accuracy_plot.setYRange(0, 1)
-        self.curves = {}
-        legend = self.loss_plot.addLegend(offset=(-10, 10))
-        legend.setLabelTextColor(self.palette().text().color())
-        for name, plot in (("loss", self.loss_plot), ("accuracy", self.accuracy_plot)):
-            for which, colour, style in (("train", TRAIN_COLOUR, Qt.PenStyle.SolidLine),
-                                         ("val", VAL_COLOUR, Qt.PenStyle.DashLine)):
-                pen = pg.mkPen(colour, width=2, style=style)
-                self.curves[name, which] = plot.plot(
-                    [], [], pen=pen, symbol="o", symbolSize=6, symbolBrush=colour,
-                    symbolPen=colour,
-                    name=None if name == "accuracy" else
-                    "training" if which == "train" else "validation")
-        self.marks: list = []
-
-    def _plot(self, title: str) -> PlotWidget:
-        plot = PlotWidget(enableMenu=False)
-        plot.setMouseEnabled(False, False)
-        plot.hideButtons()
-        plot.showGrid(x=True, y=True, alpha=0.2)
-        plot.setLabel("left", title)
-        plot.setLabel("bottom", "Epoch")
-        plot.setMinimumSize(420, 180)
-        self.mainArea.layout().addWidget(plot)
-        return plot
+        self.plots = TrainingCurves(self.mainArea.layout(), self.palette())
+        self.loss_plot, self.accuracy_plot = self.plots.loss_plot, self.plots.accuracy_plot
+        self.curves = self.plots.curves
 
     def sizeHint(self) -> QSize:
         return QSize(900, 560)
@@ -456,38 +428,13 @@ class OWTrainer(OWWidget, ConcurrentWidgetMixin):
 
     def _clear_plot(self):
         self.history = []
-        for plot, item in self.marks:
-            plot.removeItem(item)
-        self.marks = []
-        self._update_plot()
+        self.plots.clear()
 
     def _update_plot(self):
-        epochs = [r.epoch for r in self.history]
-        for name in ("loss", "accuracy"):
-            for which in ("train", "val"):
-                values = [getattr(r, f"{which}_{name}") for r in self.history]
-                keep = [i for i, v in enumerate(values) if not math.isnan(v)]  # no validation: NaN
-                self.curves[name, which].setData([epochs[i] for i in keep],
-                                                 [values[i] for i in keep])
-        switch = next((r.epoch for r in self.history if r.phase == "network"), None)
-        if switch is not None and switch > 1 and not self.marks:
-            self._add_marks(switch - 0.5, "whole network", Qt.PenStyle.DotLine, 0.2, (0, 1))
-
-    def _add_marks(self, x: float, label: str, style, position: float, anchor: tuple):
-        colour = self.palette().text().color()
-        for plot in (self.loss_plot, self.accuracy_plot):
-            # labelled only in the accuracy plot, low down, clear of the loss plot's legend
-            labelled = plot is self.accuracy_plot
-            line = pg.InfiniteLine(
-                x, angle=90, pen=pg.mkPen(colour, width=1, style=style),
-                label=label if labelled else None,
-                labelOpts=dict(position=position, color=colour, anchors=[anchor, anchor]))
-            plot.addItem(line)
-            self.marks.append((plot, line))
+        self.plots.show(self.history)
 
     def _mark_best(self, epoch: int):
-        if epoch:
-            self._add_marks(epoch, f"best: {epoch}", Qt.PenStyle.DashLine, 0.06, (1, 1))
+        self.plots.mark_best(epoch)
 
     # --- housekeeping --------------------------------------------------------------------------
 
