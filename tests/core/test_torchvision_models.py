@@ -142,7 +142,9 @@ def test_fine_tunes_explains_serves_and_exports(weights_dir, colours, tmp_path):
     np.testing.assert_allclose(OnnxRunner(path, "cpu")(images), expected, rtol=1e-3,
                                atol=1e-3)
 
-    settings = Settings(models=[NETWORK], weights=[f"{path.stem}={path}"])
+    own = tmp_path / "my-weights.pth"  # serve --weights NAME=FILE, from anywhere
+    own.write_bytes((weights_dir / get_spec(NETWORK).weights_file).read_bytes())
+    settings = Settings(models=[NETWORK], weights=[f"{path.stem}={path}", f"{NETWORK}={own}"])
     with TestClient(create_app(settings), base_url="http://127.0.0.1") as client:
         for _ in range(1200):
             ready = client.get("/readyz")
@@ -151,4 +153,5 @@ def test_fine_tunes_explains_serves_and_exports(weights_dir, colours, tmp_path):
             time.sleep(0.1)
         served = {m["name"]: m for m in client.get("/v1/models").json()["models"]}
     assert served[NETWORK]["dim"] == 1024 and served[NETWORK]["input_size"] == 224
+    assert served[NETWORK]["weights_id"] == locate_weights(NETWORK, own).identity
     assert served["mine"]["fine_tuned"] and served["mine"]["input_size"] == 64
