@@ -82,7 +82,7 @@ def test_vision_transformers_say_grad_cam_is_not_offered():
         default_layer(spec)
 
 
-def test_missing_weights_say_where_to_put_the_file(tmp_path):
+def test_missing_weights_say_where_to_put_the_file():
     with pytest.raises(WeightsUnavailable, match="resnet18-f37072fd.pth"):
         locate_weights("resnet18")
 
