@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
 """Orange3-DeepImage: deep networks for images in Orange, on this computer or a lab's GPU."""
+import ast
 import os
 import platform
 import shutil
@@ -15,6 +16,15 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 DOC_HTML = os.path.join(HERE, "doc", "_build", "html")
 HELP_PACKAGE_DIR = os.path.join("orangecontrib", "deepimage", "help")
 HELP_SKIP = shutil.ignore_patterns("_sources", ".doctrees", ".buildinfo")
+
+
+def version() -> str:
+    """__version__ from orangecontrib/deepimage/version.py, the one place it is written."""
+    path = os.path.join(HERE, "orangecontrib", "deepimage", "version.py")
+    with open(path, encoding="utf-8") as f:
+        tree = ast.parse(f.read())
+    return next(ast.literal_eval(node.value) for node in tree.body
+                if isinstance(node, ast.Assign) and node.targets[0].id == "__version__")
 
 
 def _sphinx_here() -> bool:
@@ -103,7 +113,7 @@ SERVER = ["fastapi>=0.115.10", "starlette>=0.46", "uvicorn>=0.27", "pydantic-set
 
 setup(
     name="Orange3-DeepImage",
-    version="0.1.0",
+    version=version(),
     description="Embed, fine-tune and serve deep networks for images in Orange",
     long_description=readme(),
     long_description_content_type="text/markdown",

@@ -16,6 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from fastapi import FastAPI
 
+from orangecontrib.deepimage.version import __version__
+
 from .batching import Batcher, Dispatcher, worker_labels
 from .config import Settings
 from .docs import install_docs
@@ -29,7 +31,7 @@ __all__ = ["create_app"]
 
 log = logging.getLogger("orangecontrib.deepimage.server")
 
-VERSION = "0.1.0"
+VERSION = __version__  # orangecontrib/deepimage/version.py, the one place it is written
 
 
 async def _load_all(state: ServerState) -> None:

@@ -20,6 +20,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from orangecontrib.deepimage.core.devices import BACKENDS, DEVICES
 from orangecontrib.deepimage.core.loopback import is_loopback
 from orangecontrib.deepimage.core.portable import read_text
+from orangecontrib.deepimage.core.models import models_help
 
 __all__ = ["Settings", "ConfigError", "is_loopback", "NAME_PATTERN"]
 
@@ -72,7 +73,7 @@ class Settings(BaseSettings):
         "address to listen on (default 127.0.0.1; any other needs access tokens)"))
     port: int = Field(8000, ge=0, le=65535, json_schema_extra=_cli("TCP port (default 8000)"))
     models: Annotated[list[str], NoDecode] = Field(["squeezenet"], json_schema_extra=_cli(
-        "registry models to serve (default squeezenet; also vgg16, vgg19, inception-v3)",
+        "registry models to serve: " + models_help(),
         "A,B"))
     weights: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="NAME=FILE: a registry model's weights file, or a "

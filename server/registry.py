@@ -18,12 +18,12 @@ from typing import Callable
 
 import numpy as np
 
-from orangecontrib.deepimage.core.models import MODELS, ModelSpec, get_spec
+from orangecontrib.deepimage.core.models import ModelSpec, UnknownModel, get_spec, models_help
 from orangecontrib.deepimage.core.weights import WeightsUnavailable, file_digest, locate_weights
 
 from .config import NAME_PATTERN, ConfigError, Settings
 
-__all__ = ["ModelPlan", "ServedModel", "plan_models", "load_model"]
+__all__ = ["ModelPlan", "ServedModel", "plan_models", "load_model", "registry_spec"]
 
 log = logging.getLogger("orangecontrib.deepimage.server")
 
@@ -72,25 +72,25 @@ def plan_models(settings: Settings) -> list[ModelPlan]:
     files = settings.weights_files()
     plans: dict[str, ModelPlan] = {}
     for name in settings.models:
-        try:
-            spec = get_spec(name)
-        except KeyError:
+        spec = registry_spec(name)
+        if spec is None:
             if name in files:
                 continue  # a fine-tuned model named in --models too
             raise ConfigError(f"--models: unknown model {name!r}; choose from "
-                              f"{', '.join(MODELS)} or load a fine-tuned one with "
-                              f"--weights NAME=FILE.onnx") from None
+                              f"{models_help(None)}, or load a fine-tuned one with "
+                              f"--weights NAME=FILE.onnx")
         plans[spec.name] = ModelPlan(spec.name, spec.name)
     for name, path in files.items():
         if not path.is_file():
             raise ConfigError(f"--weights {name}={path}: the file {path} does not exist.")
         if path.suffix.lower() == ".onnx":
             plans[name] = ModelPlan(name, _onnx_base_model(path), onnx_file=path)
-        elif name in MODELS:
-            plans[name] = ModelPlan(name, name, weights_file=path)
+        elif registry_spec(name) is not None:
+            spec = registry_spec(name)
+            plans[spec.name] = ModelPlan(spec.name, spec.name, weights_file=path)
         else:
             raise ConfigError(f"--weights {name}={path}: {name} is not a registry model "
-                              f"({', '.join(MODELS)}), so FILE must be a fine-tuned network "
+                              f"({models_help(None)}), so FILE must be a fine-tuned network "
                               f"exported with `deepimage export MODEL --onnx FILE.onnx`.")
     if not plans:
         raise ConfigError("No models to serve: give --models squeezenet (or others).")
@@ -103,6 +103,14 @@ def plan_models(settings: Settings) -> list[ModelPlan]:
             except WeightsUnavailable as exc:
                 raise ConfigError(str(exc)) from None
     return list(plans.values())
+
+
+def registry_spec(name: str) -> "ModelSpec | None":
+    """The spec of a registered (or torchvision) network called ``name``; None if none."""
+    try:
+        return get_spec(name)
+    except UnknownModel:
+        return None
 
 
 def _onnx_base_model(path: Path) -> str:

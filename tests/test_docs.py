@@ -94,3 +94,14 @@ def test_python_examples_in_the_docs_compile():
     assert len(blocks) >= 4
     for name, code in blocks:
         compile(code, name, "exec")
+
+
+def test_networks_page_lists_every_registered_and_torchvision_network():
+    import networks_reference
+    from orangecontrib.deepimage.core.models import MODELS, registered_name
+    from orangecontrib.deepimage.core.torchvision_models import torchvision_names
+    text = networks_reference.render_networks_reference()
+    for name in [*MODELS, *torchvision_names()]:
+        assert (f"| `{name}` |" in text) != (name not in MODELS and bool(
+            registered_name(name))), name  # inception_v3: listed once, as inception-v3
+    assert "<!-- generated: networks-reference -->" in (DOC / "networks.md").read_text()

@@ -4,6 +4,7 @@ A page opts in with a marker line, an HTML comment that GitHub does not show:
 
     <!-- generated: cli-reference -->     every `deepimage` sub-command's --help
     <!-- generated: openapi-reference --> the embedding server's OpenAPI schema
+    <!-- generated: networks-reference --> the model registry and torchvision's networks
 
 On ``source-read`` the marker is replaced by Markdown that MyST then parses like the
 rest of the page, so the generated headings join the page's table of contents. The
@@ -17,11 +18,13 @@ import re
 from sphinx.application import Sphinx
 
 from cli_reference import render_cli_reference
+from networks_reference import render_networks_reference
 from openapi_reference import render_openapi_reference
 
 RENDERERS = {
     "cli-reference": render_cli_reference,
     "openapi-reference": render_openapi_reference,
+    "networks-reference": render_networks_reference,
 }
 MARKER = re.compile(r"^<!-- generated: ([a-z-]+) -->$", re.MULTILINE)
 

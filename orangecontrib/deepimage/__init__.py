@@ -1,3 +1,5 @@
 """Orange3-DeepImage: embed, fine-tune and serve deep networks for images in Orange."""
 
-__version__ = "0.1.0"
+from .version import __version__
+
+__all__ = ["__version__"]

@@ -1,7 +1,7 @@
 """Orange tables <-> core: image tables like Import Images makes, embeddings added.
 
-The layout interoperates with orange3-imageanalytics both ways (see
-ORANGE-NOTES.md): metas ``image name``, ``image`` (type=image, origin=root,
+The layout interoperates with orange3-imageanalytics both ways (as its
+ImportImages widget writes and its embedder reads them): metas ``image name``, ``image`` (type=image, origin=root,
 relative "/" paths), ``size``, ``width``, ``height``; class ``category`` from
 subfolders when there is more than one; embeddings as ``n0..`` in X.
 No Qt here.

@@ -62,6 +62,17 @@ class EmbedderChoice:
     model_id: int = 0
     use_cache: bool = True  # False: embed every image again (and keep nothing)
 
+    @property
+    def key(self) -> str:
+        """The widget's setting for this choice, "where:model": 'local:squeezenet'."""
+        return f"{self.where}:{self.model}"
+
+    @classmethod
+    def from_key(cls, key: str, **options) -> "EmbedderChoice":
+        """The choice a widget's "where:model" setting names (``options``: the rest)."""
+        where, _, model = key.partition(":")
+        return cls(where, model, **options)
+
     def label(self) -> str:
         """How the widget names this choice: 'SqueezeNet 1.1 (on this computer)'."""
         if self.where == CUSTOM:
@@ -191,6 +202,7 @@ def start_local_server(url: str, timeout: float = 300):
     ServerNotReady with what the server printed (e.g. the port is taken). "localhost"
     means 127.0.0.1, the address the server's URL then gives (a client asking for
     localhost may try ::1 first, which costs seconds on Windows)."""
+    # server/ is at the top of the repository, installed as orangecontrib.deepimage.server
     from .server.launch import start_server
     parsed = urlparse(url if "://" in url else f"http://{url}")
     host = parsed.hostname or "127.0.0.1"

@@ -30,8 +30,9 @@ def test_registry_names_and_aliases():
     assert set(MODELS) == {"squeezenet", "vgg16", "vgg19", "inception-v3"}
     assert get_spec("Inception_V3") is MODELS["inception-v3"]
     assert get_spec(" VGG-16 ") is MODELS["vgg16"]
-    with pytest.raises(UnknownModel, match="choose one of"):
-        get_spec("resnet50")
+    with pytest.raises(UnknownModel, match="choose one of.*torchvision"):
+        get_spec("resnet5000")
+    assert get_spec("ResNet50").name == "resnet50"  # any torchvision network by name
 
 
 def test_specs_are_frozen_and_describe_the_networks():

@@ -249,14 +249,6 @@ class TestOWImageEmbedder(WidgetTest):
         self.assertEqual(again.token, "s3cret-token")
         self.assertEqual(again.token_edit.echoMode(), again.token_edit.EchoMode.Password)
 
-    def test_server_option_hidden_without_the_client(self):
-        with mock.patch.object(owimageembedder, "remote_available", return_value=False):
-            w = self.create_widget(OWImageEmbedder, stored_settings={"server_url": "http://x"})
-        self.assertTrue(w.server_box.isHidden())
-        self.assertTrue(all("(on this computer)" in i.text()
-                            for i in (w.model_items.item(j) for j in
-                                      range(w.model_items.rowCount()))))
-
     def test_settings_migrate_drops_a_token(self):
         settings = {"token": "leaked", "server_url": "http://x"}
         OWImageEmbedder.migrate_settings(settings, 0)

@@ -12,6 +12,7 @@ import sys
 from typing import TextIO
 
 from ..core.devices import BACKENDS, DEVICES
+from ..core.models import models_help
 from . import ray
 from .common import ProgressBar, fail
 from .output import OutputNotWritten, write_output
@@ -25,6 +26,9 @@ def register(commands) -> None:
     """Add the models and embed sub-commands to the `deepimage` subparsers."""
     models = commands.add_parser("models", help="list the networks and whether their weights "
                                                 "are on this computer")
+    models.add_argument("--all", action="store_true",
+                        help="also every torchvision classification network (any of them "
+                             "works by name), with where its weights file is or goes")
     models.set_defaults(run=cmd_models)
 
     embed = commands.add_parser(
@@ -32,8 +36,7 @@ def register(commands) -> None:
         description="Embed images with a network's penultimate layer. PATH is image files "
                     "or folders (searched recursively). Without -o, CSV goes to stdout.")
     embed.add_argument("paths", nargs="+", metavar="PATH")
-    embed.add_argument("-m", "--model", default="squeezenet",
-                       help="squeezenet (default, fast), vgg16, vgg19 or inception-v3")
+    embed.add_argument("-m", "--model", default="squeezenet", help=models_help())
     embed.add_argument("-o", "--output", metavar="FILE",
                        help="write .csv (image, n0..), .tab (Orange table) or .npy")
     embed.add_argument("--device", default="auto", choices=DEVICES,
@@ -64,25 +67,24 @@ def register(commands) -> None:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from ..core.models import MODELS
-    from ..core.weights import weights_available
-    rows = [("name", "network", "dim", "input", "parameters", "weights")]
-    notes = []
-    for spec in MODELS.values():
-        ok, where = weights_available(spec)
-        rows.append((spec.name, spec.display_name, str(spec.embedding_dim),
-                     f"{spec.input_size}x{spec.input_size}", f"{spec.parameters / 1e6:.1f}M",
-                     "available" if ok else "missing"))
-        if not ok:
-            notes.append(f"{spec.name}: {where}")
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    from ..core.catalogue import registered_rows, torchvision_rows
+    rows, notes = registered_rows()
+    _print_table([("name", "network", "dim", "input", "parameters", "weights")] + rows)
     if notes:
         print()
         for note in notes:
             print(note)
+    if args.all:
+        print("\nAny torchvision classification network, by name (embedding: the input of "
+              "its last layer):")
+        _print_table([("name", "input", "parameters", "weights")] + torchvision_rows())
     return 0
+
+
+def _print_table(rows: "list[tuple[str, ...]]") -> None:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
 
 
 def cmd_embed(args: argparse.Namespace) -> int:

@@ -12,6 +12,7 @@ import os
 import sys
 
 from ..core.devices import DEVICES
+from ..core.models import models_help
 from .common import ProgressBar, fail, load_model
 
 __all__ = ["register", "cmd_explain"]
@@ -28,8 +29,11 @@ def register(commands) -> None:
                     "original. PATH is image files or folders (searched recursively).")
     explain.add_argument("model", metavar="MODEL.pkcls",
                          help="a model saved by `deepimage train` or the Trainer (Save "
-                              "Model), or squeezenet, vgg16, vgg19 or inception-v3")
+                              "Model), or a network's name: " + models_help())
     explain.add_argument("paths", nargs="+", metavar="PATH", help="images or folders")
+    explain.add_argument("--weights", metavar="FILE", default=None,
+                         help="a network's name as MODEL: its weights from FILE instead of "
+                              "the standard file")
     explain.add_argument("-o", "--output", metavar="DIR",
                          help="write an overlay PNG per image into DIR (made if needed)")
     explain.add_argument("--json", action="store_true",
@@ -71,10 +75,11 @@ def cmd_explain(args: argparse.Namespace) -> int:
             get_spec(model)  # a network's name: its ImageNet original
         explainer = Explainer.for_model(model, layer=args.layer, device=args.device,
                                         batch_size=args.batch_size,
-                                        random_weights=args.random_weights)
+                                        random_weights=args.random_weights,
+                                        weights_file=args.weights)
     except UnknownModel:
         return fail(f"no such file: {args.model} (nor is it a network's name: "
-                      f"squeezenet, vgg16, vgg19 or inception-v3)")
+                    f"{models_help()})")
     except (NotOurModel, WeightsUnavailable, ValueError) as exc:
         return fail(str(exc))
     sources = find_images(args.paths)

@@ -32,9 +32,11 @@ def add_options(serve: argparse.ArgumentParser) -> None:
     """One option per field of the server's Settings on the `serve` parser; options left
     out stay unset (the environment or the default decides)."""
     try:
+        # server/ is at the top of the repository, installed as orangecontrib.deepimage.server
         from ..server.config import Settings
     except ImportError as exc:  # a broken installation: `serve` says what is missing
-        serve.set_defaults(run=lambda args: _missing_packages(exc))
+        missing = exc  # (exc itself is unbound after the except block)
+        serve.set_defaults(run=lambda args: _missing_packages(missing))
         return
     add_settings_options(serve, Settings)
 

@@ -12,6 +12,7 @@ import os
 import sys
 
 from ..core.devices import DEVICES
+from ..core.models import models_help
 from ..core.presets import MODES
 from .common import fail, load_model, warn
 from .progress import TrainingProgress
@@ -22,8 +23,10 @@ __all__ = ["register", "training_arguments", "prepare"]
 def training_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("directory", metavar="DIR",
                         help="a folder with one subfolder of images per class")
-    parser.add_argument("-m", "--model", default="squeezenet",
-                        help="squeezenet (default), vgg16, vgg19 or inception-v3")
+    parser.add_argument("-m", "--model", default="squeezenet", help=models_help())
+    parser.add_argument("--weights", metavar="FILE", default=None,
+                        help="pretrained weights to start from instead of the standard file "
+                             "(a PyTorch state dict of the network)")
     parser.add_argument("--mode", default="fine-tune", choices=MODES,
                         help="fine-tune (default): last layer first, then the whole network; "
                              "last-layer: only the last layer, on embeddings (fast); "
@@ -86,6 +89,8 @@ def _learner(args: argparse.Namespace):
         options["head_epochs"] = args.head_epochs
     if args.no_flip:
         options["flip"] = False
+    if args.weights:
+        options["weights_file"] = args.weights
     return ImageClassifierLearner(
         args.model, mode=args.mode, epochs=args.epochs, image_size=args.image_size,
         batch_size=args.batch_size, learning_rate=args.lr, patience=args.patience,

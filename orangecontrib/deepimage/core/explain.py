@@ -47,17 +47,13 @@ class NotOurModel(TypeError):
 
 
 def default_layer(spec: "ModelSpec | str") -> str:
-    """The last convolutional block of a network (its name inside the backbone)."""
-    name = get_spec(spec).name
-    if name == "squeezenet":
-        return "features.fire9"
-    if name == "vgg16":
-        return "net.features.29"  # the last conv's ReLU (14 x 14 at 224 px), before the pool
-    if name == "vgg19":
-        return "net.features.35"
-    if name == "inception-v3":
-        return "net.Mixed_7c"
-    raise ValueError(f"No default layer is known for {name}")
+    """The last convolutional block of a network (its name inside the backbone): the
+    ModelSpec's ``gradcam_layer``; ValueError, saying why, for a network without one."""
+    spec = get_spec(spec)
+    if spec.gradcam_layer is None:
+        raise ValueError(spec.gradcam_note or f"{spec.display_name} has no layer Grad-CAM "
+                                              f"can explain.")
+    return spec.gradcam_layer
 
 
 def layer_names(backbone) -> list[str]:

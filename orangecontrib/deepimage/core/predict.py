@@ -4,17 +4,16 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 
+from .cancel import ProgressCallback, StopCallback
 from .embed import Cancelled, resolve_device
 from .images import Skipped
 
 __all__ = ["predict_proba"]
 
-ProgressCallback = Callable[[int, int], None]
-StopCallback = Callable[[], bool]
 
 
 def predict_proba(net, sources: Sequence[str], image_size: int, *, device: str = "auto",

@@ -9,20 +9,37 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
 from .images import is_url, shown_size
-from .models import MODELS, get_spec
+from .models import get_spec
 
 __all__ = ["MODES", "OPTIMIZERS", "MIN_IMAGE_SIZE", "TrainConfig", "preset",
            "auto_image_size", "image_sides", "size_for_images"]
 
 MODES = ("last-layer", "fine-tune", "scratch")
 OPTIMIZERS = ("sgd", "rmsprop", "adam")
-# The smallest image side each architecture accepts: its ModelSpec's, the one source.
-MIN_IMAGE_SIZE = {name: spec.min_input_size for name, spec in MODELS.items()}
+
+
+class _MinImageSize(Mapping):
+    """The smallest image side each architecture accepts, by name: its ModelSpec's, the
+    one source (any registered or torchvision network; iterating gives the registered)."""
+
+    def __getitem__(self, name: str) -> int:
+        return get_spec(name).min_input_size
+
+    def __iter__(self):
+        from .models import MODELS
+        return iter(MODELS)
+
+    def __len__(self) -> int:
+        from .models import MODELS
+        return len(MODELS)
+
+
+MIN_IMAGE_SIZE: Mapping = _MinImageSize()
 
 
 @dataclass(frozen=True)
@@ -82,7 +99,7 @@ class TrainConfig:
         if not (self.warmup_epochs >= 0 and 0 < self.backbone_lr_factor <= 1):
             problems.append("warmup_epochs must be at least 0 and backbone_lr_factor "
                             "above 0 and at most 1")
-        smallest = MIN_IMAGE_SIZE[spec.name]
+        smallest = spec.min_input_size
         if self.image_size is not None and not smallest <= int(self.image_size) <= 1024:
             problems.append(f"{spec.display_name} needs images of at least {smallest} x "
                             f"{smallest} pixels (at most 1024); choose an image size between "
@@ -98,21 +115,10 @@ class TrainConfig:
         return int(self.image_size or get_spec(self.model).input_size)
 
 
-# Fine-tuning SqueezeNet: the cap on its whole network's gradient norm at the switch to
-# the whole network, and how fast the cap loosens (see preset).
-SQUEEZENET_GRADIENT_CAP = 3.0
-SQUEEZENET_CAP_GROWTH = 3.0  # per epoch: 3, 9, 27, ... (its gradients' norms are 5-35)
-SQUEEZENET_LABEL_SMOOTHING = 0.1  # as Inception v3 trains
-
-
 def preset(model: str = "squeezenet", mode: str = "fine-tune") -> TrainConfig:
-    """Defaults per architecture, after the papers that introduced them.
-
-    SqueezeNet 1.1 (Iandola et al.): 227 px, SGD with momentum 0.9, weight decay 2e-4,
-    dropout 0.5 before conv10. VGG (Simonyan & Zisserman): SGD momentum 0.9, weight decay
-    5e-4, dropout 0.5 on the FC layers, scale jitter and flips. Inception v3 (Szegedy et
-    al.): 299 px, RMSProp (decay 0.9, epsilon 1.0), label smoothing 0.1, auxiliary loss
-    (weight 0.4). Rates are the papers' for "scratch".
+    """Defaults per architecture: its ModelSpec's ``train`` preset (core.models), after
+    the paper that introduced it (torchvision's networks: torchvision's reference recipe),
+    adapted to the mode. Rates are the papers' for "scratch".
 
     Fine-tuning: a tenth of the papers' rates. For SqueezeNet, that alone made the
     validation loss jump when the whole network started to learn (0.50 -> 1.30 on the
@@ -133,26 +139,17 @@ def preset(model: str = "squeezenet", mode: str = "fine-tune") -> TrainConfig:
       0.906 on twelve seeds of the tutorial's digits, against 0.937 with neither); with
       both, no seed's validation loss rose at the switch, and accuracy was 0.936.
 
-    benchmarks/README.md has the measurements.
+    SqueezeNet's preset carries these in its ``fine_tune`` fields
+    (core.models.SQUEEZENET_GRADIENT_CAP and the rest). benchmarks/README.md has the
+    measurements.
     """
     spec = get_spec(model)
     if mode not in MODES:
         raise ValueError(f"Unknown mode {mode!r}: choose one of {', '.join(MODES)}.")
-    if spec.name == "squeezenet":
-        base = dict(optimizer="sgd", momentum=0.9, weight_decay=2e-4, dropout=0.5,
-                    batch_size=32, learning_rate=0.04)
-    elif spec.name in ("vgg16", "vgg19"):
-        base = dict(optimizer="sgd", momentum=0.9, weight_decay=5e-4, dropout=0.5,
-                    scale_jitter=0.25, batch_size=16, learning_rate=0.01)
-    else:
-        base = dict(optimizer="rmsprop", momentum=0.9, weight_decay=4e-5, dropout=0.5,
-                    label_smoothing=0.1, aux_loss_weight=0.4, batch_size=16,
-                    learning_rate=0.045)
+    base = spec.train.fields()
     if mode == "fine-tune":
         base.update(learning_rate=base["learning_rate"] / 10, epochs=10, patience=3)
-        if spec.name == "squeezenet":
-            base.update(max_grad_norm=SQUEEZENET_GRADIENT_CAP, cap_growth=SQUEEZENET_CAP_GROWTH,
-                        label_smoothing=SQUEEZENET_LABEL_SMOOTHING)
+        base.update(dict(spec.train.fine_tune))
     elif mode == "scratch":
         base.update(epochs=30, patience=5)
     else:  # a linear layer on fixed embeddings (Adam, head_learning_rate): many cheap epochs
@@ -178,7 +175,7 @@ def auto_image_size(median_side: "float | None", model: str = "squeezenet") -> i
     if median_side is None or not median_side > 0:
         return spec.input_size
     size = math.ceil(AUTO_SIZE_SCALE * median_side / AUTO_SIZE_STEP) * AUTO_SIZE_STEP
-    return int(min(spec.input_size, max(size, AUTO_SIZE_FLOOR, MIN_IMAGE_SIZE[spec.name])))
+    return int(min(spec.input_size, max(size, AUTO_SIZE_FLOOR, spec.min_input_size)))
 
 
 def image_sides(sources: Sequence[str], sample: int = AUTO_SIZE_SAMPLE) -> "list[int]":

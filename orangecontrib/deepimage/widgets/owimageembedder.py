@@ -7,7 +7,6 @@ instead. The work runs off the GUI thread with progress and cancel.
 """
 from __future__ import annotations
 
-import importlib.util
 import logging
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Optional
@@ -24,6 +23,7 @@ from Orange.widgets.utils.concurrent import ConcurrentWidgetMixin, FutureWatcher
 from Orange.widgets.utils.itemmodels import DomainModel
 from Orange.widgets.widget import Input, Msg, Output, OWWidget
 
+from orangecontrib.deepimage.core.catalogue import find_spec, offered_specs
 from orangecontrib.deepimage.core.embed import EmbeddingResult
 from orangecontrib.deepimage.core.models import MODELS
 from orangecontrib.deepimage.core.weights import weights_available
@@ -33,31 +33,10 @@ from orangecontrib.deepimage.embedding import (
     local_server_possible, run_embedding, server_host, start_local_server, summary)
 from orangecontrib.deepimage.widgets.utils import fill_combo_items
 from orangecontrib.deepimage.widgets.utils.devicecombo import DeviceCombo
+from orangecontrib.deepimage.widgets.utils.servertoken import (list_server_models, load_token,
+                                                               save_token)
 
 log = logging.getLogger(__name__)
-
-CLIENT_MODULE = "orangecontrib.deepimage.client"
-CREDENTIALS_SERVICE = "Deep Image Embedder: {}"
-
-
-def remote_available() -> bool:
-    """Whether the remote client is installed (the server option is hidden otherwise)."""
-    return importlib.util.find_spec(CLIENT_MODULE) is not None
-
-
-def _credentials(url: str):
-    """Orange's keyring wrapper for the server's token, or None without keyring."""
-    try:
-        from Orange.widgets.credentials import CredentialManager
-    except ImportError:  # keyring not installed: the token lives only in this session
-        return None
-    return CredentialManager(CREDENTIALS_SERVICE.format(url.rstrip("/")))
-
-
-def _list_server_models(url: str, token: str) -> list[tuple[str, str]]:
-    """(name, title) of each model the server offers (runs in a worker thread)."""
-    from orangecontrib.deepimage.client import list_models
-    return [(m["name"], m.get("title") or m["name"]) for m in list_models(url, token or None)]
 
 
 class OWImageEmbedder(OWWidget, ConcurrentWidgetMixin):
@@ -116,7 +95,6 @@ class OWImageEmbedder(OWWidget, ConcurrentWidgetMixin):
         # (name, title) the server offers; None: not asked, or no answer yet
         self.server_models: Optional[list[tuple[str, str]]] = None
         self.pool = EmbedderPool()
-        self._remote = remote_available()
         self._listing = ThreadPoolExecutor(1, thread_name_prefix="deepimage-list-models")
         self._listing_watcher: Optional[FutureWatcher] = None
         self._listing_future: Optional[Future] = None
@@ -127,7 +105,7 @@ class OWImageEmbedder(OWWidget, ConcurrentWidgetMixin):
         self._setup_gui()
         self._load_token()
         self._refresh_models()
-        if self._remote and self.server_url:
+        if self.server_url:
             self.list_server_models()
 
     # --- GUI ---------------------------------------------------------------------------
@@ -187,7 +165,6 @@ class OWImageEmbedder(OWWidget, ConcurrentWidgetMixin):
             callback=self.start_local_server, autoDefault=False,
             tooltip="Run the embedding server here, at the address above, for as long as "
                     "this widget is in the workflow (no terminal needed).")
-        self.server_box.setVisible(self._remote)
         self._update_start_button()
 
         gui.auto_apply(self.buttonsArea, self, "auto_commit")
@@ -200,17 +177,17 @@ class OWImageEmbedder(OWWidget, ConcurrentWidgetMixin):
     def _model_entries(self) -> list[tuple[str, str, bool, str]]:
         """(key, label, enabled, tooltip) for each model the combo offers."""
         entries = []
-        for spec in MODELS.values():
+        for spec in offered_specs():
             ok, why = weights_available(spec)
             choice = EmbedderChoice(LOCAL, spec.name)
-            entries.append((f"{LOCAL}:{spec.name}", choice.label(), ok,
+            entries.append((choice.key, choice.label(), ok,
                             spec.description if ok else why))
-        if self._remote and self.server_url:
+        if self.server_url:
             host = server_host(self.server_url)
             offered = (self.server_models if self.server_models is not None
                        else [(spec.name, spec.display_name) for spec in MODELS.values()])
             for name, title in offered:
-                entries.append((f"{SERVER}:{name}", f"{title} (server: {host})", True,
+                entries.append((EmbedderChoice(SERVER, name).key, f"{title} (server: {host})", True,
                                 f"Images are sent to {self.server_url} to be embedded."))
         return entries
 
@@ -221,19 +198,20 @@ class OWImageEmbedder(OWWidget, ConcurrentWidgetMixin):
         keys = [(key, enabled) for key, _, enabled, _ in entries]
         usable = [k for k, enabled in keys if enabled]
         if self.model_key not in usable:
-            self.model_key = f"{LOCAL}:squeezenet"
+            self.model_key = EmbedderChoice(LOCAL, "squeezenet").key
         self.model_combo.setCurrentIndex([k for k, _ in keys].index(self.model_key))
         self._update_description()
 
     def _update_description(self):
-        where, _, name = self.model_key.partition(":")
+        chosen = EmbedderChoice.from_key(self.model_key)
+        where = chosen.where
         if self.custom_model is not None:
             text = "The connected fine-tuned model embeds the images on this computer."
         elif where == SERVER:
             text = (f"Images are sent to {server_host(self.server_url)} to be embedded; "
                     "they do not leave this computer otherwise.")
         else:
-            spec = MODELS.get(name)
+            spec = find_spec(chosen.model)
             text = (f"{spec.description} {spec.embedding_dim} features."
                     if spec else "")
         self.description.setText(text)
@@ -276,7 +254,7 @@ class OWImageEmbedder(OWWidget, ConcurrentWidgetMixin):
         self._save_token()
         if self.server_url:
             self.list_server_models()
-        if self.model_key.startswith(SERVER):
+        if EmbedderChoice.from_key(self.model_key).where == SERVER:
             self._settings_changed()
 
     def _settings_changed(self):
@@ -287,33 +265,22 @@ class OWImageEmbedder(OWWidget, ConcurrentWidgetMixin):
 
     def _load_token(self):
         self.Information.no_keyring.clear()
-        token = ""
-        if self.server_url:
-            credentials = _credentials(self.server_url)
-            token = (credentials.token if credentials is not None else None) or ""
-        self.token = token
-        self.token_edit.setText(token)
+        self.token = load_token(self.server_url)
+        self.token_edit.setText(self.token)
 
     def _save_token(self):
-        if not self.server_url:
-            return
-        credentials = _credentials(self.server_url)
-        if credentials is None:
+        if self.server_url and not save_token(self.server_url, self.token):
             self.Information.no_keyring()
-        elif self.token:
-            credentials.token = self.token
-        else:
-            del credentials.token
 
     # --- the server's models, fetched off the GUI thread -------------------------------
 
     def list_server_models(self) -> Optional[Future]:
         """Ask the server which models it serves; the list updates when it answers, and
         an embedding on the server that failed last time runs again."""
-        if not (self._remote and self.server_url):
+        if not self.server_url:
             return None
         self.Error.server.clear()
-        future = self._listing.submit(_list_server_models, self.server_url, self.token)
+        future = self._listing.submit(list_server_models, self.server_url, self.token)
         self._listing_future = future
         self._listing_watcher = FutureWatcher(future)
         self._listing_watcher.done.connect(self._server_models_listed)
@@ -418,13 +385,13 @@ class OWImageEmbedder(OWWidget, ConcurrentWidgetMixin):
             return EmbedderChoice(CUSTOM, "custom", self.device_combo.device(),
                                   model_id=id(self.custom_model),
                                   use_cache=self.use_cache)
-        where, _, name = self.model_key.partition(":")
-        if where == SERVER:
+        if EmbedderChoice.from_key(self.model_key).where == SERVER:
             server = self._local_server  # started here: its URL says 127.0.0.1, not localhost
             url = server.url if server is not None and server.running else self.server_url
-            return EmbedderChoice(SERVER, name, "auto", url, self.token,
-                                  use_cache=self.use_cache)
-        return EmbedderChoice(LOCAL, name, self.device_combo.device(), use_cache=self.use_cache)
+            return EmbedderChoice.from_key(self.model_key, server_url=url, token=self.token,
+                                           use_cache=self.use_cache)
+        return EmbedderChoice.from_key(self.model_key, device=self.device_combo.device(),
+                                       use_cache=self.use_cache)
 
     @gui.deferred
     def commit(self):

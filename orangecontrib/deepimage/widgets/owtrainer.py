@@ -10,13 +10,11 @@ check_data refuses tables without features). The training runs off the GUI threa
 from __future__ import annotations
 
 import logging
-import math
 import threading
 from typing import List, Optional
 
-import pyqtgraph as pg
 from AnyQt.QtCore import QSize, Qt
-from AnyQt.QtGui import QColor, QStandardItemModel
+from AnyQt.QtGui import QStandardItemModel
 from AnyQt.QtWidgets import (QAbstractSpinBox, QButtonGroup, QComboBox, QFormLayout,
                              QPushButton, QRadioButton, QStyle)
 
@@ -25,23 +23,25 @@ from Orange.data import Table
 from Orange.widgets import gui
 from Orange.widgets.settings import Setting
 from Orange.widgets.utils.concurrent import ConcurrentWidgetMixin
-from Orange.widgets.visualize.utils.plotutils import PlotWidget
 from Orange.widgets.widget import Input, Msg, Output, OWWidget
 
 from orangecontrib.deepimage.core.cancel import Cancelled
-from orangecontrib.deepimage.core.models import MODELS, get_spec
-from orangecontrib.deepimage.core.presets import AUTO_SIZE_FLOOR
-from orangecontrib.deepimage.core.train import MIN_IMAGE_SIZE, EpochRecord, preset
+from orangecontrib.deepimage.core.catalogue import find_spec, offered_specs
+from orangecontrib.deepimage.core.models import get_spec
+from orangecontrib.deepimage.core.presets import AUTO_SIZE_FLOOR, MODES
+from orangecontrib.deepimage.core.train import EpochRecord, preset
 from orangecontrib.deepimage.core.weights import weights_available
 from orangecontrib.deepimage.learner import ImageClassifierLearner, count_of, rate_field
 from orangecontrib.deepimage.training import TrainingOutcome, check_data, run_training, summary
 from orangecontrib.deepimage.widgets.utils import fill_combo_items
 from orangecontrib.deepimage.widgets.utils.devicecombo import DeviceCombo
+from orangecontrib.deepimage.widgets.utils.trainingplot import TrainingCurves
 
 log = logging.getLogger(__name__)
 
-MODES = (("last-layer", "Last layer only"), ("fine-tune", "Fine-tune"),
-         ("scratch", "From scratch"))
+# the training modes are core.presets.MODES; these are the widget's words for them
+MODE_LABELS = {"last-layer": "Last layer only", "fine-tune": "Fine-tune",
+               "scratch": "From scratch"}
 MODE_TIPS = {
     "last-layer": "The network stays as it is; only its last layer learns, on the cached "
                   "embeddings. Seconds on a CPU.",
@@ -49,7 +49,6 @@ MODE_TIPS = {
                  "rates. Minutes on a CPU for a few hundred images; a GPU helps.",
     "scratch": "Random start, every layer learns. Needs many images and a GPU.",
 }
-TRAIN_COLOUR, VAL_COLOUR = QColor("#1f77b4"), QColor("#ff7f0e")
 
 
 def preset_values(network: str, mode: str) -> "tuple[int, int, float]":
@@ -141,8 +140,8 @@ class OWTrainer(OWWidget, ConcurrentWidgetMixin):
         box.layout().addWidget(self.network_combo)
         self.mode_group = QButtonGroup(box)  # the setting is a name, not gui's index
         self.mode_buttons = []
-        for i, (key, label) in enumerate(MODES):
-            button = QRadioButton(label, toolTip=MODE_TIPS[key])
+        for i, key in enumerate(MODES):
+            button = QRadioButton(MODE_LABELS[key], toolTip=MODE_TIPS[key])
             self.mode_group.addButton(button, i)
             box.layout().addWidget(button)
             self.mode_buttons.append(button)
@@ -209,33 +208,9 @@ class OWTrainer(OWWidget, ConcurrentWidgetMixin):
         self.buttonsArea.layout().addWidget(self.cancel_button)
 
     def _setup_plots(self):
-        self.loss_plot = self._plot("Loss")
-        self.accuracy_plot = self._plot("Accuracy")
-        self.accuracy_plot.setYRange(0, 1)
-        self.curves = {}
-        legend = self.loss_plot.addLegend(offset=(-10, 10))
-        legend.setLabelTextColor(self.palette().text().color())
-        for name, plot in (("loss", self.loss_plot), ("accuracy", self.accuracy_plot)):
-            for which, colour, style in (("train", TRAIN_COLOUR, Qt.PenStyle.SolidLine),
-                                         ("val", VAL_COLOUR, Qt.PenStyle.DashLine)):
-                pen = pg.mkPen(colour, width=2, style=style)
-                self.curves[name, which] = plot.plot(
-                    [], [], pen=pen, symbol="o", symbolSize=6, symbolBrush=colour,
-                    symbolPen=colour,
-                    name=None if name == "accuracy" else
-                    "training" if which == "train" else "validation")
-        self.marks: list = []
-
-    def _plot(self, title: str) -> PlotWidget:
-        plot = PlotWidget(enableMenu=False)
-        plot.setMouseEnabled(False, False)
-        plot.hideButtons()
-        plot.showGrid(x=True, y=True, alpha=0.2)
-        plot.setLabel("left", title)
-        plot.setLabel("bottom", "Epoch")
-        plot.setMinimumSize(420, 180)
-        self.mainArea.layout().addWidget(plot)
-        return plot
+        self.plots = TrainingCurves(self.mainArea.layout(), self.palette())
+        self.loss_plot, self.accuracy_plot = self.plots.loss_plot, self.plots.accuracy_plot
+        self.curves = self.plots.curves
 
     def sizeHint(self) -> QSize:
         return QSize(900, 560)
@@ -243,7 +218,7 @@ class OWTrainer(OWWidget, ConcurrentWidgetMixin):
     def _network_entries(self) -> "list[tuple[str, str, bool, str]]":
         """(name, label, enabled, tooltip); networks without weights only from scratch."""
         entries = []
-        for spec in MODELS.values():
+        for spec in offered_specs():
             ok, why = weights_available(spec)
             enabled = ok or self.mode == "scratch"
             entries.append((spec.name, spec.display_name, enabled,
@@ -251,21 +226,22 @@ class OWTrainer(OWWidget, ConcurrentWidgetMixin):
         return entries
 
     def _refresh_networks(self):
-        fill_combo_items(self.network_items, self._network_entries())
-        names = list(MODELS)
+        entries = self._network_entries()
+        fill_combo_items(self.network_items, entries)
+        names = [name for name, *_ in entries]
         if self.network not in names:
             self.network = "squeezenet"
         self.network_combo.setCurrentIndex(names.index(self.network))
 
     def _sync_mode_buttons(self):
-        keys = [key for key, _ in MODES]
+        keys = list(MODES)
         index = keys.index(self.mode) if self.mode in keys else 1
         self.mode_buttons[index].setChecked(True)
 
     def _update_size_range(self):
         spec = get_spec(self.network)
-        self.size_spin.setRange(MIN_IMAGE_SIZE[spec.name], spec.input_size)
-        self.image_size = max(MIN_IMAGE_SIZE[spec.name], min(self.image_size, spec.input_size))
+        self.size_spin.setRange(spec.min_input_size, spec.input_size)
+        self.image_size = max(spec.min_input_size, min(self.image_size, spec.input_size))
         self.size_spin.setEnabled(self.lower_size)
         tip = (f"Unchecked, the size comes from the images: 1.5 x their median side, "
                f"at least {AUTO_SIZE_FLOOR} px, at most {spec.display_name}'s own "
@@ -285,7 +261,7 @@ class OWTrainer(OWWidget, ConcurrentWidgetMixin):
             self.reset_to_preset()
 
     def _mode_clicked(self, index: int):
-        mode = MODES[index][0]
+        mode = MODES[index]
         if mode != self.mode:
             self.mode = mode
             self._refresh_networks()
@@ -309,9 +285,13 @@ class OWTrainer(OWWidget, ConcurrentWidgetMixin):
     def set_network(self, network: str, mode: "str | None" = None):
         """Choose a network (and mode) as a user would; resets to the preset."""
         if mode is not None and mode != self.mode:
-            self._mode_clicked([key for key, _ in MODES].index(mode))
+            self._mode_clicked(MODES.index(mode))
             self._sync_mode_buttons()
-        self._network_activated(list(MODELS).index(get_spec(network).name))
+        names = [self.network_items.item(i).data(Qt.ItemDataRole.UserRole)
+                 for i in range(self.network_items.rowCount())]
+        index = names.index(get_spec(network).name)
+        self.network_combo.setCurrentIndex(index)
+        self._network_activated(index)
 
     def reset_to_preset(self):
         """Epochs, batch size and learning rate from core.train.preset(network, mode)."""
@@ -457,38 +437,13 @@ class OWTrainer(OWWidget, ConcurrentWidgetMixin):
 
     def _clear_plot(self):
         self.history = []
-        for plot, item in self.marks:
-            plot.removeItem(item)
-        self.marks = []
-        self._update_plot()
+        self.plots.clear()
 
     def _update_plot(self):
-        epochs = [r.epoch for r in self.history]
-        for name in ("loss", "accuracy"):
-            for which in ("train", "val"):
-                values = [getattr(r, f"{which}_{name}") for r in self.history]
-                keep = [i for i, v in enumerate(values) if not math.isnan(v)]  # no validation: NaN
-                self.curves[name, which].setData([epochs[i] for i in keep],
-                                                 [values[i] for i in keep])
-        switch = next((r.epoch for r in self.history if r.phase == "network"), None)
-        if switch is not None and switch > 1 and not self.marks:
-            self._add_marks(switch - 0.5, "whole network", Qt.PenStyle.DotLine, 0.2, (0, 1))
-
-    def _add_marks(self, x: float, label: str, style, position: float, anchor: tuple):
-        colour = self.palette().text().color()
-        for plot in (self.loss_plot, self.accuracy_plot):
-            # labelled only in the accuracy plot, low down, clear of the loss plot's legend
-            labelled = plot is self.accuracy_plot
-            line = pg.InfiniteLine(
-                x, angle=90, pen=pg.mkPen(colour, width=1, style=style),
-                label=label if labelled else None,
-                labelOpts=dict(position=position, color=colour, anchors=[anchor, anchor]))
-            plot.addItem(line)
-            self.marks.append((plot, line))
+        self.plots.show(self.history)
 
     def _mark_best(self, epoch: int):
-        if epoch:
-            self._add_marks(epoch, f"best: {epoch}", Qt.PenStyle.DashLine, 0.06, (1, 1))
+        self.plots.mark_best(epoch)
 
     # --- housekeeping --------------------------------------------------------------------------
 
@@ -501,7 +456,7 @@ class OWTrainer(OWWidget, ConcurrentWidgetMixin):
     def send_report(self):
         items = [("Name", self.effective_learner_name()),
                  ("Network", get_spec(self.network).display_name),
-                 ("Mode", dict(MODES)[self.mode]),
+                 ("Mode", MODE_LABELS[self.mode]),
                  ("Epochs", self.epochs),
                  ("Image size", f"{self.image_size} px" if self.lower_size
                   else "automatic (from the images)"),
@@ -518,7 +473,7 @@ class OWTrainer(OWWidget, ConcurrentWidgetMixin):
     @classmethod
     def migrate_settings(cls, settings, version):
         if version is None or version < 1:  # nothing older exists; keep the hook honest
-            if settings.get("mode") not in dict(MODES):
+            if settings.get("mode") not in MODES:
                 settings.pop("mode", None)
         if version is not None and version < 2:
             # Apply Automatically is off for new widgets from version 2 on; a workflow
@@ -526,10 +481,9 @@ class OWTrainer(OWWidget, ConcurrentWidgetMixin):
             settings.setdefault("auto_apply", True)
             # the learner was named after its network; Test & Score's prediction columns
             # and the contexts saved with them (Image Viewer's title) keep that name
-            network = settings.get("network", "squeezenet")
-            if network in MODELS:
-                settings.setdefault("learner_name",
-                                    f"Image classifier ({get_spec(network).display_name})")
+            spec = find_spec(settings.get("network", "squeezenet"))
+            if spec is not None:
+                settings.setdefault("learner_name", f"Image classifier ({spec.display_name})")
 
 
 if __name__ == "__main__":  # pragma: no cover
