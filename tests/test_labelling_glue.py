@@ -284,7 +284,7 @@ def test_prepare_embeds_images_itself(folder):
     os.remove(os.path.join(folder, small.metas[0, 1]))  # one cannot be read
     prepared = run_prepare(small, EmbedderChoice(), EmbedderPool(), State())
     assert len(prepared.table) == 5 and len(prepared.skipped) == 1
-    assert prepared.embeddings.shape == (5, 1000) and prepared.network.startswith("SqueezeNet")
+    assert prepared.embeddings.shape == (5, 512) and prepared.network.startswith("SqueezeNet")
     assert len(prepared.keys) == 5
     embedded = run_prepare(prepared.table, EmbedderChoice(), EmbedderPool(), State())
     assert embedded.network == "" and np.allclose(embedded.embeddings, prepared.embeddings)
