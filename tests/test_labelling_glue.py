@@ -276,6 +276,7 @@ def test_outputs_and_model_in_orange(folder):
     assert np.array_equal(reverse(rest), model(rest))
 
 
+@pytest.mark.slow
 def test_prepare_embeds_images_itself(folder):
     from orangecontrib.deepimage.core.images import find_images
     from orangecontrib.deepimage.data import image_table
