@@ -19,7 +19,7 @@ from typing import Optional
 import numpy as np
 from AnyQt.QtCore import QItemSelection, QItemSelectionModel, QSize, Qt, QTimer
 from AnyQt.QtGui import QKeySequence, QShortcut
-from AnyQt.QtWidgets import QComboBox, QInputDialog, QLabel
+from AnyQt.QtWidgets import QComboBox, QLabel
 from Orange.base import Model
 from Orange.data import Table
 from Orange.widgets import gui
@@ -33,28 +33,17 @@ from orangecontrib.deepimage.data import image_column, image_paths
 from orangecontrib.deepimage.embedding import EmbedderChoice, EmbedderPool
 from orangecontrib.deepimage.labelling_jobs import (Prepared, Refresh, annotated_images,
                                                     label_name, labelled_images,
-                                                    run_prepare, run_refresh)
+                                                    run_prepare, run_refresh, status_text)
 from orangecontrib.deepimage.labelling_model import embedding_columns
 from orangecontrib.deepimage.labelling_session import LabelSession, SessionError
-from orangecontrib.deepimage.widgets.utils.labelclasses import (ClassButtons, class_colors,
-                                                                class_keys)
+from orangecontrib.deepimage.widgets.utils.labelclasses import (
+    ClassButtons, ask_merge, ask_new_class, ask_rename, class_colors, class_keys)
 from orangecontrib.deepimage.widgets.utils.labelgrid import (LabelGridModel, LabelGridView,
                                                              item_title)
 from orangecontrib.deepimage.widgets.utils.thumbnails import ThumbnailLoader
 
 ALL, NEXT, CHECK = range(3)
 VIEWS = ("All images", "Next to label", "Check my labels")
-
-
-def status_text(n_labelled: int, n_classes: int, refresh: Optional[Refresh]) -> str:
-    """'48 labelled in 5 classes; estimated accuracy 0.91 ± 0.04'."""
-    text = (f"{n_labelled:,} labelled in {n_classes} class{'es' if n_classes != 1 else ''}")
-    accuracy = refresh.accuracy if refresh is not None else None
-    if accuracy is not None and accuracy.mean is not None:
-        text += f"; estimated accuracy {accuracy.mean:.2f} ± {accuracy.std:.2f}"
-    elif n_labelled:
-        text += "; accuracy: label at least two images of two classes"
-    return text
 
 
 class OWLabelImages(OWWidget, ConcurrentWidgetMixin):
@@ -148,7 +137,8 @@ class OWLabelImages(OWWidget, ConcurrentWidgetMixin):
             "(connect Image Embedder before this widget to use a server's network)"))
         self.network_combo.addItems([spec.display_name for spec in MODELS.values()])
         self._network_keys = list(MODELS)
-        self.network_combo.setCurrentIndex(self._network_index())
+        self.network_combo.setCurrentIndex(self._network_keys.index(self.network)
+                                           if self.network in self._network_keys else 0)
         self.network_combo.activated.connect(self._network_changed)
         box.layout().addWidget(self.network_combo)
         gui.hSlider(self.controlArea, self, "thumbnail_size", box="Image Size", minValue=48,
@@ -170,10 +160,6 @@ class OWLabelImages(OWWidget, ConcurrentWidgetMixin):
         self.view_widget.selectionModel().selectionChanged.connect(self._update_status)
         QShortcut(QKeySequence(QKeySequence.StandardKey.Undo), self, self.undo)
         self._update_controls()
-
-    def _network_index(self) -> int:
-        return self._network_keys.index(self.network) if self.network in \
-            self._network_keys else 0
 
     def sizeHint(self) -> QSize:
         return QSize(1000, 680)
@@ -459,33 +445,19 @@ class OWLabelImages(OWWidget, ConcurrentWidgetMixin):
 
     # --- class dialogs ---------------------------------------------------------------
     def _add_dialog(self) -> None:
-        name, ok = QInputDialog.getText(self, "Add a class", "Name of the new class:")
-        if ok:
+        name = ask_new_class(self)
+        if name is not None:
             self.add_class(name)
 
-    def _pick_class(self, title: str, prompt: str, editable: bool = False,
-                    exclude: str = "") -> Optional[str]:
-        names = [c for c in self.session.classes if c != exclude]
-        if not names:
-            return None
-        name, ok = QInputDialog.getItem(self, title, prompt, names, 0, editable)
-        return name if ok else None
-
     def _rename_dialog(self) -> None:
-        old = self._pick_class("Rename a class", "Class to rename:")
-        if old is not None:
-            new, ok = QInputDialog.getText(self, "Rename a class", f"New name of '{old}':",
-                                           text=old)
-            if ok:
-                self.rename_class(old, new)
+        names = ask_rename(self, self.session.classes)
+        if names is not None:
+            self.rename_class(*names)
 
     def _merge_dialog(self) -> None:
-        source = self._pick_class("Merge classes", "Merge the class:")
-        if source is not None:
-            target = self._pick_class("Merge classes", f"Into (move the labels of "
-                                      f"'{source}' into this class):", True, source)
-            if target:
-                self.merge_classes([source], target)
+        names = ask_merge(self, self.session.classes)
+        if names is not None:
+            self.merge_classes([names[0]], names[1])
 
     # --- output -----------------------------------------------------------------------
     @gui.deferred
@@ -506,10 +478,6 @@ class OWLabelImages(OWWidget, ConcurrentWidgetMixin):
         self.report_items((("Images", f"{len(self._labels):,}"),
                            ("Classes", ", ".join(self.session.classes) or "none"),
                            ("Status", self.status_label.text().split("\n")[0])))
-
-    @classmethod
-    def migrate_settings(cls, settings, version):
-        pass  # version 1 is the first
 
     def onDeleteWidget(self) -> None:
         self._refit_timer.stop()

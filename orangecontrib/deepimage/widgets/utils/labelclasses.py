@@ -5,9 +5,10 @@ from typing import Optional, Sequence
 
 from AnyQt.QtCore import Qt, pyqtSignal as Signal
 from AnyQt.QtGui import QColor, QIcon, QPixmap
-from AnyQt.QtWidgets import QGridLayout, QPushButton, QSizePolicy, QWidget
+from AnyQt.QtWidgets import QGridLayout, QInputDialog, QPushButton, QSizePolicy, QWidget
 
-__all__ = ["ClassButtons", "class_colors", "class_keys"]
+__all__ = ["ClassButtons", "class_colors", "class_keys", "ask_new_class", "ask_rename",
+           "ask_merge"]
 
 
 def class_keys(classes: Sequence[str]) -> dict:
@@ -69,3 +70,39 @@ class ClassButtons(QWidget):
             button.setToolTip(f"Label the selected images as '{name}'"
                               + (f" (key {key})" if key is not None else ""))
             button.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # the keys stay with the grid
+
+
+# --- the dialogs of Add, Rename and Merge: they only ask; the widget changes the session ---
+
+def ask_new_class(parent: QWidget) -> Optional[str]:
+    """The name of a new class, or None when cancelled."""
+    name, ok = QInputDialog.getText(parent, "Add a class", "Name of the new class:")
+    return name if ok else None
+
+
+def _pick(parent: QWidget, title: str, prompt: str, names: Sequence[str],
+          editable: bool = False) -> Optional[str]:
+    if not names:
+        return None
+    name, ok = QInputDialog.getItem(parent, title, prompt, list(names), 0, editable)
+    return name if ok else None
+
+
+def ask_rename(parent: QWidget, classes: Sequence[str]) -> Optional[tuple]:
+    """(old name, new name), or None when cancelled."""
+    old = _pick(parent, "Rename a class", "Class to rename:", classes)
+    if old is None:
+        return None
+    new, ok = QInputDialog.getText(parent, "Rename a class", f"New name of '{old}':",
+                                   text=old)
+    return (old, new) if ok else None
+
+
+def ask_merge(parent: QWidget, classes: Sequence[str]) -> Optional[tuple]:
+    """(the class to merge, the class it goes into; a new name is allowed), or None."""
+    source = _pick(parent, "Merge classes", "Merge the class:", classes)
+    if source is None:
+        return None
+    target = _pick(parent, "Merge classes", f"Into (the labels of '{source}' move "
+                   "into this class):", [c for c in classes if c != source], True)
+    return (source, target) if target else None
