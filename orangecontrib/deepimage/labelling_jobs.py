@@ -18,7 +18,8 @@ from Orange.data.util import get_unique_names
 
 from .core.cancel import Cancelled
 from .core.labelling import (AccuracyEstimate, LabellingError, estimate_accuracy,
-                             fit_quick_model, label_issues, suggest_next, summarize_labels)
+                             fit_quick_model, label_issue_scores, label_issues,
+                             suggest_next, summarize_labels)
 from .data import image_column
 from .embedding import EmbedderChoice, EmbedderPool, run_embedding
 from .labelling_model import QuickImageModel, embedding_columns
@@ -71,7 +72,8 @@ class Refresh:
 
     ``probabilities`` are n x len(classes) in the session's class order (NaN rows: no
     usable embedding; None: no model yet), ``suggestions`` rows to label next, most
-    useful first, ``issues`` labelled rows the data contradicts, most suspicious first."""
+    useful first, ``issues`` labelled rows the data contradicts, most suspicious first
+    (``scores``: how well the data supports each label, out of fold)."""
 
     labels: tuple
     classes: tuple
@@ -81,6 +83,8 @@ class Refresh:
     accuracy: Optional[AccuracyEstimate] = None
     model: Optional[QuickImageModel] = None
     notes: tuple = ()
+    #: per row, the out-of-fold probability of its label (NaN: unlabelled, unchecked)
+    scores: Optional[np.ndarray] = None
 
     @property
     def predicted(self) -> Optional[np.ndarray]:
@@ -129,11 +133,12 @@ def run_refresh(embeddings: np.ndarray, labels: Sequence[Optional[str]],
     accuracy = estimate_accuracy(embeddings, labels, seed=seed)
     _check(state)
     issues = label_issues(embeddings, labels, seed=seed) if summary.n_classes > 1 else []
+    scores = label_issue_scores(embeddings, labels, seed=seed) if issues else None
     counts = np.array([summary.class_counts.get(c, 0) for c in classes], dtype=float)
     domain = Domain(list(features), label_variable(classes, class_name))
     model = QuickImageModel(domain, quick, counts / counts.sum())
     return Refresh(labels, classes, probabilities, suggestions, list(issues), accuracy,
-                   model, summary.notes)
+                   model, summary.notes, scores)
 
 
 def status_text(n_labelled: int, n_classes: int, refresh: Optional[Refresh]) -> str:

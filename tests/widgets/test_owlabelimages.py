@@ -170,7 +170,7 @@ class TestOWLabelImages(WidgetTest):
         issues = [widget.grid.row_of(i) for i in range(widget.grid.rowCount())]
         self.assertIn(wrong, issues)
         title = widget.grid.data(widget.grid.index(issues.index(wrong)))
-        self.assertIn("(model: ", title)
+        self.assertRegex(title, r"^1: fits \d+%$")  # its label, and how well it fits
 
     def test_model_in_predictions_and_test_on_test_data(self):
         widget = self.widget

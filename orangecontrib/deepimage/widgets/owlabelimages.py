@@ -115,7 +115,8 @@ class OWLabelImages(OWWidget, ConcurrentWidgetMixin):
     def _setup_gui(self) -> None:
         box = gui.vBox(self.controlArea, "Classes")
         self.class_buttons = ClassButtons()
-        self.class_buttons.clicked.connect(self.label_selected)
+        self.class_buttons.clicked.connect(
+            lambda name: self.label_rows(self.selected_rows(), name))
         box.layout().addWidget(self.class_buttons)
         row = gui.hBox(box)
         for text, slot in (("Add…", self._add_dialog), ("Rename…", self._rename_dialog),
@@ -229,12 +230,6 @@ class OWLabelImages(OWWidget, ConcurrentWidgetMixin):
     def label_rows(self, rows, class_name: str) -> bool:
         """Label these data rows (the widget's buttons and keys call this)."""
         return self._change(lambda: self.session.assign(rows, class_name), advance=True)
-
-    def label_selected(self, index: int) -> bool:
-        """Label the selected images with the ``index``-th class."""
-        if not 0 <= index < len(self.session.classes):
-            return False
-        return self.label_rows(self.selected_rows(), self.session.classes[index])
 
     def _number_pressed(self, number: int) -> None:
         name = class_keys(self.session.classes).get(number)
@@ -405,7 +400,11 @@ class OWLabelImages(OWWidget, ConcurrentWidgetMixin):
         if label is not None and label in self.session.classes:
             color = self._colors[self.session.classes.index(label)]
         mismatch = label is not None and predicted is not None and predicted != label
-        return item_title(label, predicted, confidence), color, mismatch
+        title = item_title(label, predicted, confidence)
+        if self.view == CHECK and refresh is not None and refresh.scores is not None \
+                and np.isfinite(refresh.scores[row]):
+            title = f"{label}: fits {refresh.scores[row]:.0%}"
+        return title, color, mismatch
 
     def _resize(self) -> None:
         self.view_widget.set_thumbnail_size(self.thumbnail_size)

@@ -33,9 +33,10 @@ def _swatch(color: QColor) -> QIcon:
 
 
 class ClassButtons(QWidget):
-    """A button per class, "1  cat (12)"; ``clicked(i)`` when class i's is pressed."""
+    """A button per class, "1: cat (12)" (digit-named classes in their order, "3 (12)");
+    ``clicked(name)`` when a class's button is pressed."""
 
-    clicked = Signal(int)
+    clicked = Signal(str)
     COLUMNS = 2
 
     def __init__(self, parent: Optional[QWidget] = None):
@@ -48,6 +49,10 @@ class ClassButtons(QWidget):
     def set_classes(self, names: Sequence[str], counts: Sequence[int],
                     colors: Sequence[QColor]) -> None:
         """Show these classes (rebuilding the buttons only when the names changed)."""
+        keys = {name: key for key, name in class_keys(names).items()}
+        order = sorted(range(len(names)), key=lambda i: keys.get(names[i], 99)) \
+            if names and len(keys) == len(names) else range(len(names))
+        names, counts, colors = ([seq[i] for i in order] for seq in (names, counts, colors))
         if [b.property("class_name") for b in self.buttons] != list(names):
             for button in self.buttons:
                 self.layout().removeWidget(button)
@@ -57,10 +62,9 @@ class ClassButtons(QWidget):
                 button = QPushButton(self)
                 button.setProperty("class_name", name)
                 button.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
-                button.clicked.connect(lambda _=False, i=i: self.clicked.emit(i))
+                button.clicked.connect(lambda _=False, n=name: self.clicked.emit(n))
                 self.layout().addWidget(button, i // self.COLUMNS, i % self.COLUMNS)
                 self.buttons.append(button)
-        keys = {name: key for key, name in class_keys(names).items()}
         for button, name, count, color in zip(self.buttons, names, counts, colors):
             key = keys.get(name)
             shown = name if key is not None and str(key) == name else \
