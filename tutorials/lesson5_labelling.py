@@ -34,7 +34,9 @@ from Orange.classification import LogisticRegressionLearner
 from Orange.data import Table
 from Orange.evaluation import CA, TestOnTestData
 
-from orangecontrib.deepimage.labelling_jobs import label_name, labelled_images, run_refresh
+from orangecontrib.deepimage.labelling import suggest_next
+from orangecontrib.deepimage.labelling_jobs import (SUGGESTIONS, label_name, labelled_images,
+                                                    run_refresh)
 from orangecontrib.deepimage.labelling_model import embedding_columns
 from orangecontrib.deepimage.labelling_session import LabelSession, image_keys
 from orangecontrib.deepimage.tutorials import DIGITS_DIR
@@ -106,14 +108,14 @@ def label_with_suggestions(data: Table, n_labels: int = LABELS, every: int = EVE
     features = embedding_columns(data.domain)
     name = label_name(data.domain)
     steps = []
-    for count in range(n_labels + 1):
-        refresh = run_refresh(data.X, session.row_labels(), session.classes, features,
-                              Quiet(), class_name=name)
-        if count and count % every == 0:
+    for count in range(1, n_labels + 1):
+        # the first image of "Next to label" (what run_refresh suggests, computed alone)
+        row = suggest_next(data.X, session.row_labels(), SUGGESTIONS)[0]
+        session.assign([row], truth[row])
+        if count % every == 0:  # the status line the student reads now
+            refresh = run_refresh(data.X, session.row_labels(), session.classes, features,
+                                  Quiet(), class_name=name)
             steps.append(_step(data, session, refresh, truth))
-        if count < n_labels:
-            row = refresh.suggestions[0]
-            session.assign([row], truth[row])
     return session, steps
 
 

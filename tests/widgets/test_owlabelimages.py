@@ -71,7 +71,7 @@ class TestOWLabelImages(WidgetTest):
     def label_with_keys(self, rows_by_class):
         for class_name, rows in rows_by_class.items():
             self.select(rows)
-            key = Qt.Key(int(Qt.Key.Key_0) + int(class_name))  # digits: the key is the class
+            key = Qt.Key(int(Qt.Key.Key_0) + int(class_name))  # digits: a key is its class
             QTest.keyClick(self.widget.view_widget, key)
 
     def test_label_with_keys_and_buttons_and_see_predictions(self):
@@ -80,12 +80,13 @@ class TestOWLabelImages(WidgetTest):
         self.assertEqual(widget.grid.rowCount(), 50)
         self.assertIsNone(self.get_output(widget.Outputs.labelled))
         self.assertIsNotNone(self.get_output(widget.Outputs.images))
-        for digit in "0123":
-            self.assertTrue(widget.add_class(digit))
         by_class = {d: [r for r, t in enumerate(self.truth) if t == d][:3] for d in "0123"}
+        # no classes yet: a digit key makes its class (as in lesson 5)
         self.label_with_keys({d: rows for d, rows in by_class.items() if d != "3"})
+        self.assertEqual(widget.session.classes, ["0", "1", "2"])
+        widget.add_class("3")
         self.select(by_class["3"])
-        widget.class_buttons.buttons[3].click()  # the button does what key 4 does
+        widget.class_buttons.buttons[3].click()  # the button does what key 3 does
         self.settle()
         labels = widget.session.row_labels()
         for digit, rows in by_class.items():

@@ -232,7 +232,10 @@ class OWLabelImages(OWWidget, ConcurrentWidgetMixin):
         return self._change(lambda: self.session.assign(rows, class_name), advance=True)
 
     def _number_pressed(self, number: int) -> None:
-        name = class_keys(self.session.classes).get(number)
+        classes = self.session.classes
+        name = class_keys(classes).get(number)
+        if name is None and all(len(c) == 1 and c.isdigit() for c in classes):
+            name = str(number)  # digits (or no classes yet): the key makes its class
         if name is not None:
             self.label_rows(self.selected_rows(), name)
         elif number == 0:
