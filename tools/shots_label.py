@@ -58,7 +58,7 @@ def main() -> int:
     widget.set_data(data)
     settle(app, widget)
     widget.view = NEXT
-    widget._set_rows()
+    widget._view_changed()
     for n in range(1, 31):
         row = widget.grid.row_of(0)
         widget.label_rows([row], truth[row])
@@ -69,7 +69,7 @@ def main() -> int:
     settle(app, widget)
     widget.grab().save(os.path.join(OUT, "label-images-next.png"))
     widget.view = ALL
-    widget._set_rows()
+    widget._view_changed()
     widget._select_items([])
     settle(app, widget)
     widget.grab().save(os.path.join(OUT, "label-images.png"))
@@ -79,7 +79,7 @@ def main() -> int:
         wrong = next(c for c in widget.session.classes if c != truth[row])
         widget.label_rows([row], wrong)
     widget.view = CHECK
-    widget._set_rows()
+    widget._view_changed()
     settle(app, widget)
     widget.grab().save(os.path.join(OUT, "label-images-check.png"))
     print("check my labels:", [widget.grid.row_of(i) for i in range(widget.grid.rowCount())],

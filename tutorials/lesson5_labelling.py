@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import random
 import sys
+import warnings
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
@@ -33,6 +34,7 @@ import numpy as np
 from Orange.classification import LogisticRegressionLearner
 from Orange.data import Table
 from Orange.evaluation import CA, TestOnTestData
+from sklearn.exceptions import ConvergenceWarning
 
 from orangecontrib.deepimage.labelling import suggest_next
 from orangecontrib.deepimage.labelling_jobs import (SUGGESTIONS, label_name, labelled_images,
@@ -64,7 +66,12 @@ class LessonResult:
     steps: "tuple[Step, ...]"
     labelled: Table  # Label Images' Labelled Images output
     test_score: float  # Test and Score: Logistic Regression, trained on them, on all 500
-    random_score: float  # the same with as many labels picked at random
+    random_scores: "tuple[float, ...]"  # the same with as many labels picked at random,
+    # five times (seeds 0-4)
+
+    @property
+    def random_score(self) -> float:
+        return float(np.mean(self.random_scores))
 
 
 class Quiet:
@@ -124,7 +131,10 @@ def test_on_all(data: Table, labels: Sequence[Optional[str]], classes: Sequence[
     """Test and Score, Test on test data: Logistic Regression learns from the labelled
     images and is tested on every image with its folder's class."""
     labelled = labelled_images(data, labels, classes)
-    results = TestOnTestData()(labelled, data, [LogisticRegressionLearner()])
+    with warnings.catch_warnings():  # scikit-learn's notes on Orange's arguments
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        results = TestOnTestData()(labelled, data, [LogisticRegressionLearner()])
     return labelled, float(CA(results)[0])
 
 
@@ -141,10 +151,12 @@ def run(folder: str = DIGITS_DIR, n_labels: int = LABELS, every: int = EVERY,
     data = embed_images(import_images(folder, per_class)).embedded
     session, steps = label_with_suggestions(data, n_labels, every)
     labelled, score = test_on_all(data, session.row_labels(), session.classes)
-    chance = random_labels(data, n_labels)
-    classes = sorted({c for c in chance if c is not None})
-    _, random_score = test_on_all(data, chance, classes)
-    return LessonResult(data, tuple(steps), labelled, score, random_score)
+    random_scores = []
+    for seed in range(5):
+        chance = random_labels(data, n_labels, seed)
+        classes = sorted({c for c in chance if c is not None})
+        random_scores.append(test_on_all(data, chance, classes)[1])
+    return LessonResult(data, tuple(steps), labelled, score, tuple(random_scores))
 
 
 def report(result: LessonResult) -> str:
@@ -162,7 +174,8 @@ def report(result: LessonResult) -> str:
                  f"{n} labelled images reads {result.test_score:.0%} of all "
                  f"{len(result.data)} digits right;")
     lines.append(f"trained on {n} images picked at random instead: "
-                 f"{result.random_score:.0%}.")
+                 f"{result.random_score:.0%} (mean of {len(result.random_scores)} draws: "
+                 + ", ".join(f"{s:.0%}" for s in result.random_scores) + ").")
     return "\n".join(lines)
 
 

@@ -112,9 +112,10 @@ def _check(state) -> None:
 def run_refresh(embeddings: np.ndarray, labels: Sequence[Optional[str]],
                 classes: Sequence[str], features: Sequence[ContinuousVariable],
                 state=None, n_suggest: int = SUGGESTIONS, seed: int = 0,
-                class_name: str = "label") -> Refresh:
+                class_name: str = "label", with_scores: bool = False) -> Refresh:
     """Fit, predict, estimate, suggest and check, for ``labels`` (None: unlabelled);
-    the model's class is called ``class_name`` (see :func:`label_name`)."""
+    the model's class is called ``class_name`` (see :func:`label_name`). The scores of
+    the labels (one more cross-validation) only ``with_scores``."""
     labels, classes = tuple(labels), tuple(classes)
     summary = summarize_labels(embeddings, labels)
     suggestions = suggest_next(embeddings, labels, n_suggest, seed=seed)
@@ -133,7 +134,8 @@ def run_refresh(embeddings: np.ndarray, labels: Sequence[Optional[str]],
     accuracy = estimate_accuracy(embeddings, labels, seed=seed)
     _check(state)
     issues = label_issues(embeddings, labels, seed=seed) if summary.n_classes > 1 else []
-    scores = label_issue_scores(embeddings, labels, seed=seed) if issues else None
+    scores = label_issue_scores(embeddings, labels, seed=seed) \
+        if issues and with_scores else None
     counts = np.array([summary.class_counts.get(c, 0) for c in classes], dtype=float)
     domain = Domain(list(features), label_variable(classes, class_name))
     model = QuickImageModel(domain, quick, counts / counts.sum())

@@ -147,7 +147,7 @@ class TestOWLabelImages(WidgetTest):
         widget = self.widget
         self.send(self.table)
         widget.view = NEXT
-        widget._set_rows()
+        widget._view_changed()
         self.settle()
         suggested = [widget.grid.row_of(i) for i in range(widget.grid.rowCount())]
         self.assertGreaterEqual(len(suggested), 10)
@@ -166,7 +166,7 @@ class TestOWLabelImages(WidgetTest):
         wrong = 0
         widget.label_rows([wrong], "1")
         widget.view = CHECK
-        widget._set_rows()
+        widget._view_changed()
         self.settle()
         issues = [widget.grid.row_of(i) for i in range(widget.grid.rowCount())]
         self.assertIn(wrong, issues)

@@ -131,7 +131,7 @@ class OWLabelImages(OWWidget, ConcurrentWidgetMixin):
                                       callback=self.start_from_class_column,
                                       autoDefault=False)
         gui.radioButtons(self.controlArea, self, "view", VIEWS, box="Show",
-                         callback=self._set_rows)
+                         callback=self._view_changed)
         box = gui.vBox(self.controlArea, "Embedding")
         self.network_combo = QComboBox(toolTip=(
             "The network that embeds the images when the input has no embeddings "
@@ -332,7 +332,8 @@ class OWLabelImages(OWWidget, ConcurrentWidgetMixin):
         features = embedding_columns(self.prepared.table.domain)
         self.start(run_refresh, self.prepared.embeddings, list(self._labels),
                    list(self.session.classes), features,
-                   class_name=label_name(self.prepared.table.domain))
+                   class_name=label_name(self.prepared.table.domain),
+                   with_scores=self.view == CHECK)
 
     def _current_refresh(self) -> Optional[Refresh]:
         refresh = self.refresh
@@ -357,6 +358,13 @@ class OWLabelImages(OWWidget, ConcurrentWidgetMixin):
         self.commit.deferred()
 
     # --- the grid ---------------------------------------------------------------------
+    def _view_changed(self) -> None:
+        self._set_rows()
+        refresh = self.refresh
+        if self.view == CHECK and refresh is not None and refresh.issues \
+                and refresh.scores is None:
+            self._refit_timer.start()  # how well each label fits: one more check
+
     def _set_rows(self) -> None:
         """Show the rows of the current view, in its order."""
         if self.prepared is None:
