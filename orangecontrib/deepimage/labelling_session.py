@@ -12,6 +12,7 @@ saved with the workflow as a plain dict (:meth:`LabelSession.to_settings`).
 """
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterable, Optional, Protocol, Sequence
 
@@ -99,6 +100,8 @@ class LabelSession:
         #: key (content hash, or "path:<path>") -> (path, label)
         self.records: dict[str, tuple[str, str]] = dict(records or {})
         self.keys: Optional[RowKeys] = None
+        self._keys_list: list = []
+        self._matched: Optional[list] = None
         self.network: dict = {}  # what embedded the images when labels were last given
         self.seeded = False  # labels were taken from the input's class column
         self._undo: list[_Step] = []
@@ -109,30 +112,38 @@ class LabelSession:
     def attach(self, keys: Optional[RowKeys]) -> None:
         """Bind the session to the rows these keys describe (None: no data)."""
         self.keys = keys
+        self._keys_list = [] if keys is None else \
+            [h or "path:" + p for h, p in zip(keys.hashes, keys.paths)]
         self._invalidate()
 
     def _invalidate(self) -> None:
         self._row_labels = None
         self._path_index = None
+        self._matched = None
+
+    def _match(self) -> list:
+        """Per row, the key of the record that labels it (by content, else by path) or
+        None; one pass over the rows, cached until the next change."""
+        if self._matched is None:
+            records = self.records
+            if self._path_index is None:
+                self._path_index = {path: k for k, (path, _) in records.items()}
+            by_path = self._path_index
+            paths = self.keys.paths if self.keys is not None else ()
+            self._matched = [key if key in records else by_path.get(path)
+                             for key, path in zip(self._keys_list, paths)]
+        return self._matched
 
     def _record_key(self, row: int) -> Optional[str]:
         """The key of the record that labels ``row``: by content, else by path."""
-        key = self.keys.key(row)
-        if key in self.records:
-            return key
-        if self._path_index is None:
-            self._path_index = {path: k for k, (path, _) in self.records.items()}
-        return self._path_index.get(self.keys.paths[row])
+        return self._match()[row]
 
     def row_labels(self) -> list:
         """The label of each attached row (None: unlabelled)."""
         if self._row_labels is None:
-            if self.keys is None:
-                self._row_labels = []
-            else:
-                found = (self._record_key(row) for row in range(len(self.keys)))
-                self._row_labels = [None if key is None else self.records[key][1]
-                                    for key in found]
+            records = self.records
+            self._row_labels = [None if key is None else records[key][1]
+                                for key in self._match()]
         return self._row_labels
 
     def label_indices(self) -> np.ndarray:
@@ -145,15 +156,12 @@ class LabelSession:
         """How many labels are for images that are not among the attached rows."""
         if self.keys is None:
             return len(self.records)
-        used = {self._record_key(row) for row in range(len(self.keys))}
-        return len(self.records.keys() - used)
+        return len(self.records.keys() - set(self._match()))
 
     def counts(self) -> dict:
         """Labelled rows per class, in the order of ``classes``."""
         counts = dict.fromkeys(self.classes, 0)
-        for label in self.row_labels():
-            if label is not None:
-                counts[label] = counts.get(label, 0) + 1
+        counts.update(Counter(label for label in self.row_labels() if label is not None))
         return counts
 
     # --- changes (each one undoable) -------------------------------------------------

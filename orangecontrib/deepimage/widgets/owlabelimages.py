@@ -443,8 +443,8 @@ class OWLabelImages(OWWidget, ConcurrentWidgetMixin):
             self.status_label.setText("No data." if self.data is None else
                                       "Reading the images…")
             return
-        labelled = sum(label is not None for label in self._labels)
-        classes = sum(1 for n in self.session.counts().values() if n)
+        counts = self.session.counts().values()
+        labelled, classes = sum(counts), sum(1 for n in counts if n)
         lines = [status_text(labelled, classes, self._current_refresh()),
                  f"{len(self._labels):,} images, {len(self.selected_rows()):,} selected"]
         if self.view != ALL and not len(self.grid.order):
