@@ -84,7 +84,7 @@ def main() -> int:
     widget.grab().save(os.path.join(OUT, "label-images-check.png"))
     print("check my labels:", [widget.grid.row_of(i) for i in range(widget.grid.rowCount())],
           "made wrong:", labelled[:2])
-    print("messages:", [str(m) for m in widget.Warning.active + widget.Information.active])
+    print("messages:", [str(m) for group in (widget.Warning, widget.Information) for m in group.active])
     widget.onDeleteWidget()
     return 0
 
