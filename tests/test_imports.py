@@ -14,7 +14,7 @@ GUI = ("AnyQt", "PyQt5", "PyQt6", "PySide2", "PySide6")
                                     "orangecontrib.deepimage.cli",
                                     "orangecontrib.deepimage.client",
                                     "orangecontrib.deepimage.server.app",
-                                    "orangecontrib.deepimage.server.cli",
+                                    "orangecontrib.deepimage.cli.serve",
                                     "orangecontrib.deepimage.server.launch",
                                     "orangecontrib.deepimage.server.routes.orange",
                                     "orangecontrib.deepimage.server.routes.v1",
@@ -23,7 +23,7 @@ GUI = ("AnyQt", "PyQt5", "PyQt6", "PySide2", "PySide6")
                                     "orangecontrib.deepimage.core.save",
                                     "orangecontrib.deepimage.grid",
                                     "orangecontrib.deepimage.core.explain",
-                                    "orangecontrib.deepimage.cli_explain"])
+                                    "orangecontrib.deepimage.cli.explain"])
 def test_no_gui_modules_are_imported(module):
     code = (f"import sys, {module}\n"
             f"from orangecontrib.deepimage.core import Embedder\n"

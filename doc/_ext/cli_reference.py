@@ -2,7 +2,7 @@
 
 ``render_cli_reference()`` builds the parser the console script uses
 (``orangecontrib.deepimage.cli.build_parser``, which registers the train, evaluate,
-export and serve sub-commands from cli_train.py and server/cli.py) and writes each
+evaluate, explain and serve sub-commands from the cli/ package) and writes each
 command's ``--help`` as Markdown. A new option appears here without editing a page.
 """
 from __future__ import annotations

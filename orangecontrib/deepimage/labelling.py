@@ -7,11 +7,13 @@
 `fit_quick_model` / `estimate_accuracy` give the quick model and its cross-validated
 accuracy. `labels` holds one label or None per row of `embeddings`. See doc/labelling.md.
 """
-from .core.labelling import (STRATEGIES, AccuracyEstimate, LabellingError, LabelSummary,
-                             QuickModel, estimate_accuracy, fit_quick_model, is_unlabelled,
+from .core.labelling import (STRATEGIES, AccuracyEstimate, LabelIssue, LabellingError,
+                             LabelSummary, QuickModel, describe_label_issues,
+                             estimate_accuracy, fit_quick_model, is_unlabelled,
                              label_issue_scores, label_issues, suggest_next,
                              summarize_labels)
 
-__all__ = ["STRATEGIES", "suggest_next", "label_issues", "label_issue_scores", "QuickModel",
+__all__ = ["STRATEGIES", "suggest_next", "label_issues", "label_issue_scores", "LabelIssue",
+           "describe_label_issues", "QuickModel",
            "fit_quick_model", "AccuracyEstimate", "estimate_accuracy", "LabellingError",
            "LabelSummary", "summarize_labels", "is_unlabelled"]

@@ -123,15 +123,15 @@ def test_random_weights_are_marked_and_never_share_a_cache_id(make_client):
 
 def test_the_cli_parser_does_not_import_the_server_stack():
     from fresh_python import run_python
-    code = ("import sys\nfrom orangecontrib.deepimage.cli import build_parser\n"
-            "parser = build_parser()\n"
+    code = ("import sys\nfrom orangecontrib.deepimage.cli import build_parser, main\n"
+            "main(['models'])\n"
             "print('pydantic_settings' in sys.modules)\n"  # other commands never pay for it
-            "args = parser.parse_args(['serve', '--port', '9'])\n"
+            "args = build_parser().parse_args(['serve', '--port', '9'])\n"
             "print(args.port, sorted(m for m in ('fastapi', 'uvicorn', 'starlette') "
             "if m in sys.modules))")
     proc = run_python(code, timeout=60)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.split("\n")[:2] == ["False", "9 []"]
+    assert proc.stdout.split("\n")[-3:-1] == ["False", "9 []"]
 
 
 def test_serve_options_are_the_settings_fields():
@@ -142,7 +142,6 @@ def test_serve_options_are_the_settings_fields():
     parser = build_parser()
     serve = next(action for action in parser._subparsers._group_actions[0].choices.values()
                  if action.prog.endswith("serve"))
-    serve.load_options()
     options = {action.dest for action in serve._actions if action.option_strings} - {"help"}
     assert options == set(S.model_fields) - {"tokens"}
     args = parser.parse_args(["serve", "--no-batching", "--max-batch", "8", "--crop",

@@ -149,7 +149,7 @@ def test_train_chooses_the_image_size_from_the_images(colour_dir, tmp_path, caps
 def test_progress_is_a_bar_on_a_terminal():
     import io
 
-    from orangecontrib.deepimage.cli_train import TrainingProgress
+    from orangecontrib.deepimage.cli.progress import TrainingProgress
     from orangecontrib.deepimage.core.train import EpochRecord
     stream = io.StringIO()
     progress = TrainingProgress(stream, folds=2, epoch_lines=False, bar=True)

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from orangecontrib.deepimage.cli import build_parser
-from orangecontrib.deepimage.cli_train import _argv
+from orangecontrib.deepimage.cli.train import _argv
 from orangecontrib.deepimage.core.distributed import Parallel, launched
 
 DIGITS = Path(__file__).resolve().parents[2] / "tutorials" / "digits"

@@ -5,8 +5,9 @@ Orange, no torch); the public names are re-exported by `orangecontrib.deepimage.
 from .inputs import LabellingError, LabelSummary, is_unlabelled, summarize_labels
 from .quickmodel import AccuracyEstimate, QuickModel, estimate_accuracy, fit_quick_model
 from .suggest import STRATEGIES, suggest_next
-from .issues import label_issue_scores, label_issues
+from .issues import LabelIssue, describe_label_issues, label_issue_scores, label_issues
 
-__all__ = ["STRATEGIES", "suggest_next", "label_issues", "label_issue_scores", "QuickModel",
+__all__ = ["STRATEGIES", "suggest_next", "label_issues", "label_issue_scores", "LabelIssue",
+           "describe_label_issues", "QuickModel",
            "fit_quick_model", "AccuracyEstimate", "estimate_accuracy", "LabellingError",
            "LabelSummary", "summarize_labels", "is_unlabelled"]

@@ -5,21 +5,24 @@
   that hold no labelled image yet, largest first, each give their most typical image
   (the one nearest the centre). So the first dozen labels meet every kind of image.
 - "uncertain": the images the quick model is least sure about (smallest margin
-  between its two most probable classes), kept diverse: the least certain candidates
-  are clustered into `n` groups and each group gives its least certain image.
+  between its two most probable classes), kept diverse: the 10 n least certain
+  candidates are clustered into `n` groups and each group gives its most typical image
+  (the weighted-k-means idea of Zhdanov, 2019, without the weights).
 - "auto": "diverse" while the labels are few or of fewer than two classes, then
   "uncertain".
 - "random": a uniform sample (the baseline).
 """
 from __future__ import annotations
 
+import warnings
 from typing import Hashable, Sequence
 
 import numpy as np
 from sklearn.cluster import KMeans, MiniBatchKMeans
-from sklearn.decomposition import PCA
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils.extmath import randomized_svd
 
-from .inputs import LabellingError, Prepared, prepare
+from .inputs import LabellingError, Prepared, single_threaded, prepare
 from .quickmodel import fit_prepared
 
 __all__ = ["STRATEGIES", "suggest_next", "suggest_prepared", "auto_strategy"]
@@ -27,13 +30,16 @@ __all__ = ["STRATEGIES", "suggest_next", "suggest_prepared", "auto_strategy"]
 STRATEGIES = ("auto", "diverse", "uncertain", "random")
 
 #: "auto" stays diverse until this many labels exist (and at least two classes).
-AUTO_MIN_LABELS = 20
+AUTO_MIN_LABELS = 30
 #: "uncertain" clusters this many times n of the least certain candidates.
-CANDIDATE_FACTOR = 5
+CANDIDATE_FACTOR = 10
 #: Embeddings are projected on this many principal components for the geometry.
 GEOMETRY_DIMENSIONS = 64
+#: ... fitted on at most this many rows.
+PCA_SAMPLE = 3000
 
 
+@single_threaded
 def suggest_next(embeddings: object, labels: Sequence[Hashable | None], n: int,
                  strategy: str = "auto", seed: int = 0) -> list:
     """Indices of up to `n` unlabelled rows to label next, most useful first.
@@ -70,35 +76,56 @@ def suggest_prepared(prepared: Prepared, n: int, strategy: str, seed: int) -> li
         strategy = auto_strategy(prepared)
     if strategy == "uncertain" and (prepared.class_counts() > 0).sum() < 2:
         strategy = "diverse"        # no model without two classes
-    geometry = project(prepared, seed)
     if strategy == "diverse":
-        return diverse(geometry, prepared, candidates, n, seed)
-    return uncertain(geometry, prepared, candidates, n, seed)
+        return diverse(project(prepared, seed), prepared, candidates, n, seed)
+    return uncertain(prepared, candidates, n, seed)
+
+
+def normalised(prepared: Prepared, rows: np.ndarray) -> np.ndarray:
+    """The given rows centred (on all valid rows) and scaled to unit length, float32:
+    the cosine geometry in which embeddings are compared."""
+    X = prepared.X[rows].astype(np.float32)
+    X -= prepared.moments[0].astype(np.float32)
+    norms = np.linalg.norm(X, axis=1, keepdims=True)
+    return X / np.where(norms > 0, norms, 1.0)
 
 
 def project(prepared: Prepared, seed: int) -> np.ndarray:
-    """Rows as unit vectors (cosine geometry, as embeddings are compared), centred
-    and projected on the main principal components; invalid rows are zero."""
-    X = prepared.X[prepared.valid]
-    X = X - X.mean(axis=0)
-    norms = np.linalg.norm(X, axis=1, keepdims=True)
-    X = X / np.where(norms > 0, norms, 1.0)
-    dims = min(GEOMETRY_DIMENSIONS, X.shape[0], X.shape[1])
-    if X.shape[1] > dims and dims >= 1:
-        X = PCA(dims, svd_solver="randomized", random_state=seed).fit_transform(X)
-    out = np.zeros((len(prepared.y), X.shape[1]))
-    out[prepared.valid] = X
+    """Valid rows, normalised and projected on their main principal components
+    (fitted on at most PCA_SAMPLE rows); invalid rows are zero. Computed without a
+    normalised copy of the whole matrix, so it stays fast on 20,000 images."""
+    rows = np.flatnonzero(prepared.valid)
+    dims = min(GEOMETRY_DIMENSIONS, len(rows), prepared.X.shape[1])
+    out = np.zeros((len(prepared.y), max(dims, 1)))
+    if not len(rows) or dims < 1:
+        return out
+    if len(rows) > PCA_SAMPLE:
+        sample = np.random.default_rng(seed).choice(rows, PCA_SAMPLE, replace=False)
+    else:
+        sample = rows
+    _, _, components = randomized_svd(normalised(prepared, sample), dims, n_iter=3,
+                                      random_state=seed)
+    mean = prepared.moments[0]
+    X = prepared.X if len(rows) == len(prepared.X) else prepared.X[rows]
+    scores = X @ components.T.astype(X.dtype) - (mean @ components.T)
+    squares = np.einsum("ij,ij->i", X, X) - 2 * (X @ mean.astype(X.dtype)) + mean @ mean
+    norms = np.sqrt(np.maximum(squares, 0.0))[:, None]
+    out[rows] = scores / np.where(norms > 1e-12, norms, 1.0)
     return out
 
 
 def kmeans(points: np.ndarray, k: int, seed: int) -> tuple:
-    """Labels and centres of k-means (mini-batch on many points, for speed)."""
+    """Labels and centres of k-means (mini-batch on many points, for speed). Ten
+    starts while k is small: with one, k-means often merges two small clusters and
+    splits a large one, and the first picks miss a kind of image."""
     k = max(1, min(k, len(points)))
     if len(points) > 5000:
-        model = MiniBatchKMeans(k, random_state=seed, n_init=3, batch_size=2048)
+        model = MiniBatchKMeans(k, random_state=seed, n_init=1, batch_size=2048)
     else:
-        model = KMeans(k, random_state=seed, n_init=1)
-    assignment = model.fit_predict(points)
+        model = KMeans(k, random_state=seed, n_init=10 if k <= 50 else 3)
+    with warnings.catch_warnings():   # identical rows: fewer distinct clusters than k
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        assignment = model.fit_predict(points)
     return assignment, model.cluster_centers_
 
 
@@ -153,19 +180,24 @@ def margins(prepared: Prepared, candidates: np.ndarray, seed: int) -> np.ndarray
     return top[:, 1] - top[:, 0]
 
 
-def uncertain(geometry: np.ndarray, prepared: Prepared, candidates: np.ndarray, n: int,
-              seed: int) -> list:
-    """Least certain candidates, one from each of n clusters of the least certain."""
+def uncertain(prepared: Prepared, candidates: np.ndarray, n: int, seed: int) -> list:
+    """The CANDIDATE_FACTOR * n least certain candidates are clustered into n groups
+    and each group gives its most typical member (nearest the centre), ordered by
+    margin; so a batch never spends several labels on near-copies."""
     margin = margins(prepared, candidates, seed)
     order = np.argsort(margin, kind="stable")
     pool = order[:min(len(order), CANDIDATE_FACTOR * n)]
     if len(pool) <= n:
         return [int(candidates[i]) for i in pool]
-    assignment, _ = kmeans(geometry[candidates[pool]], n, seed)
+    points = normalised(prepared, candidates[pool])
+    assignment, centres = kmeans(points, n, seed)
+    distance = np.linalg.norm(points - centres[assignment], axis=1)
     picks = []
     for cluster in range(n):
-        members = pool[assignment == cluster]
-        if len(members):
-            picks.append(members[np.argmin(margin[members])])
+        inside = np.flatnonzero(assignment == cluster)
+        if len(inside):
+            picks.append(pool[inside[np.argmin(distance[inside])]])
+    chosen = set(picks)
+    picks += [i for i in pool if i not in chosen][:n - len(picks)]  # too few clusters
     picks.sort(key=lambda i: (margin[i], i))
     return [int(candidates[i]) for i in picks]

@@ -1,4 +1,5 @@
-"""`deepimage serve`: start the embedding server.
+"""`deepimage serve`: start the embedding server (server/ at the top of the repository,
+installed as orangecontrib.deepimage.server).
 
 ``register(commands)`` only adds the sub-command; fastapi and uvicorn are imported
 when the command runs, so `deepimage embed` never loads them. Options left out
@@ -8,57 +9,34 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 
-__all__ = ["register", "cmd_serve", "add_settings_options"]
+from .common import fail
+
+__all__ = ["register", "add_options", "cmd_serve", "add_settings_options"]
+
 
 def register(commands) -> None:
-    """Add `serve` to the `deepimage` sub-commands."""
+    """Add `serve` to the `deepimage` sub-commands. Its options are added by
+    ``add_options`` only when `serve` is the command (they are the fields of the server's
+    Settings: other commands never import pydantic(-settings), 0.2-0.8 s)."""
     serve = commands.add_parser(
         "serve", help="run the embedding server (for Orange's add-on and our client)",
         description="Serve image embeddings over HTTP: our batch API (/v1/embed/MODEL) and "
                     "Orange's own protocol (/image/MODEL, for ORANGE_EMBEDDING_API_URL). "
                     "Every option can also be set as DEEPIMAGE_SERVER_<OPTION> (e.g. "
                     "DEEPIMAGE_SERVER_MODELS=squeezenet,vgg16).")
-    # The options are the fields of Settings (one list), added when `serve` is parsed or
-    # its help is shown: other commands never import pydantic(-settings) (0.2-0.8 s).
-    serve.__class__ = _SettingsParser
     serve.set_defaults(run=cmd_serve)
 
 
-class _SettingsParser(argparse.ArgumentParser):
-    """The `serve` parser: one option per Settings field, added on first use. Options
-    left out stay unset (the environment or the default decides); each option's dest is
-    its field, so cmd_serve hands over whatever was given."""
-
-    _loaded = False
-
-    def load_options(self) -> None:
-        if self._loaded:
-            return
-        self._loaded = True
-        try:
-            from .config import Settings
-        except ImportError as exc:  # without the [server] extra `serve` says what is missing
-            self.set_defaults(run=lambda args: _missing_extra(exc))
-            return
-        add_settings_options(self, Settings)
-
-    def parse_known_args(self, *args, **kwargs):
-        self.load_options()
-        return super().parse_known_args(*args, **kwargs)
-
-    def _parse_known_args(self, *args, **kwargs):  # the path newer Pythons take
-        self.load_options()
-        return super()._parse_known_args(*args, **kwargs)
-
-    def format_usage(self) -> str:
-        self.load_options()
-        return super().format_usage()
-
-    def format_help(self) -> str:
-        self.load_options()
-        return super().format_help()
+def add_options(serve: argparse.ArgumentParser) -> None:
+    """One option per field of the server's Settings on the `serve` parser; options left
+    out stay unset (the environment or the default decides)."""
+    try:
+        from ..server.config import Settings
+    except ImportError as exc:  # a broken installation: `serve` says what is missing
+        serve.set_defaults(run=lambda args: _missing_packages(exc))
+        return
+    add_settings_options(serve, Settings)
 
 
 def add_settings_options(parser: argparse.ArgumentParser, settings_class) -> None:
@@ -90,10 +68,9 @@ def _optional_of(annotation):
     return args[0] if len(args) == 1 else None
 
 
-def _missing_extra(exc: ImportError) -> int:
-    print(f"deepimage: error: the server needs its extra packages ({exc.name} is missing): "
-          f"pip install 'Orange3-DeepImage[server]'", file=sys.stderr)
-    return 2
+def _missing_packages(exc: ImportError) -> int:
+    return fail(f"the server's packages are incomplete ({exc.name} is missing): install "
+                f"Orange3-DeepImage again (pip install --force-reinstall Orange3-DeepImage)")
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -102,10 +79,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         import uvicorn
         from pydantic import ValidationError
 
-        from .app import create_app
-        from .config import ConfigError, Settings
+        from ..server.app import create_app
+        from ..server.config import ConfigError, Settings
     except ImportError as exc:
-        return _missing_extra(exc)
+        return _missing_packages(exc)
+    from ..server.launch import exit_with_parent
+    exit_with_parent()  # started by server.launch.ServerProcess: stop when its parent has gone
     given = {name: value for name, value in vars(args).items()
              if name in Settings.model_fields}
     try:
@@ -113,15 +92,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
                              for e in exc.errors())
-        print(f"deepimage: error: {problems}", file=sys.stderr)
-        return 2
+        return fail(str(problems))
     level = getattr(logging, settings.log_level.upper(), logging.INFO)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         app = create_app(settings)
     except (ConfigError, ValueError) as exc:
-        print(f"deepimage: error: {exc}", file=sys.stderr)
-        return 2
+        return fail(str(exc))
     state = app.state.server
     tokens = len(state.tokens)
     logging.getLogger("orangecontrib.deepimage.server").info(
@@ -132,7 +109,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # the server logs requests itself by route template. Connections: heads within
     # --header-timeout-s (protocol.py), idle ones closed after --keep-alive-s, at most
     # --max-connections at once.
-    from .protocol import protocol_class
+    from ..server.protocol import protocol_class
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level,
                 access_log=False, server_header=False,
                 http=protocol_class(settings.header_timeout_s),

@@ -1,6 +1,6 @@
 """`deepimage explain`: where a trained network looks, as overlay PNGs and JSON.
 
-Registered into cli.py's parser with ``register(commands)``; the work is
+Registered with ``register(commands)``; the work is
 core.explain's (Explainer, save_overlays). Exit codes: 0 done, 1 no image could be
 explained, 2 wrong arguments, 130 interrupted.
 """
@@ -11,13 +11,14 @@ import json
 import os
 import sys
 
-from .core.embed import DEVICES
+from ..core.devices import DEVICES
+from .common import ProgressBar, fail, load_model
 
-__all__ = ["register", "load_model"]
+__all__ = ["register", "cmd_explain"]
 
 
 def register(commands) -> None:
-    """Add the explain sub-command to cli.py's subparsers."""
+    """Add the explain sub-command to the `deepimage` subparsers."""
     explain = commands.add_parser(
         "explain", help="show where a network looks (Grad-CAM heatmaps)",
         description="Grad-CAM heatmaps of a trained model's predictions: one overlay PNG "
@@ -49,38 +50,19 @@ def register(commands) -> None:
     explain.set_defaults(run=cmd_explain)
 
 
-def _error(message: str) -> int:
-    print(f"deepimage: error: {message}", file=sys.stderr)
-    return 2
-
-
-def load_model(path: str):
-    """A model from a .pkcls file (Orange's Save Model pickle). Raises ValueError with a
-    reason a person can act on."""
-    import pickle
-    try:
-        with open(path, "rb") as f:
-            return pickle.load(f)
-    except FileNotFoundError:
-        raise ValueError(f"no such file: {path}") from None
-    except Exception as exc:
-        raise ValueError(f"{path} is not a model file ({type(exc).__name__}: {exc})") from None
-
-
 def cmd_explain(args: argparse.Namespace) -> int:
-    from .cli import ProgressBar
-    from .core.explain import Explainer, NotOurModel, save_overlays
-    from .core.images import find_images
-    from .core.models import UnknownModel, get_spec
-    from .core.weights import WeightsUnavailable
+    from ..core.explain import Explainer, NotOurModel, save_overlays
+    from ..core.images import find_images
+    from ..core.models import UnknownModel, get_spec
+    from ..core.weights import WeightsUnavailable
 
     if not args.output and not args.json:
-        return _error("nothing to do: give -o DIR for overlays, --json, or both")
+        return fail("nothing to do: give -o DIR for overlays, --json, or both")
     if args.batch_size is not None and args.batch_size < 1:
-        return _error("--batch-size must be at least 1")
+        return fail("--batch-size must be at least 1")
     missing = [p for p in args.paths if not os.path.exists(p) and "://" not in p]
     if missing:
-        return _error(f"no such file or folder: {', '.join(missing)}")
+        return fail(f"no such file or folder: {', '.join(missing)}")
     try:
         model = args.model
         if os.path.exists(model) or model.endswith(".pkcls"):
@@ -91,13 +73,13 @@ def cmd_explain(args: argparse.Namespace) -> int:
                                         batch_size=args.batch_size,
                                         random_weights=args.random_weights)
     except UnknownModel:
-        return _error(f"no such file: {args.model} (nor is it a network's name: "
+        return fail(f"no such file: {args.model} (nor is it a network's name: "
                       f"squeezenet, vgg16, vgg19 or inception-v3)")
     except (NotOurModel, WeightsUnavailable, ValueError) as exc:
-        return _error(str(exc))
+        return fail(str(exc))
     sources = find_images(args.paths)
     if not sources:
-        return _error("no images found in " + ", ".join(args.paths))
+        return fail("no images found in " + ", ".join(args.paths))
     bar = ProgressBar(enabled=False if args.quiet else None)
     try:
         result = explainer.explain(sources, progress=bar)

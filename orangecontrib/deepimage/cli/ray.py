@@ -1,7 +1,8 @@
 """`deepimage embed --ray ADDRESS`: the embed command's options, run on Ray.
 
-cli.py registers the options (``add_options``) and hands over here when --ray is
-given; the output formats, progress bar and summary are cli.py's own.
+embed.py registers the options (``add_options``) and hands over here when --ray is
+given; the output formats, progress bar and summary are embed.py's own. Ray itself
+is imported only when --ray is given (the cluster extra).
 """
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import argparse
 import os
 import sys
 
-from . import DEFAULT_SHARD_SIZE
+from ..cluster import DEFAULT_SHARD_SIZE
+from .common import fail
 
 __all__ = ["add_options", "check_options", "RayEmbedder", "run_sharded"]
 
@@ -57,7 +59,7 @@ class RayEmbedder:
     def __init__(self, args: argparse.Namespace):
         from ..core.images import DEFAULT_MAX_PIXELS
         from ..core.models import get_spec
-        from . import import_ray
+        from ..cluster import import_ray
         self.spec = get_spec(args.model)  # UnknownModel before Ray starts
         import_ray()  # RayUnavailable (an ImportError) says how to install it
         self.display_name = f"{self.spec.display_name} on Ray"
@@ -72,8 +74,8 @@ class RayEmbedder:
     def embed(self, sources: list[str], progress=None, output_dir=None, shard_size=None):
         """An EmbeddingResult in input order (a ShardedRun with ``output_dir``); a
         failure on the workers is raised as RayRunFailed."""
-        from . import RayUnavailable, ShardMismatch, embed_on_ray
-        from .ray_embed import RayRunFailed
+        from ..cluster import RayUnavailable, ShardMismatch, embed_on_ray
+        from ..cluster.ray_embed import RayRunFailed
         import logging
         # our bar, summary and error line say it all; Ray keeps its full logs in
         # /tmp/ray/session_latest/logs
@@ -109,17 +111,15 @@ def _root_cause(exc: BaseException) -> str:
 
 def run_sharded(args: argparse.Namespace, sources: list[str], bar) -> int:
     """`deepimage embed --ray ADDRESS --shards N -o DIR`: the exit code."""
-    from .ray_embed import RayRunFailed
+    from ..cluster.ray_embed import RayRunFailed
     from ..core.models import UnknownModel
     try:
         run = RayEmbedder(args).embed(sources, bar, args.output, args.shards)
     except (UnknownModel, ValueError, ImportError) as exc:
-        print(f"deepimage: error: {exc}", file=sys.stderr)
-        return 2
+        return fail(str(exc))
     except RayRunFailed as exc:
-        print(f"deepimage: error: {exc} Finished shards are kept: run the same command "
-              "again to embed the rest.", file=sys.stderr)
-        return 1
+        return fail(f"{exc} Finished shards are kept: run the same command again to "
+                    "embed the rest.", 1)
     except KeyboardInterrupt:
         print("deepimage: interrupted; finished shards are kept: run the same command "
               "again to embed the rest.", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""The `deepimage` command: list models and embed images from a terminal.
+"""`deepimage models | embed`: list the networks, embed images into vectors.
 
 Everything here calls core/ (and data.py for Orange tables); nothing is
 computed twice. Exit codes: 0 when something was embedded, 1 when nothing
@@ -7,51 +7,22 @@ could be, 2 for wrong arguments.
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import sys
-from typing import Sequence, TextIO
+from typing import TextIO
 
-from .core.devices import BACKENDS, DEVICES
+from ..core.devices import BACKENDS, DEVICES
+from . import ray
+from .common import ProgressBar, fail
+from .output import OutputNotWritten, write_output
 
-__all__ = ["main", "build_parser"]
+__all__ = ["register", "cmd_models", "cmd_embed"]
 
 OUTPUT_FORMATS = (".csv", ".tab", ".npy")
 
 
-class ProgressBar:
-    """A ``progress(done, total)`` callback drawing a tqdm bar on ``stream`` (stderr):
-    images done, their rate and the time left; silent when the stream is not a terminal."""
-
-    def __init__(self, stream: TextIO = sys.stderr, enabled: "bool | None" = None,
-                 unit: str = "image"):
-        self.stream, self.unit = stream, unit
-        self.enabled = stream.isatty() if enabled is None else enabled
-        self.bar = None
-
-    def __call__(self, done: int, total: int) -> None:
-        if not self.enabled or total <= 0:
-            return
-        if self.bar is None:
-            from tqdm import tqdm
-            self.bar = tqdm(total=total, file=self.stream, unit=self.unit, dynamic_ncols=True)
-        elif total != self.bar.total:
-            self.bar.total = total
-        self.bar.update(done - self.bar.n)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="deepimage",
-        description="Embed images with deep networks (SqueezeNet 1.1, VGG-16/19, Inception v3).")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    commands.required = True
-
+def register(commands) -> None:
+    """Add the models and embed sub-commands to the `deepimage` subparsers."""
     models = commands.add_parser("models", help="list the networks and whether their weights "
                                                 "are on this computer")
     models.set_defaults(run=cmd_models)
@@ -88,21 +59,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the server's access token (or DEEPIMAGE_SERVER_TOKEN)")
     embed.add_argument("-q", "--quiet", action="store_true",
                        help="no progress bar and no summary")
-    from .cluster.cli import add_options as add_ray_options
-    add_ray_options(embed)
+    ray.add_options(embed)
     embed.set_defaults(run=cmd_embed)
-    from .cli_train import register as register_train
-    register_train(commands)
-    from .cli_explain import register as register_explain
-    register_explain(commands)
-    from .server.cli import register as register_serve
-    register_serve(commands)
-    return parser
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from .core.models import MODELS
-    from .core.weights import weights_available
+    from ..core.models import MODELS
+    from ..core.weights import weights_available
     rows = [("name", "network", "dim", "input", "parameters", "weights")]
     notes = []
     for spec in MODELS.values():
@@ -122,77 +85,39 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_output(path: "str | None", result, sources: Sequence[str]) -> None:
-    import numpy as np
-    if path is None or path == "-":
-        _write_csv(sys.stdout, result, sources)
-        return
-    suffix = os.path.splitext(path)[1].lower()
-    tmp = f"{path}.part{suffix}"
-    try:
-        if suffix == ".csv":
-            with open(tmp, "w", newline="", encoding="utf-8") as f:
-                _write_csv(f, result, sources)
-        elif suffix == ".npy":
-            np.save(tmp, result.embeddings)
-        elif suffix == ".tab":
-            from .data import embeddings_table, image_table
-            embedded, _ = embeddings_table(image_table(sources), result)
-            embedded.save(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def _write_csv(stream: TextIO, result, sources: Sequence[str]) -> None:
-    writer = csv.writer(stream)
-    writer.writerow(["image"] + [f"n{i}" for i in range(result.dim)])
-    for index, vector in zip(result.indices, result.embeddings):
-        writer.writerow([sources[index]] + [f"{v:.7g}" for v in vector])
-
-
 def cmd_embed(args: argparse.Namespace) -> int:
-    from .core.embed import Embedder
-    from .core.images import DEFAULT_MAX_PIXELS, find_images
-    from .core.models import UnknownModel
-    from .core.weights import WeightsUnavailable
+    from ..core.embed import Embedder
+    from ..core.images import DEFAULT_MAX_PIXELS, find_images
+    from ..core.models import UnknownModel
+    from ..core.weights import WeightsUnavailable
 
-    from .cluster.cli import check_options as check_ray_options
-    wrong = check_ray_options(args)
+    wrong = ray.check_options(args)
     if wrong:
-        print(f"deepimage: error: {wrong}", file=sys.stderr)
-        return 2
+        return fail(str(wrong))
     if args.output and not args.shards \
             and os.path.splitext(args.output)[1].lower() not in OUTPUT_FORMATS:
-        print(f"deepimage: error: the output must end in {', '.join(OUTPUT_FORMATS)} "
-              "(or be a folder, with --ray and --shards)", file=sys.stderr)
-        return 2
+        return fail(f"the output must end in {', '.join(OUTPUT_FORMATS)} "
+                    "(or be a folder, with --ray and --shards)")
     if args.batch_size is not None and args.batch_size < 1:
-        print("deepimage: error: --batch-size must be at least 1", file=sys.stderr)
-        return 2
+        return fail("--batch-size must be at least 1")
     missing = [p for p in args.paths if not os.path.exists(p) and "://" not in p]
     if missing:
-        print(f"deepimage: error: no such file or folder: {', '.join(missing)}", file=sys.stderr)
-        return 2
+        return fail(f"no such file or folder: {', '.join(missing)}")
     sources = find_images(args.paths)
     if not sources:
-        print("deepimage: error: no images found in " + ", ".join(args.paths), file=sys.stderr)
-        return 2
+        return fail("no images found in " + ", ".join(args.paths))
     if args.ray and args.shards:
-        from .cluster.cli import run_sharded
-        return run_sharded(args, sources, ProgressBar(enabled=False if args.quiet else None))
+        return ray.run_sharded(args, sources, ProgressBar(enabled=False if args.quiet else None))
     if args.ray:
-        from .cluster.cli import RayEmbedder
         try:
-            embedder = RayEmbedder(args)
+            embedder = ray.RayEmbedder(args)
         except (UnknownModel, ImportError) as exc:
-            print(f"deepimage: error: {exc}", file=sys.stderr)
-            return 2
+            return fail(str(exc))
     elif args.server:
-        embedder = _remote_embedder(args)
-        if embedder is None:
-            return 2
+        try:
+            embedder = _remote_embedder(args)
+        except ValueError as exc:
+            return fail(str(exc))
     else:
         try:
             embedder = Embedder(args.model, device=args.device, backend=args.backend,
@@ -201,15 +126,13 @@ def cmd_embed(args: argparse.Namespace) -> int:
                                 max_pixels=int(args.max_pixels or DEFAULT_MAX_PIXELS),
                                 crop=args.crop)
         except (UnknownModel, WeightsUnavailable, ValueError) as exc:
-            print(f"deepimage: error: {exc}", file=sys.stderr)
-            return 2
+            return fail(str(exc))
     bar = ProgressBar(enabled=False if args.quiet else None)
     try:
         result = embedder.embed(sources, progress=bar)
     except _remote_errors() as exc:  # the server went away or refused mid-run
         bar.close()
-        print(f"deepimage: error: {exc} Images embedded so far are cached.", file=sys.stderr)
-        return 1
+        return fail(f"{exc} Images embedded so far are cached.", 1)
     except KeyboardInterrupt:
         bar.close()
         print("deepimage: interrupted; images embedded so far are cached.", file=sys.stderr)
@@ -217,11 +140,15 @@ def cmd_embed(args: argparse.Namespace) -> int:
     finally:
         bar.close()
     embedded = len(result.indices)
+    not_written = None
     if embedded:
-        _write_output(args.output, result, sources)
+        try:
+            write_output(args.output, result, sources)
+        except OutputNotWritten as exc:  # the vectors were kept elsewhere: it says where
+            not_written = exc
     if not args.quiet:
         _summary(result, embedder, sys.stderr)
-    return 0 if embedded else 1
+    return fail(str(not_written), 1) if not_written else 0 if embedded else 1
 
 
 def _remote_errors() -> tuple:
@@ -233,31 +160,23 @@ def _remote_errors() -> tuple:
 
 
 def _remote_embedder(args: argparse.Namespace):
-    """`embed --server`: a RemoteEmbedder, or None after printing why there is none."""
-    from .core.images import DEFAULT_MAX_PIXELS
+    """`embed --server`: a RemoteEmbedder; ValueError says why there is none."""
+    from ..core.images import DEFAULT_MAX_PIXELS
     if args.weights:
-        print("deepimage: error: --weights is for this computer; a server uses the weights "
-              "its operator loaded", file=sys.stderr)
-        return None
-    try:
-        from .client import RemoteEmbedder, RemoteError, read_token
-    except ImportError as exc:
-        print(f"deepimage: error: --server needs httpx ({exc}): pip install httpx",
-              file=sys.stderr)
-        return None
+        raise ValueError("--weights is for this computer; a server uses the weights its "
+                         "operator loaded")
+    from ..client import RemoteEmbedder, RemoteError, read_token
     try:
         token = read_token(args.token_file)
     except OSError as exc:
-        print(f"deepimage: error: cannot read the token file: {exc}", file=sys.stderr)
-        return None
+        raise ValueError(f"cannot read the token file: {exc}") from None
     try:
         return RemoteEmbedder(args.server, args.model, token=token,
                               batch_size=args.batch_size or 16, workers=args.workers,
                               cache=not args.no_cache, crop=args.crop,
                               max_pixels=int(args.max_pixels or DEFAULT_MAX_PIXELS))
-    except (RemoteError, ValueError) as exc:
-        print(f"deepimage: error: {exc}", file=sys.stderr)
-        return None
+    except RemoteError as exc:
+        raise ValueError(str(exc)) from None
 
 
 def _summary(result, embedder, stream: TextIO, limit: int = 20) -> None:
@@ -271,15 +190,3 @@ def _summary(result, embedder, stream: TextIO, limit: int = 20) -> None:
         print(f"  skipped {item.source}: {item.reason}", file=stream)
     if skipped > limit:
         print(f"  ... and {skipped - limit} more skipped", file=stream)
-
-
-def main(argv: "Sequence[str] | None" = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return args.run(args)
-    except BrokenPipeError:  # `deepimage embed ... | head`
-        return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
