@@ -74,16 +74,21 @@ def main() -> int:
     settle(app, widget)
     widget.grab().save(os.path.join(OUT, "label-images.png"))
     labels = widget.session.row_labels()
-    labelled = [r for r, label in enumerate(labels) if label is not None]
-    for row in labelled[:2]:  # two slips of the hand
-        wrong = next(c for c in widget.session.classes if c != truth[row])
+    counts = widget.session.counts()
+    labelled = [r for r, label in enumerate(labels)
+                if label is not None and counts[label] >= 3]
+    slips = [labelled[0], next(r for r in labelled if labels[r] != labels[labelled[0]])]
+    for row in slips:  # two slips of the hand, into another class with three labels
+        wrong = next(c for c in widget.session.classes
+                     if c != truth[row] and counts[c] >= 3 and c not in
+                     (labels[s] for s in slips))
         widget.label_rows([row], wrong)
     widget.view = CHECK
     widget._view_changed()
     settle(app, widget)
     widget.grab().save(os.path.join(OUT, "label-images-check.png"))
     print("check my labels:", [widget.grid.row_of(i) for i in range(widget.grid.rowCount())],
-          "made wrong:", labelled[:2])
+          "made wrong:", slips)
     print("messages:", [str(m) for group in (widget.Warning, widget.Information) for m in group.active])
     widget.onDeleteWidget()
     return 0
