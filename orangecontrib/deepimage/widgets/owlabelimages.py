@@ -495,14 +495,3 @@ class OWLabelImages(OWWidget, ConcurrentWidgetMixin):
         self.loader.shutdown()
         super().onDeleteWidget()
 
-
-if __name__ == "__main__":  # pragma: no cover
-    import sys
-
-    from orangewidget.utils.widgetpreview import WidgetPreview
-
-    from orangecontrib.deepimage.core.images import find_images
-    from orangecontrib.deepimage.data import image_table
-
-    folder = sys.argv[1] if len(sys.argv) > 1 else "."
-    WidgetPreview(OWLabelImages).run(image_table(find_images(folder), folder))
