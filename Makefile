@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # torch and torchvision are pinned to the builds this project is tested with.
 TORCH := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install test docs wheel smoke-wheel demo tutorials lessons lesson1 lesson2 lesson3 lesson4 canvas serve bench clean
+.PHONY: install test docs wheel smoke-wheel demo tutorials lessons lesson1 lesson2 lesson3 lesson4 lesson5 canvas serve bench clean
 
 install: $(VENV)/.installed
 
@@ -57,7 +57,9 @@ lesson3: install
 	$(PY) tutorials/lesson3_server.py
 lesson4: install
 	$(PY) tutorials/lesson4_segmentation.py
-lessons: lesson1 lesson2 lesson3 lesson4
+lesson5: install
+	$(PY) tutorials/lesson5_labelling.py
+lessons: lesson1 lesson2 lesson3 lesson4 lesson5
 
 canvas: install
 	$(PY) -m Orange.canvas

@@ -65,7 +65,7 @@ def test_front_page_lists_every_widget_for_orange_help():
               for page in pages}
     assert titles == set(widget_names()) == {"Import Images", "Image Embedder", "Trainer",
                                              "Image Viewer", "Image Grid", "Save Images",
-                                             "Segment Images"}
+                                             "Segment Images", "Label Images"}
 
 
 def test_lesson_links_are_rewritten_for_the_lesson_pages(tmp_path):

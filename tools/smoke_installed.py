@@ -110,7 +110,7 @@ def check_lessons(registry) -> None:
     app = QApplication.instance()
     lessons = [w for w in workflows(Config()) if w.package is not None
                and w.package.__name__ == "orangecontrib.deepimage.tutorials"]
-    check(len(lessons) == 4, "Help > Example Workflows lists "
+    check(len(lessons) == 5, "Help > Example Workflows lists "
           + ", ".join(w.resource for w in lessons))
     for lesson in lessons:
         path = lesson.abspath()

@@ -1,0 +1,222 @@
+"""Label Images' work, without Qt: prepare the input, refresh the model, build the outputs.
+
+``run_prepare`` (on new input) embeds the images when the table has no embedding
+columns, with the chosen network (embedding.run_embedding), and reads every image's
+content hash, the key its label is stored under. ``run_refresh`` (after each change of
+the labels) fits the quick model, predicts every row, estimates the accuracy from
+the labels so far and asks core.labelling which images to label next and which labels
+look wrong. Both run in the widget's worker thread and are tested headless.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
+
+import numpy as np
+from Orange.data import ContinuousVariable, DiscreteVariable, Domain, Table
+from Orange.data.util import get_unique_names
+
+from .core.cancel import Cancelled
+from .core.labelling import (AccuracyEstimate, LabellingError, estimate_accuracy,
+                             fit_quick_model, label_issue_scores, label_issues,
+                             suggest_next, summarize_labels)
+from .data import image_column
+from .embedding import EmbedderChoice, EmbedderPool, run_embedding
+from .labelling_model import QuickImageModel, embedding_columns
+from .labelling_session import RowKeys, image_keys
+
+__all__ = ["Prepared", "Refresh", "run_prepare", "run_refresh", "labelled_images",
+           "annotated_images", "label_variable", "label_name", "status_text",
+           "SUGGESTIONS"]
+
+#: how many images "Next to label" shows at a time
+SUGGESTIONS = 60
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """The input made ready for labelling: ``table`` has embedding columns (its rows may
+    be fewer than the input's when images could not be embedded: ``skipped``)."""
+
+    table: Table
+    keys: RowKeys
+    embeddings: np.ndarray  # float, rows x dim; NaN rows have no usable embedding
+    network: str = ""  # the network that embedded them here ("" when they came embedded)
+    skipped: Optional[Table] = None
+
+
+def run_prepare(table: Table, choice: EmbedderChoice, pool: EmbedderPool, state
+                ) -> Prepared:
+    """Embed ``table``'s images if it has no embeddings yet, then read their keys."""
+    column = image_column(table)
+    if column is None:
+        raise ValueError("The data has no image column (a text column marked type=image, "
+                         "as Import Images makes).")
+    network, skipped = "", None
+    if not embedding_columns(table.domain):
+        outcome = run_embedding(table, column, choice, pool, state)
+        if outcome.embedded is None:
+            raise ValueError("None of the images could be read, so there is nothing to "
+                             "label.")
+        table, skipped, network = outcome.embedded, outcome.skipped, choice.label()
+    state.set_status("Reading the images' keys...")
+    keys = image_keys(table, image_column(table), state)
+    features = embedding_columns(table.domain)
+    X = np.column_stack([table.get_column(var) for var in features]).astype(float)
+    return Prepared(table, keys, X, network, skipped)
+
+
+@dataclass(frozen=True)
+class Refresh:
+    """What the loop knows after a change of the labels.
+
+    ``probabilities`` are n x len(classes) in the session's class order (NaN rows: no
+    usable embedding; None: no model yet), ``suggestions`` rows to label next, most
+    useful first, ``issues`` labelled rows the data contradicts, most suspicious first
+    (``scores``: how well the data supports each label, out of fold)."""
+
+    labels: tuple
+    classes: tuple
+    probabilities: Optional[np.ndarray] = None
+    suggestions: list = field(default_factory=list)
+    issues: list = field(default_factory=list)
+    accuracy: Optional[AccuracyEstimate] = None
+    model: Optional[QuickImageModel] = None
+    notes: tuple = ()
+    #: per row, the out-of-fold probability of its label (NaN: unlabelled, unchecked)
+    scores: Optional[np.ndarray] = None
+
+    @property
+    def predicted(self) -> Optional[np.ndarray]:
+        """Index of each row's predicted class (-1 where there is no prediction)."""
+        if self.probabilities is None:
+            return None
+        valid = np.isfinite(self.probabilities).all(axis=1)
+        return np.where(valid, np.argmax(np.nan_to_num(self.probabilities, nan=-1), 1), -1)
+
+    @property
+    def confidence(self) -> Optional[np.ndarray]:
+        """The predicted class's probability (NaN where there is no prediction)."""
+        if self.probabilities is None:
+            return None
+        valid = np.isfinite(self.probabilities).all(axis=1)
+        best = np.max(np.nan_to_num(self.probabilities, nan=0), axis=1)
+        return np.where(valid, best, np.nan)
+
+
+def _check(state) -> None:
+    if state is not None and state.is_interruption_requested():
+        raise Cancelled()
+
+
+def run_refresh(embeddings: np.ndarray, labels: Sequence[Optional[str]],
+                classes: Sequence[str], features: Sequence[ContinuousVariable],
+                state=None, n_suggest: int = SUGGESTIONS, seed: int = 0,
+                class_name: str = "label", with_scores: bool = False) -> Refresh:
+    """Fit, predict, estimate, suggest and check, for ``labels`` (None: unlabelled);
+    the model's class is called ``class_name`` (see :func:`label_name`). The scores of
+    the labels (one more cross-validation) only ``with_scores``."""
+    labels, classes = tuple(labels), tuple(classes)
+    summary = summarize_labels(embeddings, labels)
+    suggestions = suggest_next(embeddings, labels, n_suggest, seed=seed)
+    _check(state)
+    if summary.n_labelled == 0 or summary.n_labelled == len(summary.invalid_rows):
+        return Refresh(labels, classes, suggestions=suggestions, notes=summary.notes)
+    try:
+        quick = fit_quick_model(embeddings, labels, seed=seed)
+    except LabellingError:  # only labels on rows with no usable embedding
+        return Refresh(labels, classes, suggestions=suggestions, notes=summary.notes)
+    _check(state)
+    proba = quick.predict_proba(embeddings)
+    probabilities = np.zeros((len(labels), len(classes)))
+    probabilities[:, [classes.index(c) for c in quick.classes]] = proba
+    probabilities[~np.isfinite(proba).all(axis=1)] = np.nan
+    accuracy = estimate_accuracy(embeddings, labels, seed=seed)
+    _check(state)
+    issues = label_issues(embeddings, labels, seed=seed) if summary.n_classes > 1 else []
+    scores = label_issue_scores(embeddings, labels, seed=seed) \
+        if issues and with_scores else None
+    counts = np.array([summary.class_counts.get(c, 0) for c in classes], dtype=float)
+    domain = Domain(list(features), label_variable(classes, class_name))
+    model = QuickImageModel(domain, quick, counts / counts.sum())
+    return Refresh(labels, classes, probabilities, suggestions, list(issues), accuracy,
+                   model, summary.notes, scores)
+
+
+def status_text(n_labelled: int, n_classes: int, refresh: Optional[Refresh]) -> str:
+    """'48 labelled in 5 classes; estimated accuracy 0.91 ± 0.04'."""
+    text = f"{n_labelled:,} labelled in {n_classes} class{'es' if n_classes != 1 else ''}"
+    accuracy = refresh.accuracy if refresh is not None else None
+    if accuracy is not None and accuracy.mean is not None:
+        text += f"; estimated accuracy {accuracy.mean:.2f} ± {accuracy.std:.2f}"
+    elif n_labelled:
+        text += "; accuracy: label at least two images in each of two classes"
+    return text
+
+
+# --- output tables ------------------------------------------------------------------
+
+def label_variable(classes: Sequence[str], name: str = "label") -> DiscreteVariable:
+    """The class variable of the labelled images."""
+    return DiscreteVariable(name, values=tuple(classes))
+
+
+def label_name(domain: Domain) -> str:
+    """What the labels are called as a class: like the input's categorical class (so the
+    quick model predicts it in Predictions and Test & Score), else "label"."""
+    class_var = domain.class_var
+    return class_var.name if class_var is not None and class_var.is_discrete else "label"
+
+
+def _codes(labels: Sequence[Optional[str]], classes: Sequence[str]) -> np.ndarray:
+    index = {c: float(i) for i, c in enumerate(classes)}
+    return np.array([index.get(label, np.nan) if label is not None else np.nan
+                     for label in labels], dtype=float)
+
+
+def labelled_images(table: Table, labels: Sequence[Optional[str]],
+                    classes: Sequence[str]) -> Optional[Table]:
+    """Only the labelled rows, with the label as the class, named as :func:`label_name`
+    says (the input's class moves to the metas, renamed "category (given)" if it has
+    that name); None when nothing is labelled."""
+    codes = _codes(labels, classes)
+    rows = np.flatnonzero(~np.isnan(codes))
+    if not len(rows):
+        return None
+    domain = table.domain
+    name = label_name(domain)
+    names = [v.name for v in domain.attributes + domain.metas]
+    given = tuple(var.renamed(get_unique_names(names + [name], f"{var.name} (given)"))
+                  if var.name == name else var for var in domain.class_vars)
+    label = label_variable(classes, get_unique_names(names, name))
+    out_domain = Domain(domain.attributes, label, domain.metas + given)
+    out = table[rows].transform(out_domain)
+    with out.unlocked(out.Y):
+        out.Y = codes[rows]
+    out.name = "Labelled images"
+    return out
+
+
+def annotated_images(table: Table, labels: Sequence[Optional[str]],
+                     classes: Sequence[str], refresh: Optional[Refresh]) -> Table:
+    """Every row, with metas ``label``, ``prediction`` and ``confidence`` added."""
+    domain = table.domain
+    names = [v.name for v in domain.variables + domain.metas]
+    label_name, predicted_name, confidence_name = get_unique_names(
+        names, ["label", "prediction", "confidence"])
+    new = (label_variable(classes, label_name), label_variable(classes, predicted_name),
+           ContinuousVariable(confidence_name, number_of_decimals=2))
+    out = table.transform(Domain(domain.attributes, domain.class_vars, domain.metas + new))
+    predicted = np.full(len(table), np.nan)
+    confidence = np.full(len(table), np.nan)
+    if refresh is not None and refresh.probabilities is not None \
+            and len(refresh.probabilities) == len(table):
+        predicted = refresh.predicted.astype(float)
+        predicted[predicted < 0] = np.nan
+        confidence = refresh.confidence
+    with out.unlocked(out.metas):
+        out.metas[:, -3] = _codes(labels, classes)
+        out.metas[:, -2] = predicted
+        out.metas[:, -1] = confidence
+    out.name = "Images"
+    return out
