@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # torch and torchvision are pinned to the builds this project is tested with.
 TORCH := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install test docs wheel smoke-wheel demo tutorials lessons lesson1 lesson2 lesson3 canvas serve bench clean
+.PHONY: install test docs wheel smoke-wheel demo tutorials lessons lesson1 lesson2 lesson3 lesson4 canvas serve bench clean
 
 install: $(VENV)/.installed
 
@@ -46,6 +46,7 @@ demo: install
 # this writes them again (developers only).
 tutorials: install
 	$(PY) tutorials/make_digits.py
+	$(PY) tutorials/make_cells.py
 
 # Each lesson's scripted equivalent, headless (see tutorials/lesson*.md).
 lesson1: install
@@ -54,7 +55,9 @@ lesson2: install
 	$(PY) tutorials/lesson2_classification.py
 lesson3: install
 	$(PY) tutorials/lesson3_server.py
-lessons: lesson1 lesson2 lesson3
+lesson4: install
+	$(PY) tutorials/lesson4_segmentation.py
+lessons: lesson1 lesson2 lesson3 lesson4
 
 canvas: install
 	$(PY) -m Orange.canvas

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Orange3-DeepImage: deep networks for images in Orange, on this computer or a lab's GPU."""
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -60,6 +61,24 @@ class BuildWithHelp(build_py):
         shutil.copytree(source, target, ignore=HELP_SKIP)
 
 
+INTEL_MAC = """Orange3-DeepImage needs PyTorch 2.14 or newer, which has no builds for Intel
+Macs (macOS x86_64; PyTorch's last one was 2.2.2). It runs on Macs with Apple Silicon
+(M1 or newer) in an arm64 Python, such as Orange's Apple Silicon installer, and on
+Windows and Linux. An x86_64 Python on Apple Silicon (Rosetta) cannot install it either.
+See "Supported platforms" in the README."""
+
+
+def check_platform() -> None:
+    """Stop a build from source on an Intel Mac with the reason, not pip's "no matching
+    distribution for torch" (a wheel install shows pip's message: see the README)."""
+    if (sys.platform == "darwin" and platform.machine() == "x86_64"
+            and os.environ.get("DEEPIMAGE_ALLOW_INTEL_MAC") != "1"):
+        raise SystemExit("error: " + INTEL_MAC)
+
+
+check_platform()
+
+
 def readme() -> str:
     with open(os.path.join(HERE, "README.md"), encoding="utf-8") as f:
         return f.read()
@@ -76,8 +95,11 @@ ONNXRUNTIME = [
 # extras, gives a teacher all three lessons. A few MB beside torch's GB.
 # starlette 0.46: MultiPartParser(max_part_size=) and spool_max_size, the server's
 # in-memory upload limits; fastapi 0.115.10 is the oldest that accepts it
+# fastapi-offline: Swagger UI 5 and ReDoc files, so /docs works with no internet (1.7.0:
+# the oldest checked to ship static/swagger-ui-bundle.js that reads OpenAPI 3.1)
 SERVER = ["fastapi>=0.115.10", "starlette>=0.46", "uvicorn>=0.27", "pydantic-settings>=2.7",
-          "python-multipart>=0.0.9", "httpx>=0.27", "prometheus-client>=0.17"]
+          "python-multipart>=0.0.9", "httpx>=0.27", "prometheus-client>=0.17",
+          "fastapi-offline>=1.7.0"]
 
 setup(
     name="Orange3-DeepImage",
@@ -98,7 +120,7 @@ setup(
                  "orangecontrib.deepimage.tutorials": "tutorials"},
     package_data={"orangecontrib.deepimage.widgets": ["icons/*.svg"],
                   "orangecontrib.deepimage.tutorials": ["*.ows", "*.md", "images/*.png",
-                                                        "digits/*/*.png"]},
+                                                        "digits/*/*.png", "cells/*.png"]},
     install_requires=[
         "Orange3>=3.36",
         "orange-widget-base>=4.22",

@@ -43,6 +43,7 @@ from pathlib import Path
 import httpx
 from PIL import Image
 
+from orangecontrib.deepimage.core.loopback import http_client, no_proxy_mounts
 from orangecontrib.deepimage.server.launch import ServerNotReady, ServerProcess, start_server
 
 REPO = Path(__file__).resolve().parents[1]
@@ -91,7 +92,8 @@ async def load(base: str, images: list[bytes], concurrency: int) -> dict:
     todo = iter(range(len(images)))
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
 
-    async with httpx.AsyncClient(base_url=base, timeout=180, limits=limits) as client:
+    async with httpx.AsyncClient(base_url=base, timeout=180, limits=limits,
+                                 mounts=no_proxy_mounts(base)) as client:
         async def worker():
             for i in todo:
                 start = time.perf_counter()
@@ -115,7 +117,9 @@ async def load(base: str, images: list[bytes], concurrency: int) -> dict:
 def batch_counts(base: str) -> tuple[float, float]:
     """(images, network calls) so far, from the server's /metrics."""
     values = {}
-    for line in httpx.get(base + "/metrics").text.splitlines():
+    with http_client(base) as client:
+        text = client.get(base + "/metrics").text
+    for line in text.splitlines():
         for name in ("deepimage_batch_size_sum", "deepimage_batch_size_count"):
             if line.startswith(name + "{"):
                 values[name] = float(line.split()[-1])

@@ -18,6 +18,7 @@ from fastapi import FastAPI
 
 from .batching import Batcher, Dispatcher, worker_labels
 from .config import Settings
+from .docs import install_docs
 from .errors import install_error_handlers
 from .guards import GuardMiddleware
 from .registry import load_model, plan_models
@@ -100,7 +101,7 @@ def create_app(settings: "Settings | None" = None) -> FastAPI:
     app = FastAPI(title="Orange3-DeepImage embedding server", version=VERSION,
                   description="Embeds images with deep networks for Orange: our batch API "
                               "(/v1) and Orange's own protocol (/image/{model}).",
-                  lifespan=_lifespan)
+                  lifespan=_lifespan, docs_url=None, redoc_url=None)  # docs.py
     state = ServerState(settings=settings, tokens=[t.encode("ascii") for t in tokens],
                         plans={plan.name: plan for plan in plans}, devices=devices,
                         checks_host=settings.checks_host(tokens))
@@ -111,6 +112,7 @@ def create_app(settings: "Settings | None" = None) -> FastAPI:
     app.include_router(v1.router)
     app.include_router(v1.embedding)
     app.include_router(health.router)
+    install_docs(app)  # /docs and /redoc with their assets served here, not from a CDN
     if settings.random_weights:
         log.warning("Serving networks with RANDOM weights (--random-weights): for testing "
                     "only, the vectors mean nothing.")

@@ -9,7 +9,6 @@ field from its ``json_schema_extra``), so a new setting is written once, here.
 """
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 from pathlib import Path
@@ -19,6 +18,8 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from orangecontrib.deepimage.core.devices import BACKENDS, DEVICES
+from orangecontrib.deepimage.core.loopback import is_loopback
+from orangecontrib.deepimage.core.portable import read_text
 
 __all__ = ["Settings", "ConfigError", "is_loopback", "NAME_PATTERN"]
 
@@ -26,8 +27,8 @@ __all__ = ["Settings", "ConfigError", "is_loopback", "NAME_PATTERN"]
 GPU_MAX_BATCH = 64
 CPU_MAX_BATCH = 4
 
-# What --devices may name: cpu, cuda, cuda:N (gpu is an alias of cuda).
-DEVICE_PATTERN = re.compile(r"^(cpu|gpu|cuda(:[0-9]{1,2})?)$")
+# What --devices may name: cpu, cuda, cuda:N (gpu is an alias of cuda), mps (Apple GPU).
+DEVICE_PATTERN = re.compile(r"^(cpu|gpu|mps|cuda(:[0-9]{1,2})?)$")
 
 # What a served model may be called: it appears in URLs, never as a path.
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
@@ -39,16 +40,6 @@ PRINTABLE_TOKEN = re.compile(r"^[\x21-\x7e]+$")
 
 class ConfigError(ValueError):
     """The settings cannot work; the message says which one and what to do."""
-
-
-def is_loopback(host: str) -> bool:
-    """True for addresses only this computer can reach (127.x, ::1, localhost)."""
-    if host.strip().lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False  # a host name: it may resolve to anything, so it is treated as public
 
 
 def _split(value):
@@ -172,7 +163,7 @@ class Settings(BaseSettings):
         """
         if self.max_batch is not None:
             return self.max_batch
-        return GPU_MAX_BATCH if str(device).startswith("cuda") else CPU_MAX_BATCH
+        return GPU_MAX_BATCH if str(device).startswith(("cuda", "mps")) else CPU_MAX_BATCH
 
     @field_validator("models", "weights", "tokens", "allowed_hosts", "devices", mode="before")
     @classmethod
@@ -190,7 +181,7 @@ class Settings(BaseSettings):
         names = [name.lower() for name in value]
         for name in names:
             if not DEVICE_PATTERN.match(name):
-                raise ValueError(f"{name!r} is not a device: write cpu, cuda or cuda:N "
+                raise ValueError(f"{name!r} is not a device: write cpu, cuda, cuda:N or mps "
                                  f"(e.g. cuda:0,cuda:1)")
         return names
 
@@ -240,10 +231,13 @@ class Settings(BaseSettings):
         tokens = [t for t in self.tokens if t]
         if self.token_file is not None:
             try:
-                text = Path(self.token_file).expanduser().read_text(encoding="utf-8")
+                text = read_text(Path(self.token_file).expanduser())  # UTF-8 or UTF-16
             except OSError as exc:
                 raise ConfigError(f"Cannot read the token file {self.token_file}: "
                                   f"{exc.strerror or exc}") from None
+            except UnicodeError:
+                raise ConfigError(f"The token file {self.token_file} is not a text file "
+                                  f"(UTF-8 or UTF-16).") from None
             tokens += [line.strip() for line in text.splitlines()
                        if line.strip() and not line.lstrip().startswith("#")]
         odd = [i for i, t in enumerate(tokens, 1) if not PRINTABLE_TOKEN.match(t)]

@@ -2,10 +2,13 @@
 
 Set before anything imports Orange or Qt, and inherited by every server or CLI
 subprocess the tests start, so no test reads or writes the user's files: our
-embedding cache, torch's hub folder, and Orange's own folders, which on Linux
-follow the XDG variables (Orange.misc.environ.cache_dir, .data_dir: Orange's
-cache, where image-analytics keeps <model>_embeddings.pickle, and the widget
-settings; QStandardPaths, which image-analytics also uses, and QSettings too).
+embedding cache, torch's hub folder, and Orange's own folders, on every system.
+Orange.misc.environ (Orange's cache, where image-analytics keeps
+<model>_embeddings.pickle, and its data folder) follows the XDG variables on Linux,
+APPDATA on Windows and the home folder (~/Library) on macOS; os.path.expanduser
+reads HOME, on Windows USERPROFILE. Qt's QStandardPaths (widget settings, which
+image-analytics also uses) asks Windows and macOS themselves, so it is put in its
+test mode (~/.qttest under the redirected home), and QSettings' files are redirected.
 """
 import atexit
 import os
@@ -20,9 +23,25 @@ os.environ["DEEPIMAGE_CACHE_DIR"] = os.path.join(TEST_HOME, "cache")
 os.environ["TORCH_HOME"] = os.path.join(TEST_HOME, "torch")
 os.environ.pop("DEEPIMAGE_WEIGHTS_DIR", None)
 for _variable, _folder in (("XDG_CACHE_HOME", "xdg-cache"), ("XDG_DATA_HOME", "xdg-data"),
-                           ("XDG_CONFIG_HOME", "xdg-config")):
+                           ("XDG_CONFIG_HOME", "xdg-config"), ("HOME", "home"),
+                           ("USERPROFILE", "home"), ("APPDATA", "home/AppData/Roaming"),
+                           ("LOCALAPPDATA", "home/AppData/Local")):
     os.environ[_variable] = os.path.join(TEST_HOME, _folder)
     os.makedirs(os.environ[_variable], exist_ok=True)
+for _variable in ("HOMEDRIVE", "HOMEPATH"):  # Windows' fallbacks for the home folder
+    os.environ.pop(_variable, None)
+
+
+def _private_qt_paths() -> None:
+    """QStandardPaths in test mode and QSettings' files under the test home."""
+    from AnyQt.QtCore import QSettings, QStandardPaths
+    QStandardPaths.setTestModeEnabled(True)
+    for scope in (QSettings.Scope.UserScope, QSettings.Scope.SystemScope):
+        QSettings.setPath(QSettings.Format.IniFormat, scope, os.path.join(TEST_HOME, "qsettings"))
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)  # not Windows' registry
+
+
+_private_qt_paths()
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

@@ -64,7 +64,8 @@ def test_front_page_lists_every_widget_for_orange_help():
     titles = {(DOC / f"{page}.md").read_text(encoding="utf-8").splitlines()[0]
               for page in pages}
     assert titles == set(widget_names()) == {"Import Images", "Image Embedder", "Trainer",
-                                             "Image Viewer", "Image Grid", "Save Images"}
+                                             "Image Viewer", "Image Grid", "Save Images",
+                                             "Segment Images"}
 
 
 def test_lesson_links_are_rewritten_for_the_lesson_pages(tmp_path):

@@ -24,15 +24,18 @@ No embedding cache is used, so every vector is computed and the times are honest
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Optional
+from urllib.parse import urlsplit
 
 import numpy as np
 from Orange.data import Table
 
+from orangecontrib.deepimage.core.loopback import is_loopback
 from orangecontrib.deepimage.data import image_paths
 from orangecontrib.deepimage.embedding import LOCAL, SERVER, EmbedderChoice
 from orangecontrib.deepimage.server.launch import ServerProcess, start_server
@@ -140,6 +143,20 @@ class _NoCache:
         pass
 
 
+@contextlib.contextmanager
+def _no_proxy_to_this_computer(url: str) -> Iterator[None]:
+    """Orange's client sends every request through http_proxy/https_proxy (it ignores
+    no_proxy): for a server on this computer they are unset while it runs."""
+    saved = {}
+    if is_loopback(urlsplit(url).hostname or ""):
+        saved = {name: os.environ.pop(name) for name in ("http_proxy", "https_proxy")
+                 if name in os.environ}
+    try:
+        yield
+    finally:
+        os.environ.update(saved)
+
+
 def embed_with_imageanalytics(paths: list[str], url: str,
                               token: Optional[str] = None) -> "Run | str":
     """Orange's own image-analytics client sends the images to our server.
@@ -176,7 +193,8 @@ def embed_with_imageanalytics(paths: list[str], url: str,
     embedder._cache = _NoCache()
 
     def embed():
-        answers = embedder.embedd_data(paths)
+        with _no_proxy_to_this_computer(url):
+            answers = embedder.embedd_data(paths)
         dim = next((len(a) for a in answers if a is not None), 0)
         vectors = np.array([a if a is not None else [np.nan] * dim for a in answers],
                            dtype=np.float32).reshape(len(paths), dim)

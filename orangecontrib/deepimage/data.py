@@ -19,7 +19,7 @@ from .core.images import describe, is_url
 from .core.remote import resolve
 
 __all__ = ["image_table", "embeddings_table", "with_reasons", "image_column", "image_paths",
-           "image_values", "common_root"]
+           "image_values", "common_root", "relative_value"]
 
 
 #: the output tables' names, as orange3-imageanalytics names them (Data Table shows them)
@@ -27,10 +27,25 @@ EMBEDDED_NAME = "Embedded images"
 SKIPPED_NAME = "Skipped images"
 
 
-def common_root(paths: Sequence[str]) -> str:
-    """The deepest folder that holds every (local) path."""
+def common_root(paths: Sequence[str]) -> "str | None":
+    """The deepest folder that holds every (local) path; None when there is none, as
+    for C:\\a and D:\\b on Windows (different drives have no common folder)."""
     folders = [os.path.dirname(os.path.abspath(p)) for p in paths if not is_url(p)]
-    return os.path.commonpath(folders) if folders else os.getcwd()
+    try:
+        return os.path.commonpath(folders) if folders else os.getcwd()
+    except ValueError:  # paths on different drives
+        return None
+
+
+def relative_value(path: str, root: "str | None") -> str:
+    """An image column's value for ``path``: relative to ``root`` with "/", or, when it
+    has none (no root, or another drive than the root's), the absolute path with "/"."""
+    path = os.path.abspath(path)
+    try:
+        value = os.path.relpath(path, root) if root else path
+    except ValueError:  # another drive than root's
+        value = path
+    return value.replace(os.sep, "/")
 
 
 def image_table(paths: Sequence[str], root: "str | None" = None,
@@ -38,7 +53,8 @@ def image_table(paths: Sequence[str], root: "str | None" = None,
     """A table of images in Import Images' layout (no features; class from subfolders).
 
     ``info`` (size, width, height per path, as ``describe`` gives) saves opening
-    every file again when the caller has already read the headers.
+    every file again when the caller has already read the headers. Paths with no
+    common folder (on different drives) keep absolute values and an empty origin.
     """
     paths = list(paths)
     if info is not None and len(info) != len(paths):
@@ -50,7 +66,7 @@ def image_table(paths: Sequence[str], root: "str | None" = None,
             relative.append(path)
             categories.append("")
         else:
-            rel = os.path.relpath(os.path.abspath(path), root).replace(os.sep, "/")
+            rel = relative_value(path, root)
             relative.append(rel)
             categories.append(rel.rsplit("/", 1)[0] if "/" in rel else ".")  # as the anchor
         names.append(os.path.splitext(os.path.basename(path))[0])
@@ -59,7 +75,7 @@ def image_table(paths: Sequence[str], root: "str | None" = None,
                                                          "height": None} for path in paths]
     image_var = StringVariable("image")
     image_var.attributes["type"] = "image"
-    image_var.attributes["origin"] = root
+    image_var.attributes["origin"] = root or ""
     numbers = [ContinuousVariable(name, number_of_decimals=0)
                for name in ("size", "width", "height")]
     metas = [StringVariable("image name"), image_var, *numbers]

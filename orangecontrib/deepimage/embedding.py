@@ -17,6 +17,7 @@ from Orange.data import StringVariable, Table
 
 from .core.cancel import Cancelled
 from .core.embed import EmbeddingResult
+from .core.loopback import is_loopback
 from .core.models import get_spec
 from .data import embeddings_table, image_paths
 
@@ -174,15 +175,12 @@ def summary(result: EmbeddingResult) -> str:
 
 # --- a server on this computer, started from the widget (lesson 3 with no terminal) ---
 
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
-
-
 def local_server_possible(url: str) -> bool:
     """Whether the widget can start `deepimage serve` for ``url`` itself: the address is
     this computer (loopback, http) and the server's packages are installed."""
     import importlib.util
     parsed = urlparse(url if "://" in url else f"http://{url}")
-    return (parsed.scheme == "http" and parsed.hostname in LOOPBACK_HOSTS
+    return (parsed.scheme == "http" and is_loopback(parsed.hostname or "")
             and all(importlib.util.find_spec(name) is not None
                     for name in ("fastapi", "uvicorn", "pydantic_settings")))
 
@@ -190,8 +188,11 @@ def local_server_possible(url: str) -> bool:
 def start_local_server(url: str, timeout: float = 300):
     """`deepimage serve` on this computer at ``url``'s port, returned once ready (its
     networks loaded): a server.launch.ServerProcess, which the caller stops. Raises
-    ServerNotReady with what the server printed (e.g. the port is taken)."""
+    ServerNotReady with what the server printed (e.g. the port is taken). "localhost"
+    means 127.0.0.1, the address the server's URL then gives (a client asking for
+    localhost may try ::1 first, which costs seconds on Windows)."""
     from .server.launch import start_server
     parsed = urlparse(url if "://" in url else f"http://{url}")
-    host = "::1" if parsed.hostname == "::1" else "127.0.0.1"
+    host = parsed.hostname or "127.0.0.1"
+    host = "127.0.0.1" if host.rstrip(".") == "localhost" else host
     return start_server(host=host, port=parsed.port or 80, timeout=timeout)

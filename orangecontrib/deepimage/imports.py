@@ -17,7 +17,8 @@ from typing import Any, Callable, Optional
 from Orange.data import Table
 
 from .core.cancel import Cancelled
-from .core.images import IMAGE_EXTENSIONS, ImageError, header_size, is_hidden
+from .core.folders import list_folder
+from .core.images import IMAGE_EXTENSIONS, ImageError, header_size
 from .data import image_table, with_reasons
 
 __all__ = ["FolderScan", "ImportResult", "scan_folder", "probe_image",
@@ -58,7 +59,8 @@ def _sort_key(root: str) -> Callable[[str], list[str]]:
 
 def scan_folder(root: str, should_stop: Callable[[], bool] = lambda: False,
                 on_found: Callable[[int], None] = lambda n: None) -> FolderScan:
-    """List the files under ``root`` (recursively, hidden ones left out), sorted by path.
+    """List the files under ``root`` (recursively; core.folders.list_folder leaves out
+    hidden and system files and anything that is not a regular file), sorted by path.
 
     Files are split by extension only; nothing is opened. ``on_found`` is told the
     running count every few hundred files, since the total is not known yet.
@@ -73,22 +75,15 @@ def scan_folder(root: str, should_stop: Callable[[], bool] = lambda: False,
     while stack:
         folder = stack.pop()
         try:
-            entries = list(os.scandir(folder))
+            listing = list_folder(folder)
         except OSError:  # an unreadable subfolder is left out, the rest imported
             continue
-        for entry in entries:
-            if is_hidden(entry.name):
-                continue
-            try:
-                is_dir = entry.is_dir()
-            except OSError:
-                continue
-            if is_dir:
-                stack.append(entry.path)
-            elif os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS:
-                images.append(entry.path)
+        stack += listing.folders
+        for path in listing.files:
+            if os.path.splitext(path)[1].lower() in IMAGE_EXTENSIONS:
+                images.append(path)
             else:
-                others.append(entry.path)
+                others.append(path)
         if should_stop():
             raise Cancelled()
         on_found(len(images) + len(others))

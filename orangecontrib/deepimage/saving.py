@@ -13,7 +13,7 @@ from Orange.data import DiscreteVariable, StringVariable, Table
 from .core.save import SaveItem, SaveOptions, SaveReport, file_stem, safe_subfolder, save_images
 from .data import image_paths
 
-__all__ = ["save_items", "run_save", "summary"]
+__all__ = ["save_items", "run_save", "summary", "stored_folder", "folder_from_stored"]
 
 
 class State(Protocol):
@@ -36,6 +36,28 @@ def save_items(table: Table, image_var: StringVariable,
                   for value in values]
     return [SaveItem(i, path, group, file_stem(path, i) if path else "")
             for i, (path, group) in enumerate(zip(paths, groups, strict=True))]
+
+
+def stored_folder(folder: str, basedir: "str | None") -> str:
+    """How a workflow stores the folder, as Orange's own save widgets do: relative to
+    the workflow's folder ``basedir`` when inside it (so the workflow and its images
+    move together, to another computer too), else absolute."""
+    if not folder or not basedir:
+        return folder
+    try:
+        relative = os.path.relpath(folder, basedir)
+    except ValueError:  # on Windows, another drive
+        return folder
+    return folder if relative == ".." or relative.startswith(".." + os.sep) else relative
+
+
+def folder_from_stored(stored: str, basedir: "str | None") -> str:
+    """The absolute folder for a stored one (``stored_folder``): a relative one is joined
+    to the workflow's folder. Whether it exists is for the caller to check: a folder
+    from a workflow made elsewhere is never created (it may be C:\\Users\\... there)."""
+    if not stored or os.path.isabs(stored) or not basedir:
+        return stored
+    return os.path.normpath(os.path.join(basedir, stored))
 
 
 def run_save(table: Table, image_var: StringVariable, group_var: Optional[DiscreteVariable],

@@ -246,3 +246,19 @@ def test_script_says_when_image_analytics_is_missing(monkeypatch):
     monkeypatch.setitem(sys.modules, "orangecontrib.imageanalytics.image_embedder", None)
     note = lesson.embed_with_imageanalytics(["digit.png"], "http://127.0.0.1:9")
     assert isinstance(note, str) and "image-analytics add-on is not installed" in note
+
+
+def test_image_analytics_client_skips_a_lab_proxy_for_this_computer(server, tmp_path,
+                                                                   monkeypatch):
+    """Orange copies the system's proxy into http_proxy/https_proxy (no no_proxy), and
+    its client sends every request there: for our server on 127.0.0.1 it must not."""
+    if importlib.util.find_spec("orangecontrib.imageanalytics") is None:
+        pytest.skip("orange3-imageanalytics is not installed")
+    dead = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("http_proxy", dead)
+    monkeypatch.setenv("https_proxy", dead)
+    write_digits(str(tmp_path / "digits"), per_class=1)
+    paths = sorted(str(p) for p in (tmp_path / "digits").rglob("*.png"))[:3]
+    run_ = lesson.embed_with_imageanalytics(paths, server.url)
+    assert run_.vectors.shape == (3, 512) and not run_.skipped
+    assert os.environ["http_proxy"] == os.environ["https_proxy"] == dead  # put back

@@ -8,7 +8,10 @@ from pathlib import Path
 from orangecanvas.scheme.readwrite import loads, parse_ows_stream
 
 TUTORIALS = Path(__file__).resolve().parents[2] / "tutorials"
-LESSONS = ["lesson1_clustering", "lesson2_classification", "lesson3_server"]
+LESSONS = ["lesson1_clustering", "lesson2_classification", "lesson3_server",
+           "lesson4_segmentation"]
+#: the folder next to the workflows that each lesson's Import Images reads
+IMAGES = {"lesson4_segmentation": "cells"}
 
 
 def test_every_lesson_has_a_workflow_a_note_and_a_script():
@@ -60,10 +63,11 @@ def test_workflows_store_no_machine_specific_paths_or_tokens():
         for node in parsed.nodes:
             assert node.project_name in ("Orange3", "Orange3-DeepImage"), (path, node.title)
             settings[node.title] = loads(node.data.data, node.data.format) if node.data else {}
-        # Import Images reads "digits" relative to the workflow's own folder
+        # Import Images reads "digits" (or "cells") relative to the workflow's own folder
         (recent,) = settings["Import Images"]["recent_paths"]
+        folder = IMAGES.get(Path(path).stem, "digits")
         assert (recent.prefix, recent.relpath, recent.abspath) == (
-            "basedir", "digits", "digits"), path
+            "basedir", folder, folder), path
         for title, values in settings.items():
             stored = list(stored_strings(values))
             assert not [s for s in stored if "token" in s.lower()], (path, title)

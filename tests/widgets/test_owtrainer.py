@@ -208,12 +208,6 @@ class TestOWTrainer(WidgetTest):
                          "1 image could not be read and was left out of training.")
         self.assertIn("1 image could not be read and was left out.", w.info_label.text())
 
-    def test_gpu_choice_only_with_a_gpu_driver(self):
-        for present in (False, True):
-            with mock.patch.object(owtrainer, "cuda_possible", return_value=present):
-                widget = self.create_widget(OWTrainer)
-            self.assertEqual(widget.device_combo.model().item(2).isEnabled(), present)
-
     def test_unusable_data_shows_why(self):
         self.send_signal(self.widget.Inputs.data, self.table[:4])  # one class only
         self.assertTrue(self.widget.Error.data.is_shown())

@@ -7,14 +7,14 @@ could be, 2 for wrong arguments.
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import sys
-from typing import Sequence, TextIO
+from typing import TextIO
 
 from ..core.devices import BACKENDS, DEVICES
 from . import ray
 from .common import ProgressBar, fail
+from .output import OutputNotWritten, write_output
 
 __all__ = ["register", "cmd_models", "cmd_embed"]
 
@@ -85,36 +85,6 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_output(path: "str | None", result, sources: Sequence[str]) -> None:
-    import numpy as np
-    if path is None or path == "-":
-        _write_csv(sys.stdout, result, sources)
-        return
-    suffix = os.path.splitext(path)[1].lower()
-    tmp = f"{path}.part{suffix}"
-    try:
-        if suffix == ".csv":
-            with open(tmp, "w", newline="", encoding="utf-8") as f:
-                _write_csv(f, result, sources)
-        elif suffix == ".npy":
-            np.save(tmp, result.embeddings)
-        elif suffix == ".tab":
-            from ..data import embeddings_table, image_table
-            embedded, _ = embeddings_table(image_table(sources), result)
-            embedded.save(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def _write_csv(stream: TextIO, result, sources: Sequence[str]) -> None:
-    writer = csv.writer(stream)
-    writer.writerow(["image"] + [f"n{i}" for i in range(result.dim)])
-    for index, vector in zip(result.indices, result.embeddings):
-        writer.writerow([sources[index]] + [f"{v:.7g}" for v in vector])
-
-
 def cmd_embed(args: argparse.Namespace) -> int:
     from ..core.embed import Embedder
     from ..core.images import DEFAULT_MAX_PIXELS, find_images
@@ -170,11 +140,15 @@ def cmd_embed(args: argparse.Namespace) -> int:
     finally:
         bar.close()
     embedded = len(result.indices)
+    not_written = None
     if embedded:
-        _write_output(args.output, result, sources)
+        try:
+            write_output(args.output, result, sources)
+        except OutputNotWritten as exc:  # the vectors were kept elsewhere: it says where
+            not_written = exc
     if not args.quiet:
         _summary(result, embedder, sys.stderr)
-    return 0 if embedded else 1
+    return fail(str(not_written), 1) if not_written else 0 if embedded else 1
 
 
 def _remote_errors() -> tuple:

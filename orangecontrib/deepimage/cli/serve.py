@@ -83,6 +83,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from ..server.config import ConfigError, Settings
     except ImportError as exc:
         return _missing_packages(exc)
+    from ..server.launch import exit_with_parent
+    exit_with_parent()  # started by server.launch.ServerProcess: stop when its parent has gone
     given = {name: value for name, value in vars(args).items()
              if name in Settings.model_fields}
     try:

@@ -160,8 +160,8 @@ def _launch(args: argparse.Namespace) -> int:
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
                "--nproc-per-node", str(args.nproc), "-m", "orangecontrib.deepimage.cli",
                "train", *_argv(args.parser, args, leave_out=("nproc",))]
-    env = dict(os.environ)
-    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // args.nproc)))
+    from ..core.distributed import launch_env
+    env = launch_env(args.nproc)  # CPU threads shared; USE_LIBUV=0 on Windows
     try:
         return subprocess.call(command, env=env)
     except KeyboardInterrupt:
@@ -195,7 +195,7 @@ def _train(args: argparse.Namespace, parallel) -> int:
     main = parallel is None or parallel.is_main
     if parallel is not None and main:
         print(f"Distributed training: world size {parallel.world_size} ({parallel.backend}, "
-              f"one process per {'GPU' if parallel.backend == 'nccl' else 'CPU share'}).",
+              f"one process per {'GPU' if parallel.on_gpu else 'CPU share'}).",
               file=sys.stderr, flush=True)
     args.quiet = args.quiet or not main  # under torchrun rank 0 alone shows progress
     progress = TrainingProgress(sys.stderr, quiet=args.quiet)
@@ -235,11 +235,26 @@ def _train(args: argparse.Namespace, parallel) -> int:
           f"{len(model.history)}, {val}"
           f"{'; stopped early' if model.stopped_early else ''}{unread}.", file=sys.stderr)
     if args.output:
-        tmp = args.output + ".part"
-        with open(tmp, "wb") as f:
+        return _write_model(model, args.output)
+    return 0
+
+
+def _write_model(model, path: str) -> int:
+    """Pickle the model to ``path`` whole (no .part left on failure); when that fails,
+    to the temporary folder, so the training is not lost."""
+    import pickle
+    import tempfile
+    from ..core.atomic import atomic_path
+    try:
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
             pickle.dump(model, f, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, args.output)
-        print(f"Wrote {args.output}", file=sys.stderr)
+    except OSError as exc:
+        handle, rescue = tempfile.mkstemp(prefix="unsaved-model-", suffix=".pkcls")
+        with os.fdopen(handle, "wb") as f:
+            pickle.dump(model, f, protocol=pickle.HIGHEST_PROTOCOL)
+        return fail(f"could not write {path} ({exc.strerror or exc}); the model is in "
+                    f"{rescue}", 1)
+    print(f"Wrote {path}", file=sys.stderr)
     return 0
 
 

@@ -1,8 +1,7 @@
 """Which models a server offers, and which wire protocol it speaks."""
 from __future__ import annotations
 
-import httpx
-
+from ..core.loopback import http_client
 from ..core.models import MODELS, UnknownModel, get_spec
 from .errors import base_url, check_token
 from .transport import fetch_models
@@ -21,7 +20,7 @@ def list_models(url: str, token: "str | None" = None, timeout: float = 10.0,
     """
     base = base_url(url)
     check_token(token)
-    with httpx.Client(timeout=timeout) as client:
+    with http_client(base, timeout=timeout) as client:
         models = fetch_models(client, base, token, retries)
     if models is None:
         return [{**spec.describe(), "protocol": "orange"} for spec in MODELS.values()]

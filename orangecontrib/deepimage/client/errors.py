@@ -7,6 +7,7 @@ import os
 import httpx
 
 from ..core.models import UnknownModel
+from ..core.portable import read_text
 
 __all__ = ["RemoteError", "AccessRefused", "ServerUnavailable", "ServerError",
            "UnknownRemoteModel", "Rejected", "base_url", "check_token", "read_token",
@@ -79,9 +80,12 @@ def read_token(path: "str | None" = None) -> "str | None":
     """A server's access token for scripts and the CLI: the text of the file ``path``
     when given, else $DEEPIMAGE_SERVER_TOKEN; None when that is empty or unset.
 
-    Raises OSError when the file cannot be read.
+    The file may be UTF-8 (Notepad's byte order mark too) or UTF-16 (PowerShell's
+    ``Out-File`` and ``>``). Raises OSError when the file cannot be read.
     """
     if path:
-        with open(path, encoding="utf-8") as f:
-            return f.read().strip() or None
+        try:
+            return read_text(path).strip() or None
+        except UnicodeError:
+            raise OSError(f"{path} is not a text file (UTF-8 or UTF-16)") from None
     return os.environ.get(TOKEN_VARIABLE) or None

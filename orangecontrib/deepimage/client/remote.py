@@ -20,8 +20,10 @@ from typing import Iterable, Iterator, Sequence
 import httpx
 import numpy as np
 
+from ..core.atomic import atomic_path
 from ..core.cache import EmbeddingCache
 from ..core.images import DEFAULT_MAX_PIXELS, Skipped
+from ..core.loopback import http_client, url_host
 from ..core.models import MODELS, UnknownModel, get_spec
 from ..core.pipeline import (BatchResult, EmbeddingResult, Prepared, ProgressCallback, Step,
                              StepRunner, StopCallback, gather, open_cache, prepare_source,
@@ -70,8 +72,10 @@ class RemoteEmbedder(StepRunner):
         self.workers = workers or min(8, os.cpu_count() or 2)
         self.cache = open_cache(cache)
         address = httpx.URL(self.url)
-        self.device = f"server: {address.host}:{address.port or (443 if address.scheme == 'https' else 80)}"
-        self._client = httpx.Client(
+        port = address.port or (443 if address.scheme == "https" else 80)
+        self.device = f"server: {url_host(address.host)}:{port}"
+        self._client = http_client(
+            self.url,
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
             limits=httpx.Limits(max_connections=4 * in_flight + 4,
                                 max_keepalive_connections=4 * in_flight + 4))
@@ -131,10 +135,8 @@ class RemoteEmbedder(StepRunner):
             except (OSError, ValueError):
                 known = {}
             known[f"{self.url}|{model}"] = {**info, "dim": self.dim}
-            tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.part"
-            with open(tmp, "w", encoding="utf-8") as f:
+            with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
                 json.dump(known, f)
-            os.replace(tmp, path)
         except OSError as exc:
             log.debug("Could not remember the server's model description: %s", exc)
 

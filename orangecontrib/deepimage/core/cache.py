@@ -5,6 +5,11 @@ identity, so a renamed or copied file is still a hit and new weights never
 return stale vectors. It is an SQLite database: a crash mid-write leaves the
 last committed state (SQLite's journal), and a database that is corrupt anyway
 (a disk error, a truncated copy) is moved aside and rebuilt, never trusted.
+
+A cache that cannot work where it is (WAL mode on a network home folder, a damaged
+file that Windows will not let us move while another program holds it, disk I/O
+errors) is never a reason to fail: WAL falls back to SQLite's rollback journal, and
+otherwise embedding goes on without the cache, with one warning.
 """
 from __future__ import annotations
 
@@ -58,61 +63,105 @@ class EmbeddingCache:
     def __init__(self, path: "str | os.PathLike | None" = None):
         self.path = Path(path) if path is not None else default_cache_dir() / "embeddings.sqlite"
         self._lock = threading.Lock()
+        self._warned = False  # a failure is logged once per cache, not per batch
+        self._wal = True
         self._db = self._open()
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self, wal: bool = True) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-        db.execute(_SCHEMA)
-        db.commit()
+        try:
+            # WAL needs shared memory beside the file, which network folders lack: there
+            # the rollback journal (SQLite's default, safe on them) is used instead
+            db.execute(f"PRAGMA journal_mode={'WAL' if wal else 'DELETE'}")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute(_SCHEMA)
+            db.commit()
+        except BaseException:
+            db.close()
+            raise
         return db
 
-    def _open(self) -> sqlite3.Connection:
-        db = None
+    def _open(self) -> "sqlite3.Connection | None":
         try:
-            db = self._connect()
-            if db.execute("PRAGMA quick_check").fetchone()[0] != "ok":
-                raise sqlite3.DatabaseError("quick_check failed")
-            return db
-        except sqlite3.OperationalError:
-            if db is not None:
-                db.close()
-            raise  # cannot open at all (permissions, missing folder): the caller decides
-        except sqlite3.DatabaseError as exc:
-            if db is not None:
-                db.close()  # before moving the file aside (Windows keeps open files)
-            return self._rebuild(exc)
+            return self._open_checked()
+        except sqlite3.OperationalError as exc:
+            log.info("Embedding cache %s: WAL mode failed (%s); using a rollback journal",
+                     self.path, exc)
+        self._wal = False
+        return self._open_checked()  # OperationalError (permissions ...): the caller decides
 
-    def _rebuild(self, reason: Exception) -> sqlite3.Connection:
-        """Move a corrupt database aside and start an empty one."""
+    def _open_checked(self) -> "sqlite3.Connection | None":
+        """A connection that passed quick_check; a corrupt file is rebuilt."""
+        try:
+            db = self._connect(self._wal)
+        except sqlite3.OperationalError:
+            raise
+        except sqlite3.DatabaseError as exc:  # not a database at all
+            return self._rebuild(exc)
+        try:
+            if db.execute("PRAGMA quick_check").fetchone()[0] == "ok":
+                return db
+            reason = sqlite3.DatabaseError("quick_check failed")
+        except sqlite3.OperationalError:
+            db.close()
+            raise
+        except sqlite3.DatabaseError as exc:
+            reason = exc
+        db.close()  # before moving the file aside (Windows keeps open files)
+        return self._rebuild(reason)
+
+    def _rebuild(self, reason: Exception) -> "sqlite3.Connection | None":
+        """Move a corrupt database aside and start an empty one; when it cannot be moved
+        (on Windows while another program holds it) go on without a cache (None)."""
         if getattr(self, "_db", None) is not None:
             try:
                 self._db.close()
             except sqlite3.Error:
                 pass
         aside = self.path.with_name(self.path.name + ".corrupt")
-        log.warning("Embedding cache %s is unreadable (%s); moving it to %s and starting "
+        try:
+            for suffix in ("", "-wal", "-shm"):
+                try:
+                    os.replace(str(self.path) + suffix, str(aside) + suffix)
+                except FileNotFoundError:
+                    pass
+            db = self._connect(self._wal)
+        except (OSError, sqlite3.Error) as exc:
+            self._give_up(f"it is unreadable ({reason}) and could not be moved aside ({exc})")
+            return None
+        log.warning("Embedding cache %s was unreadable (%s); moved it to %s and started "
                     "a new one.", self.path, reason, aside)
-        for suffix in ("", "-wal", "-shm"):
-            try:
-                os.replace(str(self.path) + suffix, str(aside) + suffix)
-            except FileNotFoundError:
-                pass
-        return self._connect()
+        return db
+
+    def _give_up(self, why: str) -> None:
+        """Go on without the cache for the rest of this run, saying so once."""
+        if not self._warned:
+            log.warning("Embedding cache %s cannot be used: %s. Embedding goes on without "
+                        "it.", self.path, why)
+        self._warned = True
 
     def _guarded(self, work, fallback, failing: "str | None" = None):
         """``work(db)`` under the lock. A corrupt database is rebuilt (-> ``fallback``).
-        Locked or unwritable (OperationalError): logged with ``failing`` (-> ``fallback``),
-        or raised when ``failing`` is None."""
+        Locked (OperationalError): logged once, with ``failing`` (-> ``fallback``); other
+        OperationalErrors (disk I/O on a network folder) end the cache's use in this run
+        (-> ``fallback``). Raised instead when ``failing`` is None."""
         with self._lock:
+            if self._db is None:
+                return fallback
             try:
                 return work(self._db)
             except sqlite3.OperationalError as exc:
                 if failing is None:
                     raise
-                log.warning("Embedding cache %s could not be %s: %s", self.path, failing, exc)
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    self._db.close()
+                    self._db = None
+                    self._give_up(f"it could not be {failing} ({exc})")
+                elif not self._warned:
+                    self._warned = True
+                    log.warning("Embedding cache %s could not be %s: %s", self.path,
+                                failing, exc)
             except sqlite3.DatabaseError as exc:
                 self._db = self._rebuild(exc)
             return fallback
@@ -168,7 +217,8 @@ class EmbeddingCache:
 
     def close(self) -> None:
         with self._lock:
-            self._db.close()
+            if self._db is not None:
+                self._db.close()
 
     def __enter__(self) -> "EmbeddingCache":
         return self

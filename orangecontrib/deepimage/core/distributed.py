@@ -32,7 +32,31 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Parallel", "launched", "init_from_env", "current", "close"]
+__all__ = ["Parallel", "launched", "init_from_env", "current", "close", "backend_for",
+           "launch_env"]
+
+# whether this process's group trains on its GPU (gloo on Windows does, with CUDA tensors)
+_ON_GPU = {"value": False}
+
+
+def backend_for(on_gpu: bool, platform: "str | None" = None) -> str:
+    """The process group's backend: NCCL between GPUs, except on Windows, where PyTorch
+    has no NCCL and gloo carries the GPUs' tensors; gloo on CPUs."""
+    platform = platform or sys.platform
+    return "nccl" if on_gpu and platform != "win32" else "gloo"
+
+
+def launch_env(nproc: int, env: "dict | None" = None, platform: "str | None" = None,
+               cpus: "int | None" = None) -> dict:
+    """The environment of torchrun and the ``nproc`` processes it starts: the CPU's
+    threads shared between them, and on Windows USE_LIBUV=0 (PyTorch's Windows builds
+    have no libuv, which torchrun's rendezvous store asks for by default)."""
+    platform = platform or sys.platform
+    env = dict(os.environ if env is None else env)
+    env.setdefault("OMP_NUM_THREADS", str(max(1, (cpus or os.cpu_count() or 1) // nproc)))
+    if platform == "win32":
+        env["USE_LIBUV"] = "0"
+    return env
 
 
 def launched() -> bool:
@@ -43,8 +67,9 @@ def launched() -> bool:
 def init_from_env(device: str = "auto", timeout_s: float = 1800) -> "Parallel | None":
     """Join torchrun's process group (once); None when not launched by torchrun.
 
-    NCCL when ``device`` resolves to a GPU (this process takes GPU LOCAL_RANK), gloo on
-    the CPU. ValueError when there are fewer GPUs than processes on this node.
+    NCCL when ``device`` resolves to a GPU (this process takes GPU LOCAL_RANK; gloo on
+    Windows, see :func:`backend_for`), gloo on the CPU. ValueError when there are fewer
+    GPUs than processes on this node.
     """
     if not launched():
         return None
@@ -62,8 +87,9 @@ def init_from_env(device: str = "auto", timeout_s: float = 1800) -> "Parallel | 
                              f"at most one process per GPU (--nproc-per-node), or train on "
                              f"the CPU (--device cpu).")
         torch.cuda.set_device(local_rank)
+    _ON_GPU["value"] = on_gpu
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if on_gpu else "gloo",
+        dist.init_process_group(backend_for(on_gpu),
                                 timeout=datetime.timedelta(seconds=timeout_s))
     return current()
 
@@ -75,8 +101,10 @@ def current() -> "Parallel | None":
     import torch.distributed as dist
     if not dist.is_available() or not dist.is_initialized() or dist.get_world_size() < 2:
         return None
+    backend = dist.get_backend()
     return Parallel(dist.get_rank(), dist.get_world_size(),
-                    int(os.environ.get("LOCAL_RANK", "0")), dist.get_backend())
+                    int(os.environ.get("LOCAL_RANK", "0")), backend,
+                    gpu=backend == "nccl" or _ON_GPU["value"])
 
 
 def close() -> None:
@@ -121,14 +149,19 @@ class Parallel:
     world_size: int
     local_rank: int
     backend: str  # "nccl" or "gloo"
+    gpu: bool = False  # trains on GPU local_rank (always with NCCL; gloo on Windows GPUs)
 
     @property
     def is_main(self) -> bool:
         return self.rank == 0
 
+    @property
+    def on_gpu(self) -> bool:
+        return self.gpu or self.backend == "nccl"
+
     def device(self) -> str:
-        """Where this process trains: its own GPU with NCCL, else the CPU."""
-        return f"cuda:{self.local_rank}" if self.backend == "nccl" else "cpu"
+        """Where this process trains: its own GPU, else the CPU."""
+        return f"cuda:{self.local_rank}" if self.on_gpu else "cpu"
 
     def batch_size(self, global_batch: int) -> int:
         """Each process's share of a global batch (at least one image)."""
@@ -170,7 +203,7 @@ class Parallel:
         module = _step_module(keep, forward)
         # Inception's auxiliary head is unused when its loss weight is 0
         unused = any(hasattr(m, "forward_with_aux") for m in keep.modules())
-        gpu = [self.local_rank] if self.backend == "nccl" else None
+        gpu = [self.local_rank] if self.on_gpu else None
         ddp = DistributedDataParallel(module, device_ids=gpu, output_device=None if gpu is None
                                       else self.local_rank, find_unused_parameters=unused)
         return lambda x, train: ddp(x)

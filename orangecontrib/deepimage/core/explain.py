@@ -31,6 +31,7 @@ from .embed import Cancelled, iter_steps, resolve_device
 from .images import DEFAULT_MAX_PIXELS, ImageError, Skipped, decode_image, read_bytes, \
     shown_size
 from .models import ModelSpec, get_spec
+from .portable import safe_file_name
 
 __all__ = ["Explanation", "ExplainResult", "Explainer", "NotOurModel", "default_layer",
            "layer_names", "imagenet_classes", "not_ours_message", "overlay", "overlay_image", "explain_images",
@@ -331,7 +332,8 @@ def save_overlays(explanations: Iterable[Explanation], directory: "str | os.Path
     os.makedirs(directory, exist_ok=True)
     written, used = [], set()
     for explanation in explanations:
-        stem = os.path.splitext(os.path.basename(explanation.source.rstrip("/")))[0] or "image"
+        name = os.path.basename(explanation.source.replace("\\", "/").rstrip("/"))
+        stem = safe_file_name(os.path.splitext(name)[0], "image")
         name, n = stem, 1
         while name.lower() in used:
             n += 1

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import stat
 import threading
 import warnings
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
 from . import remote
+from .folders import is_hidden, is_regular_file, list_folder
 from .budget import BudgetTimeout, PixelBudget, return_free_memory
 from .labimages import (TRANSPOSE_FOR_ORIENTATION, PillowPlane, crop_box, is_tiff,
                         open_tiff, pillow_misreads, planes_to_rgb, read_tiff, tiff_shape)
@@ -81,17 +83,13 @@ def is_url(source: str) -> bool:
     return remote.is_url(source)
 
 
-def is_hidden(name: str) -> bool:
-    """Hidden files and folders (dot files, macOS archive folders), skipped when scanning."""
-    return name.startswith(".") or name.startswith("__MACOSX")
-
-
 def find_images(paths: "Iterable[str | os.PathLike] | str | os.PathLike",
                 recursive: bool = True,
                 extensions: Iterable[str] = IMAGE_EXTENSIONS) -> list[str]:
     """Image files in the given files and folders, in a stable order.
 
-    Folders are searched recursively (hidden files and folders skipped), and
+    Folders are searched recursively (core.folders.list_folder: hidden and system
+    files, and anything but regular files, left out; nothing is opened), and
     their images sorted by path; files named explicitly are kept whatever their
     extension (a bad one is reported when it is decoded) and in the given order.
     """
@@ -104,11 +102,15 @@ def find_images(paths: "Iterable[str | os.PathLike] | str | os.PathLike",
         if is_url(path) or not os.path.isdir(path):
             found.append(path)
             continue
-        folder_images = []
-        for root, dirs, files in os.walk(path):
-            dirs[:] = sorted(d for d in dirs if not is_hidden(d)) if recursive else []
-            folder_images += [os.path.join(root, f) for f in files
-                              if not is_hidden(f) and os.path.splitext(f)[1].lower() in extensions]
+        folder_images, stack = [], [path]
+        while stack:
+            try:
+                listing = list_folder(stack.pop())
+            except OSError:  # an unreadable subfolder is left out, the rest found
+                continue
+            stack += listing.folders if recursive else []
+            folder_images += [f for f in listing.files
+                              if os.path.splitext(f)[1].lower() in extensions]
         found += sorted(folder_images, key=lambda p: os.path.relpath(p, path).split(os.sep))
     return found
 
@@ -125,7 +127,12 @@ def read_bytes(source: "str | os.PathLike", max_bytes: int = DEFAULT_MAX_BYTES,
         if is_url(source):  # fetched once into a disk cache; data: URLs decoded
             data = remote.fetch(source, max_bytes, timeout)
         else:
-            size = os.path.getsize(source)
+            status = os.stat(source)
+            if stat.S_ISDIR(status.st_mode):
+                raise IsADirectoryError(source)
+            if not stat.S_ISREG(status.st_mode):  # opening a named pipe would wait forever
+                raise ImageError("not a regular file (a named pipe, socket or device)")
+            size = status.st_size
             if size > max_bytes:
                 raise ImageError(f"file is {_megabytes(size)}, over the "
                                  f"{_megabytes(max_bytes)} limit")
@@ -435,6 +442,9 @@ def header_size(path: "str | os.PathLike") -> "tuple[int, int]":
     embedding can decode; raises ImageError (UnsupportedFormat for EPS, PDF, ...) with
     the reason otherwise. TIFFs that Pillow cannot open are measured by tifffile.
     """
+    if os.path.exists(path) and not is_regular_file(path):  # never open a named pipe
+        raise ImageError("is a folder, not an image" if os.path.isdir(path) else
+                         "not a regular file (a named pipe, socket or device)")
     try:
         with Image.open(path, formats=_allowed_formats()) as image:
             return shown_size(image)
@@ -465,6 +475,8 @@ def header_size(path: "str | os.PathLike") -> "tuple[int, int]":
 def describe(path: "str | os.PathLike") -> dict:
     """Cheap facts about an image file from its header: size in bytes, width, height."""
     info = {"size": None, "width": None, "height": None}
+    if not is_regular_file(path):  # missing, or a named pipe that open() would wait on
+        return info
     try:
         info["size"] = os.path.getsize(path)
         with Image.open(path, formats=_allowed_formats()) as image:

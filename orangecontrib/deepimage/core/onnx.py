@@ -143,14 +143,19 @@ class OnnxRunner:
     """Runs an exported network with onnxruntime; called like the torch runner."""
 
     def __init__(self, model: "str | os.PathLike | bytes", device: str = "cpu"):
-        """``model``: the path of an .onnx file, or its bytes."""
+        """``model``: the path of an .onnx file, or its bytes.
+
+        A file is read here and handed over as bytes: onnxruntime on Windows cannot open
+        a path outside the ANSI code page (C:\\Users\\Blaž\\...). Our exports keep their
+        weights inside the file (no external data), so the bytes are the whole model.
+        """
         import onnxruntime
         options = onnxruntime.SessionOptions()
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3  # errors only
         # idle threads sleep instead of spinning, leaving the cores to the decoders
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        source = model if isinstance(model, bytes) else str(model)
+        source = model if isinstance(model, bytes) else Path(model).read_bytes()
         self.session = onnxruntime.InferenceSession(source, options,
                                                     providers=onnx_providers(device))
 

@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import threading
 import urllib.request
 from pathlib import Path
 from urllib.parse import urljoin, urlparse
 
+from .atomic import atomic_path
 from .cache import default_cache_dir
+from .loopback import urlopen
 
 __all__ = ["URL_SCHEMES", "is_url", "resolve", "fetch", "UrlCache", "url_cache"]
 
@@ -77,10 +78,8 @@ class UrlCache:
         """Keep ``data``; a cache that cannot be written (read-only home) is skipped."""
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile(dir=self.folder, delete=False,
-                                             suffix=".part") as f:
+            with atomic_path(self.path(url)) as tmp, open(tmp, "wb") as f:
                 f.write(data)
-            os.replace(f.name, self.path(url))
         except OSError:
             return
         with self._lock:
@@ -135,7 +134,7 @@ def fetch(url: str, max_bytes: int, timeout: float = 30.0,
     data = cache.get(url)
     if data is not None:
         return data
-    with urllib.request.urlopen(url, timeout=timeout) as response:
+    with urlopen(url, timeout=timeout) as response:  # this computer: never via a proxy
         data = response.read(max_bytes + 1)
     if len(data) <= max_bytes:
         cache.put(url, data)

@@ -10,15 +10,16 @@ from __future__ import annotations
 import io
 import os
 import re
-import tempfile
 import urllib.parse
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Optional, Sequence
 
 from PIL import Image
 
+from .atomic import atomic_path, remove_quietly
 from .cancel import Cancelled
 from .images import ImageError, Skipped, decode_image, is_url, read_bytes, shown_size
+from .portable import safe_file_name
 
 __all__ = ["FORMATS", "KEEP", "RENAME", "REPLACE", "EXISTING", "SaveItem", "SaveOptions",
            "SaveReport", "safe_subfolder", "file_stem", "plan_targets", "save_image",
@@ -36,7 +37,6 @@ FORMATS = {
 KEEP, RENAME, REPLACE = "keep", "rename", "replace"
 #: what to do when a file of the same name is already there
 EXISTING = (KEEP, RENAME, REPLACE)
-_UNSAFE = re.compile(r'[<>:"|?*\\\x00-\x1f]')
 
 
 @dataclass(frozen=True)
@@ -78,16 +78,11 @@ class SaveReport:
     total: int = 0
 
 
-def _safe_part(part: str) -> str:
-    part = _UNSAFE.sub("_", part).strip().rstrip(". ")
-    return "" if part in ("", ".", "..") else part
-
-
 def safe_subfolder(value: str) -> str:
     """A relative folder for a column value: "a/b" stays nested (as Import Images reads
-    class folders), ".." and absolute parts are dropped, characters that no file system
-    allows become "_"."""
-    parts = [_safe_part(p) for p in re.split(r"[/\\]", str(value))]
+    class folders), ".." and absolute parts are dropped, and each part is a name every
+    system accepts (core.portable.safe_file_name)."""
+    parts = [safe_file_name(p) for p in re.split(r"[/\\]", str(value))]
     return "/".join(p for p in parts if p)
 
 
@@ -99,7 +94,7 @@ def file_stem(source: str, index: int) -> str:
         name = os.path.basename(urllib.parse.unquote(urllib.parse.urlparse(source).path))
     else:
         name = os.path.basename(source.replace("\\", "/"))
-    stem = _safe_part(os.path.splitext(name)[0] if "." in name[1:] else name)
+    stem = safe_file_name(os.path.splitext(name)[0] if "." in name[1:] else name)
     return stem or f"image-{index + 1}"
 
 
@@ -150,16 +145,15 @@ def _write(target: str, payload: bytes, replace: bool) -> None:
     os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
     if not replace:
         with open(target, "xb") as f:  # exclusive: never overwrites, even in a race
-            f.write(payload)
+            try:
+                f.write(payload)
+            except BaseException:  # a full disk or Ctrl+C: no half-written image stays
+                f.close()
+                remove_quietly(target)
+                raise
         return
-    handle, temporary = tempfile.mkstemp(dir=os.path.dirname(target) or ".", suffix=".part")
-    try:
-        with os.fdopen(handle, "wb") as f:
-            f.write(payload)
-        os.replace(temporary, target)
-    except BaseException:
-        os.unlink(temporary)
-        raise
+    with atomic_path(target) as temporary, open(temporary, "wb") as f:
+        f.write(payload)
 
 
 def save_image(source: str, target: str, options: SaveOptions, replace: bool = False) -> None:

@@ -7,7 +7,6 @@ instead. The work runs off the GUI thread with progress and cancel.
 """
 from __future__ import annotations
 
-import atexit
 import importlib.util
 import logging
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -25,7 +24,6 @@ from Orange.widgets.utils.concurrent import ConcurrentWidgetMixin, FutureWatcher
 from Orange.widgets.utils.itemmodels import DomainModel
 from Orange.widgets.widget import Input, Msg, Output, OWWidget
 
-from orangecontrib.deepimage.core.devices import DEVICE_LABELS as DEVICES, cuda_possible
 from orangecontrib.deepimage.core.embed import EmbeddingResult
 from orangecontrib.deepimage.core.models import MODELS
 from orangecontrib.deepimage.core.weights import weights_available
@@ -34,6 +32,7 @@ from orangecontrib.deepimage.embedding import (
     CUSTOM, LOCAL, SERVER, EmbedderChoice, EmbedderPool, EmbeddingOutcome, NotAnImageModel,
     local_server_possible, run_embedding, server_host, start_local_server, summary)
 from orangecontrib.deepimage.widgets.utils import fill_combo_items
+from orangecontrib.deepimage.widgets.utils.devicecombo import DeviceCombo
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +89,7 @@ class OWImageEmbedder(OWWidget, ConcurrentWidgetMixin):
 
     class Warning(OWWidget.Warning):
         images_skipped = Msg("{} skipped: see the reasons in Skipped Images.")
+        device_missing = Msg("{}")
 
     class Information(OWWidget.Information):
         custom_model = Msg("Embedding with the connected fine-tuned model.")
@@ -150,21 +150,15 @@ class OWImageEmbedder(OWWidget, ConcurrentWidgetMixin):
         box.layout().addWidget(self.model_combo)
         self.description = gui.widgetLabel(box, "")
         self.description.setWordWrap(True)
-        self.device_combo = QComboBox()
-        self.device_combo.addItems([label for _, label in DEVICES])
-        self.device_combo.setCurrentIndex([d for d, _ in DEVICES].index(self.device)
-                                          if self.device in dict(DEVICES) else 0)
+        self.device_combo = DeviceCombo(
+            self.device, "Where a network on this computer runs; 'Automatic' uses an "
+                         "NVIDIA GPU when there is one.")
+        self.Warning.device_missing(self.device_combo.warning, shown=bool(
+            self.device_combo.warning))
         self.device_combo.activated.connect(self._device_changed)
-        self.device_combo.setToolTip("Where a network on this computer runs; "
-                                     "'Automatic' uses an NVIDIA GPU when there is one.")
         row = gui.hBox(box)
         gui.widgetLabel(row, "Device:")
         row.layout().addWidget(self.device_combo, 1)
-        if not cuda_possible():
-            item = self.device_combo.model().item(2)
-            if item is not None:
-                item.setEnabled(False)
-                item.setToolTip("No NVIDIA GPU driver on this computer.")
 
         gui.checkBox(box, self, "use_cache", "Reuse embeddings computed before",
                      callback=self._settings_changed,
@@ -256,7 +250,9 @@ class OWImageEmbedder(OWWidget, ConcurrentWidgetMixin):
             self._settings_changed()
 
     def _device_changed(self):
-        self.device = DEVICES[self.device_combo.currentIndex()][0]
+        self.device = self.device_combo.device()
+        self.device_combo.warning = ""
+        self.Warning.device_missing.clear()
         self._settings_changed()
 
     def _url_edited(self):
@@ -371,8 +367,7 @@ class OWImageEmbedder(OWWidget, ConcurrentWidgetMixin):
             self._local_server = future.result()
         except Exception as exc:  # the port is taken, a network's weights are missing, ...
             self.Error.server(server_host(self.server_url), exc)
-        else:
-            atexit.register(self._local_server.stop)  # also when Orange quits abruptly
+        else:  # it stops with this widget, at exit, and by itself if Orange is killed
             self.Information.local_server(self._local_server.url)
             self.list_server_models()
         self._update_start_button()
@@ -420,13 +415,16 @@ class OWImageEmbedder(OWWidget, ConcurrentWidgetMixin):
     def current_choice(self) -> EmbedderChoice:
         """What the controls say to embed with."""
         if self.custom_model is not None:
-            return EmbedderChoice(CUSTOM, "custom", self.device, model_id=id(self.custom_model),
+            return EmbedderChoice(CUSTOM, "custom", self.device_combo.device(),
+                                  model_id=id(self.custom_model),
                                   use_cache=self.use_cache)
         where, _, name = self.model_key.partition(":")
         if where == SERVER:
-            return EmbedderChoice(SERVER, name, "auto", self.server_url, self.token,
+            server = self._local_server  # started here: its URL says 127.0.0.1, not localhost
+            url = server.url if server is not None and server.running else self.server_url
+            return EmbedderChoice(SERVER, name, "auto", url, self.token,
                                   use_cache=self.use_cache)
-        return EmbedderChoice(LOCAL, name, self.device, use_cache=self.use_cache)
+        return EmbedderChoice(LOCAL, name, self.device_combo.device(), use_cache=self.use_cache)
 
     @gui.deferred
     def commit(self):
@@ -507,7 +505,7 @@ class OWImageEmbedder(OWWidget, ConcurrentWidgetMixin):
 
     def send_report(self):
         items = [("Model", self.current_choice().label()),
-                 ("Device", dict(DEVICES).get(self.device, self.device))]
+                 ("Device", self.device_combo.label())]
         if self.data is not None:
             items += [("Images", f"{len(self.data):,}"), ("Image column", self.image_attr)]
         result = self.last_result

@@ -7,7 +7,8 @@ and wrong ones get a red frame. The selection is kept by image (the image column
 value), as orange3-imageanalytics keeps it: a Reload upstream that adds files keeps
 the same images selected. With a Trainer's model on the Model input, "Show where
 the network looks" lays Grad-CAM heatmaps (core.explain) over the visible
-thumbnails and the preview, titled with the network's prediction.
+thumbnails and the preview, titled with the network's prediction. Data from Segment
+Images (a ``mask`` column) gets the outline of every object drawn over its image.
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ from orangecontrib.deepimage.core.explain import Explanation, not_ours_message
 from orangecontrib.deepimage.data import image_column, image_paths, image_values
 from orangecontrib.deepimage.learner import ImageClassifierModel
 from orangecontrib.deepimage.widgets.utils.heatmaps import HeatmapCache, run_explain
+from orangecontrib.deepimage.widgets.utils.outlines import OutlineCache
 from orangecontrib.deepimage.widgets.utils.report import thumbnails_html
 from orangecontrib.deepimage.widgets.utils.thumbnails import Failed, ThumbnailLoader
 from orangecontrib.deepimage.widgets.utils.thumbnailview import ThumbnailModel, ThumbnailView
@@ -118,6 +120,7 @@ class OWImageViewer(OWWidget, ConcurrentWidgetMixin):
     title_attr: Optional[Variable] = ContextSetting(None)
     image_size: int = Setting(128)
     show_heatmaps: bool = Setting(False)
+    show_outlines: bool = Setting(True)
     #: the selected images (values of the image column), restored when the saved
     #: workflow is opened, and kept when new data has the same images
     selection: Optional[List[str]] = Setting(None, schema_only=True)
@@ -133,6 +136,7 @@ class OWImageViewer(OWWidget, ConcurrentWidgetMixin):
         self._explain_timer = QTimer(self, singleShot=True, interval=100,
                                      timeout=self._explain_wanted)
         self.heatmaps = HeatmapCache(on_wanted=self._explain_timer.start)
+        self.outlines = OutlineCache()
         self.paths: List[str] = []
         self._values: List[str] = []  # the image column's values, which name the selection
         self._path_set: set = set()
@@ -155,6 +159,12 @@ class OWImageViewer(OWWidget, ConcurrentWidgetMixin):
         box = gui.vBox(self.controlArea, "Image Size")
         gui.hSlider(box, self, "image_size", minValue=48, maxValue=MAX_SIZE, step=16,
                     callback=self._update_size, createLabel=False)
+        self.outline_box = gui.checkBox(
+            gui.vBox(self.controlArea, "Objects"), self, "show_outlines",
+            "Show object outlines", callback=self._refresh,
+            tooltip="Outlines of the objects Segment Images found (its Images output "
+                    "has a mask per image).")
+        self.outline_box.setEnabled(False)
         box = gui.vBox(self.controlArea, "Network")
         self.heatmap_box = gui.checkBox(
             box, self, "show_heatmaps", "Show where the network looks",
@@ -228,6 +238,7 @@ class OWImageViewer(OWWidget, ConcurrentWidgetMixin):
             self.paths = image_paths(self.data, self.image_attr)
             self._values = image_values(self.data, self.image_attr)
         self._path_set = set(self.paths)
+        self.outline_box.setEnabled(self.outlines.set_table(self.data, self.paths))
         self._set_model(self.paths)
         self._update_titles()
 
@@ -302,7 +313,9 @@ class OWImageViewer(OWWidget, ConcurrentWidgetMixin):
         self._refresh()
 
     def _overlay(self, path: str, image: QImage) -> QImage:
-        return self.heatmaps.overlaid(path, image) if self._heatmaps_on() else image
+        if self._heatmaps_on():
+            image = self.heatmaps.overlaid(path, image)
+        return self.outlines.overlaid(path, image) if self.show_outlines else image
 
     def _refresh(self) -> None:
         """Repaint the thumbnails, their titles and the preview."""

@@ -20,7 +20,8 @@ from Orange.widgets.widget import Input, Msg, OWWidget
 
 from orangecontrib.deepimage.core.save import FORMATS, KEEP, RENAME, REPLACE, SaveOptions, SaveReport
 from orangecontrib.deepimage.data import image_column
-from orangecontrib.deepimage.saving import run_save, summary
+from orangecontrib.deepimage.saving import (folder_from_stored, run_save, stored_folder,
+                                            summary)
 
 EXISTING_LABELS = ((KEEP, "Keep it (do not save that image)"),
                    (RENAME, "Save under a new name (name-2, …)"),
@@ -46,15 +47,19 @@ class OWSaveImages(OWWidget, ConcurrentWidgetMixin):
 
     class Warning(OWWidget.Warning):
         skipped = Msg("{} could not be saved; the list below says why.")
+        missing_folder = Msg("The folder {} is not on this computer (was the workflow made "
+                             "on another one?), so nothing is saved there: choose a folder "
+                             "with 'Save as…'.")
 
     class Information(OWWidget.Information):
         kept = Msg("{} already in the folder: kept, not written again. To write them, "
                    "choose 'Save under a new name' or 'Replace it' below.")
 
     settingsHandler = DomainContextHandler()
-    settings_version = 1
+    settings_version = 2
     last_dir: str = Setting("")
-    dirname: str = Setting("", schema_only=True)
+    #: the folder, relative to the workflow's when inside it (saving.stored_folder)
+    stored_path: str = Setting("", schema_only=True)
     auto_save: bool = Setting(False)
     image_attr: Optional[StringVariable] = ContextSetting(None)
     subfolder_attr: Optional[DiscreteVariable] = ContextSetting(None)
@@ -70,6 +75,7 @@ class OWSaveImages(OWWidget, ConcurrentWidgetMixin):
         ConcurrentWidgetMixin.__init__(self)
         self.data: Optional[Table] = None
         self.report_: Optional[SaveReport] = None
+        self._dirname = folder_from_stored(self.stored_path, self.workflowEnv().get("basedir"))
         self._stop = threading.Event()  # Stop: finish the current image, then report
 
         box = gui.vBox(self.controlArea, "Images")
@@ -139,6 +145,23 @@ class OWSaveImages(OWWidget, ConcurrentWidgetMixin):
         if self.data is not None and self.auto_save and self.dirname:
             self.save()
 
+    @property
+    def dirname(self) -> str:
+        """The absolute folder to save into ("" when none was chosen)."""
+        return self._dirname
+
+    @dirname.setter
+    def dirname(self, folder: str) -> None:
+        self._dirname = folder
+        self.stored_path = stored_folder(folder, self.workflowEnv().get("basedir"))
+
+    def workflowEnvChanged(self, key, value, oldvalue) -> None:
+        if key == "basedir":  # the workflow was saved (elsewhere): store the folder anew
+            self.stored_path = stored_folder(self._dirname, value)
+
+    def _folder_is_missing(self) -> bool:
+        return bool(self.dirname) and not os.path.isdir(self.dirname)
+
     # --- saving -----------------------------------------------------------------------
     def options(self) -> SaveOptions:
         return SaveOptions(self.dirname, self.file_format,
@@ -155,6 +178,9 @@ class OWSaveImages(OWWidget, ConcurrentWidgetMixin):
             self.save_as()
             return
         if self.data is None:
+            return
+        if self._folder_is_missing():  # never made here: it is another computer's folder
+            self._update_controls()
             return
         self.Error.failed.clear()
         self.Warning.skipped.clear()
@@ -217,6 +243,7 @@ class OWSaveImages(OWWidget, ConcurrentWidgetMixin):
     def _update_controls(self) -> None:
         self.side_spin.setEnabled(self.resize)
         self.Error.no_folder(shown=self.auto_save and not self.dirname)
+        self.Warning.missing_folder(self.dirname, shown=self._folder_is_missing())
         running = self.task is not None
         self.save_button.setText("Stop" if running else
                                  f"Save to {os.path.basename(self.dirname)}" if self.dirname
@@ -226,6 +253,11 @@ class OWSaveImages(OWWidget, ConcurrentWidgetMixin):
             self.info_label.setText("No data.")
         elif not running and self.report_ is None:
             self.info_label.setText(f"{len(self.data):,} images to save.")
+
+    @classmethod
+    def migrate_settings(cls, settings: dict, version: Optional[int]) -> None:
+        if (version or 0) < 2 and "dirname" in settings:  # an absolute folder, till 2
+            settings["stored_path"] = settings.pop("dirname")
 
     def send_report(self) -> None:
         items = [("Folder", self.dirname or "(not chosen)"), ("Subfolders by", self.subfolder_attr),

@@ -29,7 +29,6 @@ from Orange.widgets.visualize.utils.plotutils import PlotWidget
 from Orange.widgets.widget import Input, Msg, Output, OWWidget
 
 from orangecontrib.deepimage.core.cancel import Cancelled
-from orangecontrib.deepimage.core.devices import DEVICE_LABELS as DEVICES, cuda_possible
 from orangecontrib.deepimage.core.models import MODELS, get_spec
 from orangecontrib.deepimage.core.presets import AUTO_SIZE_FLOOR
 from orangecontrib.deepimage.core.train import MIN_IMAGE_SIZE, EpochRecord, preset
@@ -37,6 +36,7 @@ from orangecontrib.deepimage.core.weights import weights_available
 from orangecontrib.deepimage.learner import ImageClassifierLearner, count_of, rate_field
 from orangecontrib.deepimage.training import TrainingOutcome, check_data, run_training, summary
 from orangecontrib.deepimage.widgets.utils import fill_combo_items
+from orangecontrib.deepimage.widgets.utils.devicecombo import DeviceCombo
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +88,7 @@ class OWTrainer(OWWidget, ConcurrentWidgetMixin):
         cancelled = Msg("Training was cancelled after {}: the Model output is the best "
                         "model so far (epoch {}).")
         skipped = Msg("{} could not be read and {} left out of training.")
+        device_missing = Msg("{}")
 
     class Information(OWWidget.Information):
         nothing_trained = Msg("Training was cancelled before the first epoch finished; "
@@ -185,16 +186,10 @@ class OWTrainer(OWWidget, ConcurrentWidgetMixin):
             tooltip="Show the network mirrored copies while it trains. Turn this off when "
                     "mirroring changes what an image is: digits, letters, text, maps.")
         form.addRow("Augment:", self.flip_check)
-        self.device_combo = QComboBox()
-        self.device_combo.addItems([label for _, label in DEVICES])
-        keys = [d for d, _ in DEVICES]
-        self.device_combo.setCurrentIndex(keys.index(self.device) if self.device in keys else 0)
+        self.device_combo = DeviceCombo(
+            self.device, "'Automatic' trains on an NVIDIA GPU when there is one.")
+        self._show_device_warning()
         self.device_combo.activated.connect(self._device_changed)
-        self.device_combo.setToolTip("'Automatic' trains on an NVIDIA GPU when there is one.")
-        if not cuda_possible():
-            item = self.device_combo.model().item(2)
-            item.setEnabled(False)
-            item.setToolTip("No NVIDIA GPU driver on this computer.")
         form.addRow("Device:", self.device_combo)
 
         box = gui.vBox(self.controlArea, "Info")
@@ -301,8 +296,15 @@ class OWTrainer(OWWidget, ConcurrentWidgetMixin):
         self._settings_changed()
 
     def _device_changed(self, index: int):
-        self.device = DEVICES[index][0]
+        self.device = self.device_combo.device()
+        self.device_combo.warning = ""
+        self._show_device_warning()
         self._settings_changed()
+
+    def _show_device_warning(self):
+        """A saved device this computer lacks (the run falls back to Automatic)."""
+        warning = self.device_combo.warning
+        self.Warning.device_missing(warning, shown=bool(warning))
 
     def set_network(self, network: str, mode: "str | None" = None):
         """Choose a network (and mode) as a user would; resets to the preset."""
@@ -370,7 +372,7 @@ class OWTrainer(OWWidget, ConcurrentWidgetMixin):
             self.network, self.mode, epochs=int(self.epochs),
             image_size=int(self.image_size) if self.lower_size else None,
             batch_size=int(self.batch_size), learning_rate=float(self.learning_rate),
-            flip=bool(self.flip), device=self.device)
+            flip=bool(self.flip), device=self.device_combo.device())
         learner.name = self.effective_learner_name()
         return learner
 
@@ -380,6 +382,7 @@ class OWTrainer(OWWidget, ConcurrentWidgetMixin):
         self.Error.weights.clear()
         self.Error.failed.clear()
         self.Warning.clear()
+        self._show_device_warning()
         self.Information.clear()
         self.outcome = None
         self.learner = None
@@ -505,7 +508,7 @@ class OWTrainer(OWWidget, ConcurrentWidgetMixin):
                  ("Batch size", self.batch_size),
                  ("Learning rate", self.learning_rate),
                  ("Random flips", "yes" if self.flip else "no"),
-                 ("Device", dict(DEVICES).get(self.device, self.device))]
+                 ("Device", self.device_combo.label())]
         self.report_items("Settings", items)
         if self.outcome is not None:
             self.report_paragraph("Training", summary(self.outcome))

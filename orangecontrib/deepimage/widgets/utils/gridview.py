@@ -15,7 +15,7 @@ from AnyQt.QtGui import QColor, QImage, QKeyEvent, QPainter, QPen
 from AnyQt.QtWidgets import (QAbstractItemView, QHeaderView, QStyle, QStyledItemDelegate,
                              QStyleOptionViewItem, QTableView, QWidget)
 
-from .thumbnails import ThumbnailLoader, size_bucket
+from .thumbnails import ThumbnailLoader, decode_side
 from .thumbnailview import ImagePreview, PathRole, PreviewingView, draw_thumbnail
 
 __all__ = ["GridModel", "GridDelegate", "GridView", "RowRole", "ColorRole", "SubsetRole"]
@@ -121,7 +121,8 @@ class GridDelegate(QStyledItemDelegate):
             painter.setOpacity(0.25)
         side = min(self.side, rect.width() - 2 * self.MARGIN, rect.height() - 2 * self.MARGIN)
         box = QRect(rect.x() + (rect.width() - side) // 2, rect.y() + self.MARGIN, side, side)
-        thumbnail = self.loader.get(index.data(PathRole) or "", size_bucket(self.side))
+        thumbnail = self.loader.get(index.data(PathRole) or "",
+                                    decode_side(self.side, painter.device().devicePixelRatioF()))
         draw_thumbnail(painter, box, thumbnail)
         color = index.data(ColorRole)
         if color is not None:

@@ -1,7 +1,7 @@
 """Thumbnails decoded off the GUI thread, newest request first, kept in an LRU of QImages.
 
 The views ask for a thumbnail when they paint an item, so only visible items are
-decoded; requests that scrolled out of view before a worker got to them are
+decoded, at the screen's device pixel ratio (decode_side: twice the pixels on Retina); requests that scrolled out of view before a worker got to them are
 dropped. Decoding is core.images' (EXIF rotation, 16-bit, alpha), never Qt's
 readers. A file that cannot be decoded is remembered with its reason, so it is
 drawn as a placeholder and never raises.
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import io
+import math
 import threading
 from typing import Optional, Union
 
@@ -21,7 +22,8 @@ from PIL import Image
 from orangecontrib.deepimage.core.images import (ImageError, decode_image, read_bytes,
                                                   shown_size)
 
-__all__ = ["ThumbnailLoader", "Failed", "thumbnail_array", "size_bucket", "SIZE_BUCKETS"]
+__all__ = ["ThumbnailLoader", "Failed", "thumbnail_array", "size_bucket", "decode_side",
+           "SIZE_BUCKETS"]
 
 #: thumbnails are decoded at one of these sides (px) and scaled when painted
 SIZE_BUCKETS = (64, 128, 256, 512, 1024)
@@ -30,6 +32,13 @@ SIZE_BUCKETS = (64, 128, 256, 512, 1024)
 def size_bucket(side: int) -> int:
     """The smallest decoding size that is at least ``side`` (the largest one beyond)."""
     return next((b for b in SIZE_BUCKETS if b >= side), SIZE_BUCKETS[-1])
+
+
+def decode_side(side: int, ratio: float = 1.0) -> int:
+    """The decoding size for a thumbnail shown ``side`` logical pixels wide on a screen of
+    ``ratio`` device pixels per logical one (2 on Retina, 1.25 to 2 on scaled Windows
+    displays), so it is sharp there: the bucket of side x ratio."""
+    return size_bucket(math.ceil(side * max(1.0, ratio or 1.0)))
 
 
 def thumbnail_array(source: str, side: int) -> np.ndarray:

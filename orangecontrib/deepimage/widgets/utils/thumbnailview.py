@@ -13,7 +13,7 @@ from AnyQt.QtGui import QColor, QImage, QKeyEvent, QPainter, QPen, QPixmap
 from AnyQt.QtWidgets import (QDialog, QLabel, QListView, QStyle, QStyledItemDelegate,
                              QStyleOptionViewItem, QVBoxLayout, QWidget)
 
-from .thumbnails import SIZE_BUCKETS, Failed, ThumbnailLoader, size_bucket
+from .thumbnails import SIZE_BUCKETS, Failed, ThumbnailLoader, decode_side
 
 __all__ = ["ThumbnailModel", "ThumbnailDelegate", "ThumbnailView", "ImagePreview",
            "PathRole", "MismatchRole"]
@@ -91,7 +91,8 @@ class ThumbnailDelegate(QStyledItemDelegate):
             painter.fillRect(rect, palette.highlight())
         box = QRect(rect.x() + self.MARGIN, rect.y() + self.MARGIN, self.side, self.side)
         path = index.data(PathRole) or ""
-        thumbnail = self.loader.get(path, size_bucket(self.side))
+        thumbnail = self.loader.get(path, decode_side(self.side,
+                                                      painter.device().devicePixelRatioF()))
         if isinstance(thumbnail, QImage) and self.overlay is not None:
             thumbnail = self.overlay(path, thumbnail)
         draw_thumbnail(painter, box, thumbnail)
@@ -143,7 +144,7 @@ class PreviewingView:
     preview_class: type = None  # ImagePreview, set below
 
     def _on_loaded(self, path: str, side: int) -> None:
-        if side == size_bucket(self.delegate.side):
+        if side == decode_side(self.delegate.side, self.viewport().devicePixelRatioF()):
             self.viewport().update()
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
@@ -240,10 +241,12 @@ class ImagePreview(QDialog):
         if isinstance(image, QImage) and overlay is not None:
             image = overlay(self.path, image)
         if isinstance(image, QImage):
-            pixmap = QPixmap.fromImage(image)
-            self.label.setPixmap(pixmap.scaled(self.label.size(),
-                                               Qt.AspectRatioMode.KeepAspectRatio,
-                                               Qt.TransformationMode.SmoothTransformation))
+            ratio = self.label.devicePixelRatioF()  # device pixels, for HiDPI screens
+            pixmap = QPixmap.fromImage(image).scaled(self.label.size() * ratio,
+                                                     Qt.AspectRatioMode.KeepAspectRatio,
+                                                     Qt.TransformationMode.SmoothTransformation)
+            pixmap.setDevicePixelRatio(ratio)
+            self.label.setPixmap(pixmap)
         else:
             self.label.setPixmap(QPixmap())
             self.label.setText("Loading…" if image is None else f"Cannot show this file: {image}")
