@@ -92,13 +92,15 @@ def _moments(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 #: objects whose area is below this share of their moments' ellipse are looked at
 #: closely (solidity, distance transform); the rest are ellipse-like and kept whole
 _ELLIPSE_RATIO = 0.95
+_MIN_SPLIT_AREA = 16
 
 
 def split_touching(labels: np.ndarray, min_radius: float) -> np.ndarray:
     """Split concave objects of a label image in place (see module doc); new pieces
     get numbers after the last label. Returns ``labels``."""
     area, ratio = _moments(labels)
-    candidates = np.flatnonzero((area >= math.pi * min_radius ** 2 * 1.2)
+    # two objects need room for two seeds and a saddle between them: never under 16 px
+    candidates = np.flatnonzero((area >= max(math.pi * min_radius ** 2 * 1.2, _MIN_SPLIT_AREA))
                                 & (ratio < _ELLIPSE_RATIO))
     candidates = candidates[candidates > 0]
     if candidates.size == 0:
