@@ -75,7 +75,11 @@ def _perimeters(labels: np.ndarray, size: int) -> np.ndarray:
 def solidity(mask: np.ndarray) -> float:
     """Pixels of a mask over the pixels inside the convex hull of their centres
     (Pick's theorem: inside = area + boundary points / 2 + 1); 1 for lines and dots."""
-    from scipy.spatial import ConvexHull, QhullError
+    from scipy.spatial import ConvexHull
+    try:
+        from scipy.spatial import QhullError
+    except ImportError:  # scipy < 1.10 (the minimum environment's 1.9) has it here only
+        from scipy.spatial.qhull import QhullError
 
     points = np.argwhere(mask)
     if len(points) < 3:
