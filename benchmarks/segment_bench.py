@@ -4,6 +4,7 @@ masks, speed of the pixel classifier, peak memory of a 100-megapixel 16-bit TIFF
     python benchmarks/segment_bench.py accuracy   # object F1: classifier vs threshold
     python benchmarks/segment_bench.py texture    # pixel accuracy: deep vs filter features
     python benchmarks/segment_bench.py speed      # 2048 x 2048 and ~1 MP, wall and CPU s
+    python benchmarks/segment_bench.py many       # 100,000 objects in one image
     python benchmarks/segment_bench.py memory     # VmHWM of a subprocess, 100 MP TIFF
     python benchmarks/segment_bench.py all
 
@@ -108,6 +109,27 @@ def speed() -> None:
     print(f"load average after: {os.getloadavg()[0]:.1f}")
 
 
+def many() -> None:
+    """100,000 objects in one image: a grid of 3 x 3 dots, segmented and measured."""
+    from orangecontrib.deepimage.core.segment import measure_objects, summarise
+
+    side = 6 * 317
+    image = np.full((side, side), 100, np.uint16)
+    for dy in range(3):
+        for dx in range(3):
+            image[2 + dy::6, 2 + dx::6] = 3000
+    segment_threshold(image[:60, :60])  # warm-up
+    wall, cpu = time.perf_counter(), time.process_time()
+    labels = segment_threshold(image, ThresholdParams(correct_background=False))
+    middle = (time.perf_counter() - wall, time.process_time() - cpu)
+    objects = measure_objects(labels, image)
+    total = (time.perf_counter() - wall, time.process_time() - cpu)
+    print("| image | objects | segment wall / CPU s | + measure wall / CPU s |")
+    print("|---|---:|---:|---:|")
+    print(f"| {side} x {side} | {summarise(labels).count} ({len(objects['id'])} rows) | "
+          f"{middle[0]:.1f} / {middle[1]:.1f} | {total[0]:.1f} / {total[1]:.1f} |")
+
+
 CHILD = textwrap.dedent(r'''
     import sys, time
     def status(key):
@@ -159,11 +181,12 @@ def memory(classifier: bool = False) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("part", choices=("accuracy", "texture", "speed", "memory", "all"))
+    parser.add_argument("part", choices=("accuracy", "texture", "speed", "many", "memory", "all"))
     parser.add_argument("--classifier-memory", action="store_true",
                         help="also measure the classifier on the 100 MP TIFF (slow)")
     args = parser.parse_args()
-    parts = ("accuracy", "texture", "speed", "memory") if args.part == "all" else (args.part,)
+    parts = ("accuracy", "texture", "speed", "many", "memory") if args.part == "all" \
+        else (args.part,)
     for part in parts:
         print(f"\n## {part}\n", flush=True)
         if part == "memory":

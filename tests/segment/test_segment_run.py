@@ -90,3 +90,38 @@ def test_a_classifier_segments_files_too(folder):
     (result,) = segment_paths([folder / "cells16.tif"], model)
     assert result.summary.count == np.load(folder / "truth.npy").max()
     assert "class" not in result.objects  # one kind of object
+
+
+def test_pixels_are_reserved_in_the_budget_while_an_image_is_worked_on(folder):
+    from orangecontrib.deepimage.core.budget import PixelBudget
+
+    class Recording(PixelBudget):
+        def __init__(self):
+            super().__init__(10_000_000)
+            self.asked = []
+
+        def acquire(self, pixels, timeout=None):
+            self.asked.append(pixels)
+            super().acquire(pixels, timeout)
+
+    budget = Recording()
+    list(segment_paths([folder / "cells16.tif", folder / "empty.png"], ThresholdParams(),
+                       budget=budget))
+    assert budget.asked == [96 * 96, 40 * 40] and budget.in_use == 0
+
+
+def test_a_multichannel_lab_tiff_is_measured_per_channel(tmp_path):
+    cells = make_cells((80, 80), 5, seed=3, gradient=0.0, touching=0.0)
+    stack = np.stack([cells.image, cells.image // 2, np.full_like(cells.image, 7)])  # C, Y, X
+    tifffile.imwrite(tmp_path / "three.tif", stack, photometric="minisblack",
+                     metadata={"axes": "CYX"})
+    (result,) = segment_paths([tmp_path / "three.tif"], ThresholdParams())
+    assert result.summary.count == cells.labels.max()
+    objects = result.objects
+    np.testing.assert_allclose(objects["mean intensity 2"], objects["mean intensity 1"] / 2, rtol=0.01)
+    assert set(objects["max intensity 3"]) == {7.0}
+
+
+def test_too_many_pixels_is_a_skipped_row(folder):
+    (result,) = segment_paths([folder / "cells16.tif"], ThresholdParams(), max_pixels=1000)
+    assert result.objects is None and "megapixel limit" in result.skipped_reason

@@ -13,9 +13,9 @@ import math
 import numpy as np
 from scipy import ndimage as ndi
 
-__all__ = ["shape_measures", "solidity", "moment_sums", "intensity_stats", "majority", "STRIP"]
+__all__ = ["shape_measures", "solidity", "moment_sums", "label_areas", "intensity_stats", "majority", "STRIP"]
 
-STRIP = 512  # rows of the label image read at a time
+STRIP = 256  # rows of the label image read at a time
 
 _PERIMETER_WEIGHTS = np.zeros(50)
 _PERIMETER_WEIGHTS[[5, 7, 15, 17, 25, 27]] = 1
@@ -23,6 +23,16 @@ _PERIMETER_WEIGHTS[[21, 33]] = math.sqrt(2)
 _PERIMETER_WEIGHTS[[13, 23]] = (1 + math.sqrt(2)) / 2
 _NEIGHBOURS = [(-1, 0, 2), (1, 0, 2), (0, -1, 2), (0, 1, 2),
                (-1, -1, 10), (-1, 1, 10), (1, -1, 10), (1, 1, 10)]
+
+
+def label_areas(labels: np.ndarray) -> np.ndarray:
+    """Pixels of each label 0..max, counted a strip at a time (np.bincount of a whole
+    int32 image would first copy it as int64)."""
+    size = int(labels.max(initial=0)) + 1
+    areas = np.zeros(size, np.int64)
+    for top in range(0, labels.shape[0], STRIP):
+        areas += np.bincount(labels[top:top + STRIP].ravel(), minlength=size)
+    return areas
 
 
 def moment_sums(labels: np.ndarray, size: int) -> np.ndarray:
@@ -65,7 +75,11 @@ def _perimeters(labels: np.ndarray, size: int) -> np.ndarray:
 def solidity(mask: np.ndarray) -> float:
     """Pixels of a mask over the pixels inside the convex hull of their centres
     (Pick's theorem: inside = area + boundary points / 2 + 1); 1 for lines and dots."""
-    from scipy.spatial import ConvexHull, QhullError
+    from scipy.spatial import ConvexHull
+    try:
+        from scipy.spatial import QhullError
+    except ImportError:  # scipy < 1.10 (the minimum environment's 1.9) has it here only
+        from scipy.spatial.qhull import QhullError
 
     points = np.argwhere(mask)
     if len(points) < 3:
@@ -127,9 +141,7 @@ def intensity_stats(labels: np.ndarray, plane: np.ndarray,
         strip = labels[top:top + STRIP].ravel()
         sums += np.bincount(strip, plane[top:top + STRIP].ravel().astype(np.float64),
                             minlength=size)
-    areas = np.zeros(size)
-    for top in range(0, labels.shape[0], STRIP):
-        areas += np.bincount(labels[top:top + STRIP].ravel(), minlength=size)
+    areas = label_areas(labels)
     lows, highs = np.zeros(len(ids)), np.zeros(len(ids))
     slices = ndi.find_objects(labels)
     for i, label in enumerate(ids):

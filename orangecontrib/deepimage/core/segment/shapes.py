@@ -13,7 +13,7 @@ import math
 import numpy as np
 from scipy import ndimage as ndi
 
-from .measures import moment_sums, solidity
+from .measures import label_areas, moment_sums, solidity
 
 __all__ = ["objects_from_mask", "objects_from_class_map", "split_touching", "CONCAVE_SOLIDITY"]
 
@@ -92,13 +92,15 @@ def _moments(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 #: objects whose area is below this share of their moments' ellipse are looked at
 #: closely (solidity, distance transform); the rest are ellipse-like and kept whole
 _ELLIPSE_RATIO = 0.95
+_MIN_SPLIT_AREA = 16
 
 
 def split_touching(labels: np.ndarray, min_radius: float) -> np.ndarray:
     """Split concave objects of a label image in place (see module doc); new pieces
     get numbers after the last label. Returns ``labels``."""
     area, ratio = _moments(labels)
-    candidates = np.flatnonzero((area >= math.pi * min_radius ** 2 * 1.2)
+    # two objects need room for two seeds and a saddle between them: never under 16 px
+    candidates = np.flatnonzero((area >= max(math.pi * min_radius ** 2 * 1.2, _MIN_SPLIT_AREA))
                                 & (ratio < _ELLIPSE_RATIO))
     candidates = candidates[candidates > 0]
     if candidates.size == 0:
@@ -123,7 +125,7 @@ def split_touching(labels: np.ndarray, min_radius: float) -> np.ndarray:
 def _filter_sizes(labels: np.ndarray, min_area: float, max_area: float = math.inf) -> np.ndarray:
     """Zero objects whose area is outside [min_area, max_area], in place, a strip of
     rows at a time (no image-sized temporaries). Returns ``labels``."""
-    areas = np.bincount(labels.ravel())
+    areas = label_areas(labels)
     drop = (areas < min_area) | (areas > max_area)
     drop[0] = False
     if drop.any():
@@ -135,7 +137,7 @@ def _filter_sizes(labels: np.ndarray, min_area: float, max_area: float = math.in
 
 def _relabel(labels: np.ndarray) -> np.ndarray:
     """Number the objects 1..N in order of their old numbers, in place, by strips."""
-    present = np.flatnonzero(np.bincount(labels.ravel()))
+    present = np.flatnonzero(label_areas(labels))
     present = present[present > 0]
     mapping = np.zeros(int(labels.max(initial=0)) + 1, labels.dtype)
     mapping[present] = np.arange(1, len(present) + 1, dtype=labels.dtype)
@@ -163,7 +165,7 @@ def objects_from_mask(mask: np.ndarray, split: bool = True,
     labels = labels.astype(np.int32, copy=False)
     if count == 0:
         return labels
-    areas = np.bincount(labels.ravel())[1:]
+    areas = label_areas(labels)[1:]
     radius = _radius_range(diameter, areas)
     min_area, max_area = _area_range(radius, diameter)
     labels = _filter_sizes(labels, min_area)  # debris goes before it can seed a split
