@@ -228,6 +228,9 @@ class ImageClassifierModel(_Callbacks, Model):
     """
 
     skipped: tuple = ()  # models pickled before it was kept
+    baseline_accuracy: float = float("nan")  # ... and before logistic regression's was
+    budget_note: str = ""
+    tta: int = 1  # ... and before test-time augmentation
 
     def __init__(self, domain: Domain, result: TrainResult, image_column: str):
         super().__init__(domain)
@@ -241,6 +244,10 @@ class ImageClassifierModel(_Callbacks, Model):
         self.class_counts = result.class_counts
         self.skipped = tuple(result.skipped)
         self.training_seconds = result.seconds
+        self.baseline_accuracy = result.baseline_accuracy
+        self.budget_note = result.budget_note
+        # views averaged in predict_storage (1: none, 5: core.train.augment.tta_views)
+        self.tta = getattr(result.config, "tta", 1)
         self.state = {k: v.detach().cpu().numpy().copy()
                       for k, v in result.net.state_dict().items()}
         self.weights_id = "trained-" + weights_fingerprint(result.net)
@@ -296,7 +303,7 @@ class ImageClassifierModel(_Callbacks, Model):
         probs = np.tile(self.prior, (len(paths), 1))
         if paths:
             predicted, rows, skipped = predict_proba(
-                self.net, paths, self.image_size, device=self.device,
+                self.net, paths, self.image_size, device=self.device, tta=self.tta,
                 progress=self.progress_callback,
                 should_stop=_stop_check(self.should_stop, caller_interruption()))
             probs[rows] = predicted
