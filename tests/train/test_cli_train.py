@@ -31,6 +31,19 @@ def test_train_prints_epochs_and_writes_a_model_orange_loads(trained, colour_dir
     err = capsys.readouterr().err
     assert "epoch   1 (head): train loss" in err and "(network)" in err
     assert "best epoch" in err and "validation accuracy" in err and path.is_file()
+    # the truth about the gain: logistic regression on the same validation images
+    assert "Logistic regression on the pretrained network's embeddings" in err
+
+
+def test_train_with_a_time_budget_too_short_trains_the_last_layer_and_says_so(
+        colour_dir, tmp_path, capsys):
+    path = tmp_path / "quick.pkcls"
+    assert main(["train", str(colour_dir), *FAST, "--time-budget", "0.00001",
+                 "-o", str(path)]) == 0
+    err = capsys.readouterr().err
+    assert "only the last layer was trained" in err and "(network)" not in err
+    assert main(["train", str(colour_dir), "--time-budget", "0"]) == 2
+    assert "--time-budget must be above 0" in capsys.readouterr().err
 
 
 def test_evaluate_json_compares_with_logistic_regression(tmp_path, write_colours, capsys):

@@ -10,13 +10,11 @@ check_data refuses tables without features). The training runs off the GUI threa
 from __future__ import annotations
 
 import logging
-import math
 import threading
 from typing import List, Optional
 
-import pyqtgraph as pg
 from AnyQt.QtCore import QSize, Qt
-from AnyQt.QtGui import QColor, QStandardItemModel
+from AnyQt.QtGui import QStandardItemModel
 from AnyQt.QtWidgets import (QAbstractSpinBox, QButtonGroup, QComboBox, QFormLayout,
                              QPushButton, QRadioButton, QStyle)
 
@@ -25,7 +23,6 @@ from Orange.data import Table
 from Orange.widgets import gui
 from Orange.widgets.settings import Setting
 from Orange.widgets.utils.concurrent import ConcurrentWidgetMixin
-from Orange.widgets.visualize.utils.plotutils import PlotWidget
 from Orange.widgets.widget import Input, Msg, Output, OWWidget
 
 from orangecontrib.deepimage.core.cancel import Cancelled
@@ -34,30 +31,14 @@ from orangecontrib.deepimage.core.models import MODELS, get_spec
 from orangecontrib.deepimage.core.presets import AUTO_SIZE_FLOOR
 from orangecontrib.deepimage.core.train import MIN_IMAGE_SIZE, EpochRecord, preset
 from orangecontrib.deepimage.core.weights import weights_available
-from orangecontrib.deepimage.learner import ImageClassifierLearner, count_of, rate_field
-from orangecontrib.deepimage.training import TrainingOutcome, check_data, run_training, summary
+from orangecontrib.deepimage.learner import ImageClassifierLearner, count_of
+from orangecontrib.deepimage.training import (MODE_TIPS, MODES, TrainingOutcome, check_data,
+                                              preset_values, run_training, summary)
 from orangecontrib.deepimage.widgets.utils import fill_combo_items
+from orangecontrib.deepimage.widgets.utils.trainingplot import (TrainingPlots,
+                                                                add_tta_and_budget_rows)
 
 log = logging.getLogger(__name__)
-
-MODES = (("last-layer", "Last layer only"), ("fine-tune", "Fine-tune"),
-         ("scratch", "From scratch"))
-MODE_TIPS = {
-    "last-layer": "The network stays as it is; only its last layer learns, on the cached "
-                  "embeddings. Seconds on a CPU.",
-    "fine-tune": "The last layer first, then the whole network, early layers at lower "
-                 "rates. Minutes on a CPU for a few hundred images; a GPU helps.",
-    "scratch": "Random start, every layer learns. Needs many images and a GPU.",
-}
-TRAIN_COLOUR, VAL_COLOUR = QColor("#1f77b4"), QColor("#ff7f0e")
-
-
-def preset_values(network: str, mode: str) -> "tuple[int, int, float]":
-    """(epochs, batch size, learning rate) the preset gives; the rate is the one the
-    mode trains at (learner.rate_field: the last layer's in "last layer only")."""
-    config = preset(network, mode)
-    return config.epochs, config.batch_size, getattr(config, rate_field(mode))
-
 
 _DEFAULT_EPOCHS, _DEFAULT_BATCH, _DEFAULT_RATE = preset_values("squeezenet", "fine-tune")
 
@@ -93,7 +74,7 @@ class OWTrainer(OWWidget, ConcurrentWidgetMixin):
         nothing_trained = Msg("Training was cancelled before the first epoch finished; "
                               "no model.")
 
-    settings_version = 2
+    settings_version = 3
     learner_name: str = Setting("", schema_only=True)
     network: str = Setting("squeezenet")
     mode: str = Setting("fine-tune")
@@ -102,7 +83,10 @@ class OWTrainer(OWWidget, ConcurrentWidgetMixin):
     image_size: int = Setting(64)
     batch_size: int = Setting(_DEFAULT_BATCH)
     learning_rate: float = Setting(_DEFAULT_RATE)
-    flip: bool = Setting(True)
+    flip: bool = Setting(False)
+    tta: bool = Setting(True)
+    use_time_budget: bool = Setting(False)
+    time_budget: int = Setting(2)  # minutes
     device: str = Setting("auto")
     # off: a training takes minutes, and every click on a spin box would restart it
     auto_apply: bool = Setting(False)
@@ -185,6 +169,8 @@ class OWTrainer(OWWidget, ConcurrentWidgetMixin):
             tooltip="Show the network mirrored copies while it trains. Turn this off when "
                     "mirroring changes what an image is: digits, letters, text, maps.")
         form.addRow("Augment:", self.flip_check)
+        self.tta_check, self.budget_check, self.budget_spin = add_tta_and_budget_rows(
+            self, form, self._settings_changed, self._budget_changed)
         self.device_combo = QComboBox()
         self.device_combo.addItems([label for _, label in DEVICES])
         keys = [d for d, _ in DEVICES]
@@ -214,33 +200,9 @@ class OWTrainer(OWWidget, ConcurrentWidgetMixin):
         self.buttonsArea.layout().addWidget(self.cancel_button)
 
     def _setup_plots(self):
-        self.loss_plot = self._plot("Loss")
-        self.accuracy_plot = self._plot("Accuracy")
-        self.accuracy_plot.setYRange(0, 1)
-        self.curves = {}
-        legend = self.loss_plot.addLegend(offset=(-10, 10))
-        legend.setLabelTextColor(self.palette().text().color())
-        for name, plot in (("loss", self.loss_plot), ("accuracy", self.accuracy_plot)):
-            for which, colour, style in (("train", TRAIN_COLOUR, Qt.PenStyle.SolidLine),
-                                         ("val", VAL_COLOUR, Qt.PenStyle.DashLine)):
-                pen = pg.mkPen(colour, width=2, style=style)
-                self.curves[name, which] = plot.plot(
-                    [], [], pen=pen, symbol="o", symbolSize=6, symbolBrush=colour,
-                    symbolPen=colour,
-                    name=None if name == "accuracy" else
-                    "training" if which == "train" else "validation")
-        self.marks: list = []
-
-    def _plot(self, title: str) -> PlotWidget:
-        plot = PlotWidget(enableMenu=False)
-        plot.setMouseEnabled(False, False)
-        plot.hideButtons()
-        plot.showGrid(x=True, y=True, alpha=0.2)
-        plot.setLabel("left", title)
-        plot.setLabel("bottom", "Epoch")
-        plot.setMinimumSize(420, 180)
-        self.mainArea.layout().addWidget(plot)
-        return plot
+        self.plots = TrainingPlots(self.mainArea.layout(), self.palette().text().color())
+        self.loss_plot, self.accuracy_plot = self.plots.loss_plot, self.plots.accuracy_plot
+        self.curves = self.plots.curves
 
     def sizeHint(self) -> QSize:
         return QSize(900, 560)
@@ -298,6 +260,10 @@ class OWTrainer(OWWidget, ConcurrentWidgetMixin):
 
     def _size_changed(self):
         self.size_spin.setEnabled(self.lower_size)
+        self._settings_changed()
+
+    def _budget_changed(self):
+        self.budget_spin.setEnabled(self.use_time_budget)
         self._settings_changed()
 
     def _device_changed(self, index: int):
@@ -370,7 +336,8 @@ class OWTrainer(OWWidget, ConcurrentWidgetMixin):
             self.network, self.mode, epochs=int(self.epochs),
             image_size=int(self.image_size) if self.lower_size else None,
             batch_size=int(self.batch_size), learning_rate=float(self.learning_rate),
-            flip=bool(self.flip), device=self.device)
+            flip=bool(self.flip), tta=5 if self.tta else 1, device=self.device,
+            time_budget=60.0 * self.time_budget if self.use_time_budget else None)
         learner.name = self.effective_learner_name()
         return learner
 
@@ -435,7 +402,7 @@ class OWTrainer(OWWidget, ConcurrentWidgetMixin):
                                  "was" if outcome.skipped == 1 else "were")
         self.history = list(model.history)
         self._update_plot()
-        self._mark_best(model.best_epoch)
+        self.plots.mark_best(model.best_epoch)
         self.info_label.setText(summary(outcome))
         self.Outputs.model.send(model)
 
@@ -454,38 +421,10 @@ class OWTrainer(OWWidget, ConcurrentWidgetMixin):
 
     def _clear_plot(self):
         self.history = []
-        for plot, item in self.marks:
-            plot.removeItem(item)
-        self.marks = []
-        self._update_plot()
+        self.plots.clear()
 
     def _update_plot(self):
-        epochs = [r.epoch for r in self.history]
-        for name in ("loss", "accuracy"):
-            for which in ("train", "val"):
-                values = [getattr(r, f"{which}_{name}") for r in self.history]
-                keep = [i for i, v in enumerate(values) if not math.isnan(v)]  # no validation: NaN
-                self.curves[name, which].setData([epochs[i] for i in keep],
-                                                 [values[i] for i in keep])
-        switch = next((r.epoch for r in self.history if r.phase == "network"), None)
-        if switch is not None and switch > 1 and not self.marks:
-            self._add_marks(switch - 0.5, "whole network", Qt.PenStyle.DotLine, 0.2, (0, 1))
-
-    def _add_marks(self, x: float, label: str, style, position: float, anchor: tuple):
-        colour = self.palette().text().color()
-        for plot in (self.loss_plot, self.accuracy_plot):
-            # labelled only in the accuracy plot, low down, clear of the loss plot's legend
-            labelled = plot is self.accuracy_plot
-            line = pg.InfiniteLine(
-                x, angle=90, pen=pg.mkPen(colour, width=1, style=style),
-                label=label if labelled else None,
-                labelOpts=dict(position=position, color=colour, anchors=[anchor, anchor]))
-            plot.addItem(line)
-            self.marks.append((plot, line))
-
-    def _mark_best(self, epoch: int):
-        if epoch:
-            self._add_marks(epoch, f"best: {epoch}", Qt.PenStyle.DashLine, 0.06, (1, 1))
+        self.plots.update(self.history)
 
     # --- housekeeping --------------------------------------------------------------------------
 
@@ -505,6 +444,9 @@ class OWTrainer(OWWidget, ConcurrentWidgetMixin):
                  ("Batch size", self.batch_size),
                  ("Learning rate", self.learning_rate),
                  ("Random flips", "yes" if self.flip else "no"),
+                 ("Test-time augmentation", "5 views" if self.tta else "no"),
+                 ("Time budget", f"{self.time_budget} min" if self.use_time_budget
+                  else "none"),
                  ("Device", dict(DEVICES).get(self.device, self.device))]
         self.report_items("Settings", items)
         if self.outcome is not None:
@@ -527,6 +469,15 @@ class OWTrainer(OWWidget, ConcurrentWidgetMixin):
             if network in MODELS:
                 settings.setdefault("learner_name",
                                     f"Image classifier ({get_spec(network).display_name})")
+        if version is not None and version < 3:
+            # version 3's fine-tuning recipe: flips off, 5-view prediction, and the rate is
+            # AdamW's (an old SGD rate would be forty times too high), so a saved workflow
+            # keeps its flips, predicts as it did, and fine-tunes at the new preset's rate
+            settings.setdefault("flip", True)
+            settings.setdefault("tta", False)
+            if settings.get("mode", "fine-tune") == "fine-tune":
+                settings.pop("learning_rate", None)
+                settings.pop("epochs", None)
 
 
 if __name__ == "__main__":  # pragma: no cover
