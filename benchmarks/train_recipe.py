@@ -122,7 +122,8 @@ def _fit_predict(learner, train, test):
     return model, fit
 
 
-def cross_validate(folder: str, variant: dict, folds: int, max_folds: int):
+def cross_validate(folder: str, variant: dict, folds: int, max_folds: int,
+                   only: "int | None" = None):
     from Orange.classification import LogisticRegressionLearner
     from sklearn.model_selection import StratifiedKFold
 
@@ -137,6 +138,8 @@ def cross_validate(folder: str, variant: dict, folds: int, max_folds: int):
     for fold, (train, test) in enumerate(splits, 1):
         if fold > max_folds:
             break
+        if only is not None and fold != only:
+            continue
         logreg, _ = _fit_predict(LogisticRegressionLearner(), embedded[train], None)
         lr_ca = float((logreg(embedded[test]) == y[test]).mean())
         ours = ImageClassifierLearner("squeezenet", **variant)
@@ -165,6 +168,9 @@ def main() -> int:
     parser.add_argument("--name", default="defaults")
     parser.add_argument("--folds", type=int, default=3)
     parser.add_argument("--max-folds", type=int, default=3, help="run only the first N")
+    parser.add_argument("--fold", type=int, default=None,
+                        help="run only fold K (processes side by side; share the embedding "
+                             "cache with DEEPIMAGE_CACHE_DIR)")
     args = parser.parse_args()
     variant = json.loads(args.variant)
     import torch
@@ -179,7 +185,7 @@ def main() -> int:
         os.environ.setdefault("DEEPIMAGE_CACHE_DIR", os.path.join(root, "cache"))
         for name in args.sets:
             for r in cross_validate(write_set(name, root), variant, args.folds,
-                                    args.max_folds):
+                                    args.max_folds, args.fold):
                 print(f"| {name} | {args.name} | {r['fold']} | {r['n_train']} | {r['size']} | "
                       f"{r['lr']:.4f} | {r['ft']:.4f} | {r['tta']:.4f} | {r['epochs']} "
                       f"({r['best']}) | {r['val']:.3f} / {r['baseline']:.3f} | "

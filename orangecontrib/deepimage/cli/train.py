@@ -141,7 +141,8 @@ def prepare(args: argparse.Namespace):
         learner, table = _learner(args), _image_table(args.directory)
     except (UnknownModel, TypeError) as exc:
         raise ValueError(str(exc)) from None
-    if args.image_size is None and learner.mode != "last-layer":
+    if args.image_size is None and learner.mode != "last-layer" \
+            and args.time_budget is None:  # with a budget each run chooses (and may lower)
         paths = image_paths(table)
         learner.image_size = size_for_images(paths, learner.model)
         if not args.quiet:

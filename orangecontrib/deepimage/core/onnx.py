@@ -92,7 +92,7 @@ def export_classifier_onnx(net, path: "str | os.PathLike", *, image_size: int,
             embedding = backbone.forward_head(
                 backbone.forward_features(self.inner.preprocess(images)), pre_logits=True)
             probabilities = torch.softmax(backbone.head_from_embedding(embedding), dim=1)
-            for view in tta_views(images, tta)[1:]:
+            for view in tta_views(images, tta, image_size)[1:]:
                 probabilities = probabilities + torch.softmax(self.inner.logits(view), dim=1)
             return embedding, probabilities / max(int(tta), 1)
 

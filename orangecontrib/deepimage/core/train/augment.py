@@ -63,19 +63,20 @@ def augment(x, config, generator):
     return x
 
 
-def tta_views(images, views: int = 5) -> list:
-    """``views`` versions of a N x H x W x 3 batch (any dtype; float32 out): the images as
-    they are and, for 5, shifted by TTA_SHIFT of the side (at least a pixel) left, right,
-    up and down, the edge pixels repeated into the gap."""
+def tta_views(images, views: int = 5, size: "int | None" = None) -> list:
+    """``views`` versions of a N x H x W x 3 batch of square images (any dtype; float32
+    out): the images as they are and, for 5, shifted by TTA_SHIFT of the side (at least a
+    pixel) left, right, up and down, the edge pixels repeated into the gap. ``size`` is
+    the side, where it must be a number, not the batch's shape (the ONNX export)."""
     import torch.nn.functional as F
     x = images.float()
     if views <= 1:
         return [x]
-    size = x.shape[1]
-    d = max(1, int(round(TTA_SHIFT * size)))
+    side = int(size) if size is not None else int(x.shape[1])
+    d = max(1, int(round(TTA_SHIFT * side)))
     padded = F.pad(x.permute(0, 3, 1, 2), (d, d, d, d), mode="replicate")
     out = [x]
     for dy, dx in ((0, -d), (0, d), (-d, 0), (d, 0)):
-        view = padded[:, :, d + dy:d + dy + size, d + dx:d + dx + x.shape[2]]
+        view = padded[:, :, d + dy:d + dy + side, d + dx:d + dx + side]
         out.append(view.permute(0, 2, 3, 1))
     return out

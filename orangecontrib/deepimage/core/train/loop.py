@@ -20,6 +20,7 @@ from ..models import get_spec
 from ..presets import TrainConfig, size_for_images
 from ..schedule import head_optimizer, network_optimizers
 from .baseline import logreg_accuracy
+from .budget import network_epochs_that_fit, size_for_budget
 from .epochs import EpochRunner, Stop
 from .progress import Progress, phase_epochs, planned_work
 from .records import EpochRecord, TrainResult, stratified_split
@@ -28,9 +29,6 @@ __all__ = ["train_classifier", "build_net"]
 
 ProgressCallback = Callable[[int, int], None]
 StopCallback = Callable[[], bool]
-# a network epoch (forward and backward on the training split, forward on the validation
-# split) costs about this many times the forward pass of the training split alone
-BACKWARD_FACTOR = 3.0
 
 
 def _weights_location(config: TrainConfig):
@@ -91,22 +89,6 @@ def _criterion(y_train: np.ndarray, n_classes: int, config: TrainConfig, device)
     return torch.nn.CrossEntropyLoss(weight=weight, label_smoothing=config.label_smoothing)
 
 
-def _network_epochs(planned: int, deadline: "float | None", embed_seconds: float,
-                    n_train: int, n_all: int) -> "tuple[int, str]":
-    """Whole-network epochs that fit before ``deadline``, estimated from the seconds the
-    embedding pass over all ``n_all`` images took, and what that changed, in a sentence."""
-    if deadline is None or not planned or not embed_seconds > 0:
-        return planned, ""
-    per_epoch = embed_seconds * (BACKWARD_FACTOR * n_train + (n_all - n_train)) / max(n_all, 1)
-    fits = math.floor((deadline - time.perf_counter()) / per_epoch)
-    if fits < 1:
-        return 0, (f"The time budget was too short for one epoch of the whole network "
-                   f"(about {per_epoch:.0f} s): only the last layer was trained.")
-    if fits < planned:
-        return fits, f"The time budget fitted {fits} of {planned} epochs of the whole network."
-    return planned, ""
-
-
 def _prepare(sources, labels, n_classes, config):
     labels = np.asarray(labels, dtype=np.int64)
     sources = [str(s) for s in sources]
@@ -138,6 +120,7 @@ def train_classifier(sources: Sequence[str], labels: Sequence[int], n_classes: i
     import torch
     from ..imagecache import load_images
     started = time.perf_counter()
+    chosen_size = config.image_size is None
     sources, labels, config = _prepare(sources, labels, n_classes, config)
     parallel = distributed.current()  # torchrun: one process of several (core.distributed)
     deadline = started + config.time_budget if config.time_budget and not parallel else None
@@ -145,6 +128,10 @@ def train_classifier(sources: Sequence[str], labels: Sequence[int], n_classes: i
     device = torch.device(device_name)
     location = _weights_location(config)  # located (and digested) once
     net = build_net(config, n_classes, location)
+    note = ""
+    if deadline is not None and chosen_size:  # a size from the images may be lowered
+        size, note = size_for_budget(net, config, len(sources), device)
+        config = dataclasses.replace(config, image_size=size)
     generator = torch.Generator().manual_seed(config.seed)
 
     # progress units (planned_work): images loaded, embedded, trained and validated, and
@@ -176,7 +163,7 @@ def train_classifier(sources: Sequence[str], labels: Sequence[int], n_classes: i
     history: list[EpochRecord] = []
     trainer = EpochRunner(net, config, device, criterion, counter, should_stop, on_epoch,
                           history, generator, parallel, deadline)
-    head_opt, fine_tune, cancelled, note = None, config.mode == "fine-tune", False, ""
+    head_opt, fine_tune, cancelled = None, config.mode == "fine-tune", False
     try:
         if head_epochs:
             if config.mode == "fine-tune":
@@ -184,8 +171,9 @@ def train_classifier(sources: Sequence[str], labels: Sequence[int], n_classes: i
                 embeddings = _embed_for_head(net, config, device_name, images=images)[0]
                 embed_seconds = time.perf_counter() - embed_start
                 counter.step(len(y))
-                net_epochs, note = _network_epochs(net_epochs, deadline, embed_seconds,
-                                                   len(train_rows), len(y))
+                net_epochs, planned = network_epochs_that_fit(
+                    net_epochs, deadline, embed_seconds, len(train_rows), len(y))
+                note = " ".join(n for n in (note, planned) if n)
             if config.mode != "scratch" and not config.random_weights:
                 trainer.baseline = logreg_accuracy(embeddings[train_rows], y[train_rows],
                                                    embeddings[val_rows], y[val_rows])
@@ -205,13 +193,13 @@ def train_classifier(sources: Sequence[str], labels: Sequence[int], n_classes: i
                          net_epochs, fine_tune, device)
     except Stop as stop:
         cancelled = not stop.budget
-        if stop.budget:
-            note = note or "The time budget ran out: the best model so far is kept."
+        if stop.budget and "only the last layer" not in note:
+            note = f"{note} The time budget ran out: the best model so far is kept.".strip()
         if trainer.best_state is None:
             raise Cancelled() from None
-    if trainer.shortened and not note:
-        note = (f"The time budget fitted {trainer.shortened[1]} of {trainer.shortened[0]} "
-                f"epochs of the whole network.")
+    if trainer.shortened and "epochs of the whole network" not in note:
+        note = (f"{note} The time budget fitted {trainer.shortened[1]} of "
+                f"{trainer.shortened[0]} epochs of the whole network.").strip()
     trainer.restore()
     counter.finish()
     net = net.to("cpu", memory_format=torch.contiguous_format).eval()
