@@ -127,6 +127,8 @@ class ImageClassifierLearner(_Callbacks, Learner):
     Parameters mirror core.train.TrainConfig; those left as None take the
     network's preset (``core.train.preset(model, mode)``). ``learning_rate`` is the
     rate the mode trains at (``rate_field(mode)``: the last layer's in "last-layer").
+    ``tta=5`` (the fine-tuning preset's) makes the model predict each image as the mean
+    of five views, ``tta=1`` once; ``time_budget=SECONDS`` bounds the training.
     Set ``progress_callback`` (``(done, total)``), ``should_stop`` (``() -> bool``,
     checked per batch) and ``epoch_callback`` (``(EpochRecord) -> None``) to follow or
     stop training.

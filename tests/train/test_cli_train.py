@@ -98,6 +98,7 @@ def test_export_runs_in_onnxruntime_like_torch(trained, colour_dir, tmp_path):
     meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
     assert meta["deepimage.base_model"] == "squeezenet" and meta["deepimage.image_size"] == "32"
     assert json.loads(meta["deepimage.classes"]) == ["blue", "red"]
+    assert meta["deepimage.tta"] == "5"
     session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     assert [i.name for i in session.get_inputs()] == ["images"]
     images = np.stack([load_image(p, (32, 32)) for p in find_images(colour_dir)[::5]])
@@ -106,7 +107,10 @@ def test_export_runs_in_onnxruntime_like_torch(trained, colour_dir, tmp_path):
     with torch.no_grad():
         x = torch.from_numpy(images)
         expected_embedding = model.net(x).numpy()
-        expected_probs = torch.softmax(model.net.logits(x), 1).numpy()
+        # the model predicts with 5 views (its tta), and so does the export
+        from orangecontrib.deepimage.core.train.augment import tta_views
+        expected_probs = torch.stack([torch.softmax(model.net.logits(v), 1)
+                                      for v in tta_views(x, model.tta)]).mean(0).numpy()
     assert embedding.shape == (len(images), 512) and probs.shape == (len(images), 2)
     np.testing.assert_allclose(embedding, expected_embedding, rtol=1e-3, atol=1e-3)
     np.testing.assert_allclose(probs, expected_probs, atol=1e-4)
