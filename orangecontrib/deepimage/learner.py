@@ -127,6 +127,8 @@ class ImageClassifierLearner(_Callbacks, Learner):
     Parameters mirror core.train.TrainConfig; those left as None take the
     network's preset (``core.train.preset(model, mode)``). ``learning_rate`` is the
     rate the mode trains at (``rate_field(mode)``: the last layer's in "last-layer").
+    ``tta=5`` (the fine-tuning preset's) makes the model predict each image as the mean
+    of five views, ``tta=1`` once; ``time_budget=SECONDS`` bounds the training.
     Set ``progress_callback`` (``(done, total)``), ``should_stop`` (``() -> bool``,
     checked per batch) and ``epoch_callback`` (``(EpochRecord) -> None``) to follow or
     stop training.
@@ -228,6 +230,9 @@ class ImageClassifierModel(_Callbacks, Model):
     """
 
     skipped: tuple = ()  # models pickled before it was kept
+    baseline_accuracy: float = float("nan")  # ... and before logistic regression's was
+    budget_note: str = ""
+    tta: int = 1  # ... and before test-time augmentation
 
     def __init__(self, domain: Domain, result: TrainResult, image_column: str):
         super().__init__(domain)
@@ -241,6 +246,10 @@ class ImageClassifierModel(_Callbacks, Model):
         self.class_counts = result.class_counts
         self.skipped = tuple(result.skipped)
         self.training_seconds = result.seconds
+        self.baseline_accuracy = result.baseline_accuracy
+        self.budget_note = result.budget_note
+        # views averaged in predict_storage (1: none, 5: core.train.augment.tta_views)
+        self.tta = getattr(result.config, "tta", 1)
         self.state = {k: v.detach().cpu().numpy().copy()
                       for k, v in result.net.state_dict().items()}
         self.weights_id = "trained-" + weights_fingerprint(result.net)
@@ -296,7 +305,7 @@ class ImageClassifierModel(_Callbacks, Model):
         probs = np.tile(self.prior, (len(paths), 1))
         if paths:
             predicted, rows, skipped = predict_proba(
-                self.net, paths, self.image_size, device=self.device,
+                self.net, paths, self.image_size, device=self.device, tta=self.tta,
                 progress=self.progress_callback,
                 should_stop=_stop_check(self.should_stop, caller_interruption()))
             probs[rows] = predicted

@@ -22,10 +22,32 @@ import numpy as np
 from Orange.data import Table
 
 from .core.embed import resolve_device
-from .core.train import EpochRecord
-from .learner import ImageClassifierLearner, ImageClassifierModel, count_of, labelled_rows
+from .core.train import EpochRecord, preset
+from .learner import (ImageClassifierLearner, ImageClassifierModel, count_of, labelled_rows,
+                      rate_field)
 
-__all__ = ["TrainingOutcome", "check_data", "run_training", "summary"]
+__all__ = ["TrainingOutcome", "check_data", "run_training", "summary", "baseline_sentence",
+           "MODE_LABELS", "MODE_TIPS", "preset_values"]
+
+
+# the Trainer widget's words for the training modes (core.presets.MODES), and what each does
+MODE_LABELS = {"last-layer": "Last layer only", "fine-tune": "Fine-tune",
+               "scratch": "From scratch"}
+MODE_TIPS = {
+    "last-layer": "The network stays as it is; only its last layer learns, on the cached "
+                  "embeddings. Seconds on a CPU.",
+    "fine-tune": "The last layer first, then the whole network, the backbone at a tenth "
+                 "of the last layer's rate. A minute or two on a CPU for a thousand small "
+                 "images; a GPU helps.",
+    "scratch": "Random start, every layer learns. Needs many images and a GPU.",
+}
+
+
+def preset_values(network: str, mode: str) -> "tuple[int, int, float]":
+    """(epochs, batch size, learning rate) the preset gives; the rate is the one the
+    mode trains at (learner.rate_field: the last layer's in "last layer only")."""
+    config = preset(network, mode)
+    return config.epochs, config.batch_size, getattr(config, rate_field(mode))
 
 
 class State(Protocol):
@@ -106,6 +128,21 @@ def _percent(value: float) -> str:
     return "n/a" if value is None or math.isnan(value) else f"{100 * value:.1f}%"
 
 
+def baseline_sentence(model: ImageClassifierModel) -> str:
+    """What logistic regression on the pretrained network's embeddings scored on the same
+    validation images, against the trained model's validation accuracy ("" if unknown)."""
+    baseline, best = getattr(model, "baseline_accuracy", math.nan), model.best
+    if baseline is None or math.isnan(baseline) or best is None \
+            or math.isnan(best.val_accuracy):
+        return ""
+    gain = 100 * (best.val_accuracy - baseline)
+    verdict = ("fine-tuning helped" if gain > 0 else "fine-tuning did not help" if gain < 0
+               else "no difference")
+    return (f"Logistic regression on the pretrained network's embeddings (at "
+            f"{model.image_size} px): {_percent(baseline)} on the same validation images "
+            f"({gain:+.1f} points: {verdict}).")
+
+
 def summary(outcome: TrainingOutcome) -> str:
     """One paragraph for the widget: best epoch, its validation accuracy, time, skips."""
     model, best = outcome.model, outcome.best
@@ -114,6 +151,9 @@ def summary(outcome: TrainingOutcome) -> str:
         parts.append(f"Best epoch {best.epoch} of {outcome.epochs}: validation accuracy "
                      f"{_percent(best.val_accuracy)}, training accuracy "
                      f"{_percent(best.train_accuracy)}.")
+    parts.append(baseline_sentence(model))
+    if getattr(model, "budget_note", ""):
+        parts.append(model.budget_note)
     how = "Cancelled" if outcome.cancelled else (
         "Stopped early" if model.stopped_early else "Finished")
     used = int(sum(model.class_counts))
@@ -125,5 +165,5 @@ def summary(outcome: TrainingOutcome) -> str:
     if outcome.unlabelled:
         parts.append(f"{count_of(outcome.unlabelled, 'row')} without a class "
                      f"{'were' if outcome.unlabelled != 1 else 'was'} not used.")
-    return " ".join(parts)
+    return " ".join(p for p in parts if p)
 

@@ -31,6 +31,19 @@ def test_train_prints_epochs_and_writes_a_model_orange_loads(trained, colour_dir
     err = capsys.readouterr().err
     assert "epoch   1 (head): train loss" in err and "(network)" in err
     assert "best epoch" in err and "validation accuracy" in err and path.is_file()
+    # the truth about the gain: logistic regression on the same validation images
+    assert "Logistic regression on the pretrained network's embeddings" in err
+
+
+def test_train_with_a_time_budget_too_short_trains_the_last_layer_and_says_so(
+        colour_dir, tmp_path, capsys):
+    path = tmp_path / "quick.pkcls"
+    assert main(["train", str(colour_dir), *FAST, "--time-budget", "0.00001",
+                 "-o", str(path)]) == 0
+    err = capsys.readouterr().err
+    assert "only the last layer was trained" in err and "(network)" not in err
+    assert main(["train", str(colour_dir), "--time-budget", "0"]) == 2
+    assert "--time-budget must be above 0" in capsys.readouterr().err
 
 
 def test_evaluate_json_compares_with_logistic_regression(tmp_path, write_colours, capsys):
@@ -85,6 +98,7 @@ def test_export_runs_in_onnxruntime_like_torch(trained, colour_dir, tmp_path):
     meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
     assert meta["deepimage.base_model"] == "squeezenet" and meta["deepimage.image_size"] == "32"
     assert json.loads(meta["deepimage.classes"]) == ["blue", "red"]
+    assert meta["deepimage.tta"] == "5"
     session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     assert [i.name for i in session.get_inputs()] == ["images"]
     images = np.stack([load_image(p, (32, 32)) for p in find_images(colour_dir)[::5]])
@@ -93,7 +107,10 @@ def test_export_runs_in_onnxruntime_like_torch(trained, colour_dir, tmp_path):
     with torch.no_grad():
         x = torch.from_numpy(images)
         expected_embedding = model.net(x).numpy()
-        expected_probs = torch.softmax(model.net.logits(x), 1).numpy()
+        # the model predicts with 5 views (its tta), and so does the export
+        from orangecontrib.deepimage.core.train.augment import tta_views
+        expected_probs = torch.stack([torch.softmax(model.net.logits(v), 1)
+                                      for v in tta_views(x, model.tta)]).mean(0).numpy()
     assert embedding.shape == (len(images), 512) and probs.shape == (len(images), 2)
     np.testing.assert_allclose(embedding, expected_embedding, rtol=1e-3, atol=1e-3)
     np.testing.assert_allclose(probs, expected_probs, atol=1e-4)

@@ -64,7 +64,7 @@ def test_presets_follow_the_papers():
     vgg = preset("vgg16", "scratch")
     assert (vgg.optimizer, vgg.momentum, vgg.weight_decay, vgg.dropout) == ("sgd", 0.9, 5e-4, 0.5)
     assert vgg.flip and vgg.scale_jitter > 0 and vgg.size == 224
-    inception = preset("inception-v3", "fine-tune")
+    inception = preset("inception-v3", "scratch")
     assert (inception.optimizer, inception.label_smoothing, inception.size) == ("rmsprop", 0.1, 299)
     assert inception.aux_loss_weight > 0
     assert preset("squeezenet").size == 227 and preset("squeezenet").mode == "fine-tune"

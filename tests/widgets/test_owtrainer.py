@@ -136,6 +136,41 @@ class TestOWTrainer(WidgetTest):
         self.assertTrue(w.Error.weights.is_shown())
         self.assertIsNone(self.get_output(w.Outputs.learner))
 
+    def test_the_recipes_options_and_logistic_regression_beside_the_curves(self):
+        w = self.create_widget(OWTrainer, stored_settings={"auto_apply": True,
+                                                           "__version__": 3})
+        config = self.get_output(w.Outputs.learner, widget=w).config()
+        self.assertEqual((config.flip, config.tta, config.time_budget), (False, 5, None))
+        w.controls.use_time_budget.setChecked(True)
+        w.controls.time_budget.setValue(3)
+        self.assertEqual(self.get_output(w.Outputs.learner, widget=w).config().time_budget,
+                         180.0)
+        w.controls.tta.setChecked(False)
+        self.assertEqual(self.get_output(w.Outputs.learner, widget=w).config().tta, 1)
+        w.controls.use_time_budget.setChecked(False)
+        self.small(w, epochs=1, mode="fine-tune")
+        self.send_signal(w.Inputs.data, self.table, widget=w)
+        model = self.get_output(w.Outputs.model, widget=w, wait=TIMEOUT)
+        self.assertEqual(model.tta, 1)
+        self.assertTrue(0 <= model.baseline_accuracy <= 1)
+        line = w.plots.baseline_line
+        self.assertTrue(line.isVisible())
+        self.assertAlmostEqual(line.value(), model.baseline_accuracy)
+        self.assertIn("logistic regression", line.label.toPlainText())
+        self.assertIn("Logistic regression on the pretrained network's embeddings",
+                      w.info_label.text())
+        w.send_report()
+        self.send_signal(w.Inputs.data, None, widget=w)
+        self.assertFalse(line.isVisible())
+
+    def test_old_workflows_keep_flips_and_leave_the_old_sgd_rate(self):
+        settings = {"mode": "fine-tune", "learning_rate": 0.004, "epochs": 10,
+                    "__version__": 2}
+        w = self.create_widget(OWTrainer, stored_settings=settings)
+        self.assertEqual((w.flip, w.tta), (True, False))
+        self.assertEqual((w.learning_rate, w.epochs), (preset().learning_rate,
+                                                       preset().epochs))
+
     def test_model_after_training_on_an_import_images_table(self):
         w = self.widget
         self.small(epochs=3)

@@ -48,7 +48,19 @@ def training_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--validation", type=float, default=None, metavar="F",
                         help="fraction of images held out for early stopping (default 0.2)")
     parser.add_argument("--no-flip", action="store_true",
-                        help="no random horizontal flips (for text, digits, ...)")
+                        help="no random horizontal flips (for text, digits, ...; the "
+                             "fine-tune preset has none)")
+    parser.add_argument("--flip", action="store_true",
+                        help="random horizontal flips (for photos of things whose mirror "
+                             "image is the same thing)")
+    parser.add_argument("--no-tta", action="store_true",
+                        help="predict each image once, not as the mean of 5 views (as it is "
+                             "and shifted 5%% each way: the default)")
+    parser.add_argument("--time-budget", type=float, default=None, metavar="MIN",
+                        help="train for at most MIN minutes (each fold, in evaluate): the "
+                             "whole network trains for the epochs that fit, and the best "
+                             "model so far is kept; too short for one epoch: the last "
+                             "layer alone")
     parser.add_argument("--device", default="auto", choices=DEVICES)
     parser.add_argument("--seed", type=int, default=0, metavar="N")
     parser.add_argument("--random-weights", action="store_true", help=argparse.SUPPRESS)
@@ -91,6 +103,14 @@ def _learner(args: argparse.Namespace):
         options["flip"] = False
     if args.weights:
         options["weights_file"] = args.weights
+    if args.flip and not args.no_flip:
+        options["flip"] = True
+    if args.no_tta:
+        options["tta"] = 1
+    if args.time_budget is not None:
+        if not args.time_budget > 0:
+            raise ValueError("--time-budget must be above 0 minutes")
+        options["time_budget"] = 60 * args.time_budget
     return ImageClassifierLearner(
         args.model, mode=args.mode, epochs=args.epochs, image_size=args.image_size,
         batch_size=args.batch_size, learning_rate=args.lr, patience=args.patience,
@@ -126,7 +146,8 @@ def prepare(args: argparse.Namespace):
         learner, table = _learner(args), _image_table(args.directory)
     except (UnknownModel, TypeError) as exc:
         raise ValueError(str(exc)) from None
-    if args.image_size is None and learner.mode != "last-layer":
+    if args.image_size is None and learner.mode != "last-layer" \
+            and args.time_budget is None:  # with a budget each run chooses (and may lower)
         paths = image_paths(table)
         learner.image_size = size_for_images(paths, learner.model)
         if not args.quiet:
@@ -239,6 +260,10 @@ def _train(args: argparse.Namespace, parallel) -> int:
           f"{model.training_seconds:.1f} s: best epoch {model.best_epoch} of "
           f"{len(model.history)}, {val}"
           f"{'; stopped early' if model.stopped_early else ''}{unread}.", file=sys.stderr)
+    from ..training import baseline_sentence
+    for line in (baseline_sentence(model), model.budget_note):
+        if line:
+            print(line, file=sys.stderr)
     if args.output:
         return _write_model(model, args.output)
     return 0
@@ -274,8 +299,11 @@ def cmd_export(args: argparse.Namespace) -> int:
         return fail(f"{args.model} holds a {type(model).__name__}, not an image classifier "
                     f"trained by `deepimage train` or the Trainer widget")
     path = export_classifier_onnx(model.net, args.onnx, image_size=model.image_size,
-                                  classes=model.class_values, base_model=model.spec.name)
+                                  classes=model.class_values, base_model=model.spec.name,
+                                  tta=model.tta)
     print(f"Wrote {path}: input 'images' uint8 N x {model.image_size} x {model.image_size} x 3 "
           f"RGB; outputs 'embedding' (N x {model.spec.embedding_dim}) and 'probabilities' "
-          f"(N x {len(model.class_values)}: {', '.join(model.class_values)}).", file=sys.stderr)
+          f"(N x {len(model.class_values)}: {', '.join(model.class_values)}"
+          f"{'; the mean of 5 views, as the model predicts' if model.tta > 1 else ''}).",
+          file=sys.stderr)
     return 0

@@ -37,8 +37,10 @@ class UnknownModel(KeyError):
 @dataclass(frozen=True)
 class TrainPreset:
     """How a network trains from scratch, after the paper that introduced it; the modes
-    derive their own settings from it (core.presets.preset). ``fine_tune`` holds extra
-    TrainConfig fields for fine-tuning, as (name, value) pairs."""
+    derive their own settings from it (core.presets.preset). ``fine_tune`` holds this
+    network's TrainConfig fields that differ from the shared fine-tuning recipe
+    (core.presets.FINE_TUNE_RECIPE), as (name, value) pairs; none of the four defaults
+    needs any."""
 
     optimizer: str = "sgd"
     learning_rate: float = 0.01
@@ -199,13 +201,6 @@ def _vgg(depth: int, parameters: int, digest: str) -> ModelSpec:
     )
 
 
-# Fine-tuning SqueezeNet: the cap on its whole network's gradient norm at the switch to
-# the whole network, how fast the cap loosens, and label smoothing (core.presets.preset
-# says why; benchmarks/README.md has the measurements).
-SQUEEZENET_GRADIENT_CAP = 3.0
-SQUEEZENET_CAP_GROWTH = 3.0  # per epoch: 3, 9, 27, ... (its gradients' norms are 5-35)
-SQUEEZENET_LABEL_SMOOTHING = 0.1  # as Inception v3 trains
-
 DEFAULT_SPECS = (
     ModelSpec(
         name="squeezenet",
@@ -231,10 +226,7 @@ DEFAULT_SPECS = (
         # Iandola et al.: 227 px, SGD with momentum 0.9, weight decay 2e-4, dropout 0.5
         # before conv10
         train=TrainPreset(optimizer="sgd", momentum=0.9, weight_decay=2e-4, dropout=0.5,
-                          batch_size=32, learning_rate=0.04,
-                          fine_tune=(("max_grad_norm", SQUEEZENET_GRADIENT_CAP),
-                                     ("cap_growth", SQUEEZENET_CAP_GROWTH),
-                                     ("label_smoothing", SQUEEZENET_LABEL_SMOOTHING))),
+                          batch_size=32, learning_rate=0.04),
         default=True,
     ),
     _vgg(16, 138_357_544, "397923af"),

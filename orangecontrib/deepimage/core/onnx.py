@@ -65,13 +65,16 @@ PROBABILITIES_NAME = "probabilities"
 
 def export_classifier_onnx(net, path: "str | os.PathLike", *, image_size: int,
                            classes: "list[str] | tuple[str, ...]",
-                           base_model: "str | None" = None) -> Path:
+                           base_model: "str | None" = None, tta: int = 1) -> Path:
     """Write a trained classifier (an EmbeddingNet with its last layer) as one ONNX file.
 
     Input ``images``: uint8 N x H x W x 3 RGB at ``image_size`` (dynamic batch). Outputs
     ``embedding`` (N x D, the penultimate layer) and ``probabilities`` (N x classes).
     Metadata: ``deepimage.base_model``, ``deepimage.image_size``, ``deepimage.classes``
-    (a JSON list), so a server can serve the file without anything else. Atomic.
+    (a JSON list), ``deepimage.tta`` (views averaged), so a server can serve the file
+    without anything else. Atomic. With ``tta`` 5 the probabilities are the mean of the
+    five views the model predicts with (core.train.augment.tta_views: as it is and
+    shifted each way), baked into the graph; the embedding is the image's as it is.
     """
     import json
 
@@ -84,10 +87,14 @@ def export_classifier_onnx(net, path: "str | os.PathLike", *, image_size: int,
             self.inner = inner
 
         def forward(self, images):
+            from .train.augment import tta_views
             backbone = self.inner.backbone
             embedding = backbone.forward_head(
                 backbone.forward_features(self.inner.preprocess(images)), pre_logits=True)
-            return embedding, torch.softmax(backbone.head_from_embedding(embedding), dim=1)
+            probabilities = torch.softmax(backbone.head_from_embedding(embedding), dim=1)
+            for view in tta_views(images, tta, image_size)[1:]:
+                probabilities = probabilities + torch.softmax(self.inner.logits(view), dim=1)
+            return embedding, probabilities / max(int(tta), 1)
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -106,7 +113,8 @@ def export_classifier_onnx(net, path: "str | os.PathLike", *, image_size: int,
         proto = onnx.load(tmp)
         for key, value in (("deepimage.base_model", base_model or net.spec.name),
                            ("deepimage.image_size", str(int(image_size))),
-                           ("deepimage.classes", json.dumps(list(classes)))):
+                           ("deepimage.classes", json.dumps(list(classes))),
+                           ("deepimage.tta", str(int(tta)))):
             entry = proto.metadata_props.add()
             entry.key, entry.value = key, value
         onnx.save(proto, tmp)

@@ -19,12 +19,16 @@ __all__ = ["predict_proba"]
 def predict_proba(net, sources: Sequence[str], image_size: int, *, device: str = "auto",
                   batch_size: int = 64, progress: "ProgressCallback | None" = None,
                   should_stop: "StopCallback | None" = None,
-                  chunk: int = 512) -> "tuple[np.ndarray, np.ndarray, tuple[Skipped, ...]]":
+                  chunk: int = 512,
+                  tta: int = 1) -> "tuple[np.ndarray, np.ndarray, tuple[Skipped, ...]]":
     """Class probabilities of the images that could be read: (probabilities, their
     positions in ``sources``, skipped). Images are decoded ``chunk`` at a time; raises
-    core.embed.Cancelled when ``should_stop()`` turns true (checked per batch)."""
+    core.embed.Cancelled when ``should_stop()`` turns true (checked per batch). With
+    ``tta`` 5, each image's probabilities are the mean of five views (as is and shifted
+    each way: core.train.augment.tta_views), at five times the cost."""
     import torch
     from .imagecache import load_images
+    from .train.augment import tta_views
     device = torch.device(resolve_device(device))
     amp = device.type == "cuda"
     # on the CPU the caller's network is used as it is; elsewhere a copy goes to the device
@@ -42,10 +46,11 @@ def predict_proba(net, sources: Sequence[str], image_size: int, *, device: str =
                 x = torch.from_numpy(loaded.images[b:b + batch_size]).to(device)
                 with (torch.autocast("cuda", dtype=torch.float16) if amp
                       else contextlib.nullcontext()):
-                    logits = model.logits(x)
-                # softmax in float64: float32 rows miss 1 by ~1e-7, which scikit-learn's
-                # metrics (Test & Score's AUC) warn about
-                parts.append(torch.softmax(logits.double(), 1).cpu().numpy())
+                    # softmax in float64: float32 rows miss 1 by ~1e-7, which scikit-learn's
+                    # metrics (Test & Score's AUC) warn about
+                    probs = torch.stack([torch.softmax(model.logits(view).double(), 1)
+                                         for view in tta_views(x, tta)]).mean(0)
+                parts.append(probs.cpu().numpy())
         if progress is not None:
             progress(min(start + chunk, len(sources)), len(sources))
     classifier = net.backbone.get_classifier()

@@ -25,6 +25,10 @@ rates near zero too). So in the second stage
 - every rate rises linearly from near zero over the first ``warmup_epochs`` (Goyal et
   al. 2017; ULMFiT's slanted triangular rate), then decays along a cosine to 1% of its peak.
 
+The fine-tuning recipe now (core.presets.FINE_TUNE_RECIPE) is AdamW on the backbone at a
+tenth of the last layer's rate, on a one-cycle schedule (``warmup_epochs`` a quarter of
+the stage); the SGD machinery above stays for presets that ask for it.
+
 From scratch there is one optimizer for all layers, with the same warm-up and decay.
 """
 from __future__ import annotations
@@ -38,7 +42,9 @@ __all__ = ["NETWORK_HEAD_FACTOR", "warmup_cosine", "gradient_cap", "make_optimiz
            "warmup_steps"]
 
 # The last layer's Adam rate after unfreezing, as a share of its first-stage rate: the
-# first stage has brought it near its optimum, and the features now move under it.
+# first stage has brought it near its optimum, and the features now move under it
+# (TrainConfig.network_head_factor's default; the AdamW fine-tuning recipe keeps 1, with
+# the backbone at a tenth of it).
 NETWORK_HEAD_FACTOR = 0.1
 
 
@@ -72,15 +78,18 @@ def make_optimizer(groups: list, config, adam: bool = False):
     """The configured optimizer (SGD with momentum, RMSProp as in Inception v3, or Adam)
     on ``groups``; with ``adam``, Adam at the head learning rate (for the last layer)."""
     import torch
-    if adam:
-        return torch.optim.Adam(groups, lr=config.head_learning_rate,
-                                weight_decay=config.weight_decay)
+    if adam:  # AdamW where the recipe is AdamW: decoupled decay, as the backbone's
+        kind = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
+        return kind(groups, lr=config.head_learning_rate, weight_decay=config.weight_decay)
     if config.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=config.learning_rate, momentum=config.momentum,
                                weight_decay=config.weight_decay)
     if config.optimizer == "rmsprop":  # Inception v3's: decay 0.9, epsilon 1.0
         return torch.optim.RMSprop(groups, lr=config.learning_rate, alpha=0.9, eps=1.0,
                                    momentum=config.momentum, weight_decay=config.weight_decay)
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=config.learning_rate,
+                                 weight_decay=config.weight_decay)
     return torch.optim.Adam(groups, lr=config.learning_rate, weight_decay=config.weight_decay)
 
 
@@ -120,5 +129,5 @@ def network_optimizers(net, config, head=None) -> list:
     if config.mode == "scratch":
         return [make_optimizer([{"params": list(net.parameters())}], config)]
     head = head if head is not None else head_optimizer(net, config)
-    set_peak_rates(head, [config.head_learning_rate * NETWORK_HEAD_FACTOR])
+    set_peak_rates(head, [config.head_learning_rate * config.network_head_factor])
     return [head, make_optimizer(backbone_groups(net, config), config)]

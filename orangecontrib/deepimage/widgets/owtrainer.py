@@ -31,32 +31,15 @@ from orangecontrib.deepimage.core.models import get_spec
 from orangecontrib.deepimage.core.presets import AUTO_SIZE_FLOOR, MODES
 from orangecontrib.deepimage.core.train import EpochRecord, preset
 from orangecontrib.deepimage.core.weights import weights_available
-from orangecontrib.deepimage.learner import ImageClassifierLearner, count_of, rate_field
-from orangecontrib.deepimage.training import TrainingOutcome, check_data, run_training, summary
+from orangecontrib.deepimage.learner import ImageClassifierLearner, count_of
+from orangecontrib.deepimage.training import (MODE_LABELS, MODE_TIPS, TrainingOutcome,
+                                              check_data, preset_values, run_training, summary)
 from orangecontrib.deepimage.widgets.utils import fill_combo_items
 from orangecontrib.deepimage.widgets.utils.devicecombo import DeviceCombo
-from orangecontrib.deepimage.widgets.utils.trainingplot import TrainingCurves
+from orangecontrib.deepimage.widgets.utils.trainingplot import (TrainingPlots,
+                                                                add_tta_and_budget_rows)
 
 log = logging.getLogger(__name__)
-
-# the training modes are core.presets.MODES; these are the widget's words for them
-MODE_LABELS = {"last-layer": "Last layer only", "fine-tune": "Fine-tune",
-               "scratch": "From scratch"}
-MODE_TIPS = {
-    "last-layer": "The network stays as it is; only its last layer learns, on the cached "
-                  "embeddings. Seconds on a CPU.",
-    "fine-tune": "The last layer first, then the whole network, early layers at lower "
-                 "rates. Minutes on a CPU for a few hundred images; a GPU helps.",
-    "scratch": "Random start, every layer learns. Needs many images and a GPU.",
-}
-
-
-def preset_values(network: str, mode: str) -> "tuple[int, int, float]":
-    """(epochs, batch size, learning rate) the preset gives; the rate is the one the
-    mode trains at (learner.rate_field: the last layer's in "last layer only")."""
-    config = preset(network, mode)
-    return config.epochs, config.batch_size, getattr(config, rate_field(mode))
-
 
 _DEFAULT_EPOCHS, _DEFAULT_BATCH, _DEFAULT_RATE = preset_values("squeezenet", "fine-tune")
 
@@ -93,7 +76,7 @@ class OWTrainer(OWWidget, ConcurrentWidgetMixin):
         nothing_trained = Msg("Training was cancelled before the first epoch finished; "
                               "no model.")
 
-    settings_version = 2
+    settings_version = 3
     learner_name: str = Setting("", schema_only=True)
     network: str = Setting("squeezenet")
     mode: str = Setting("fine-tune")
@@ -102,7 +85,10 @@ class OWTrainer(OWWidget, ConcurrentWidgetMixin):
     image_size: int = Setting(64)
     batch_size: int = Setting(_DEFAULT_BATCH)
     learning_rate: float = Setting(_DEFAULT_RATE)
-    flip: bool = Setting(True)
+    flip: bool = Setting(False)
+    tta: bool = Setting(True)
+    use_time_budget: bool = Setting(False)
+    time_budget: int = Setting(2)  # minutes
     device: str = Setting("auto")
     # off: a training takes minutes, and every click on a spin box would restart it
     auto_apply: bool = Setting(False)
@@ -185,6 +171,8 @@ class OWTrainer(OWWidget, ConcurrentWidgetMixin):
             tooltip="Show the network mirrored copies while it trains. Turn this off when "
                     "mirroring changes what an image is: digits, letters, text, maps.")
         form.addRow("Augment:", self.flip_check)
+        self.tta_check, self.budget_check, self.budget_spin = add_tta_and_budget_rows(
+            self, form, self._settings_changed, self._budget_changed)
         self.device_combo = DeviceCombo(
             self.device, "'Automatic' trains on an NVIDIA GPU when there is one.")
         self._show_device_warning()
@@ -208,7 +196,7 @@ class OWTrainer(OWWidget, ConcurrentWidgetMixin):
         self.buttonsArea.layout().addWidget(self.cancel_button)
 
     def _setup_plots(self):
-        self.plots = TrainingCurves(self.mainArea.layout(), self.palette())
+        self.plots = TrainingPlots(self.mainArea.layout(), self.palette().text().color())
         self.loss_plot, self.accuracy_plot = self.plots.loss_plot, self.plots.accuracy_plot
         self.curves = self.plots.curves
 
@@ -269,6 +257,10 @@ class OWTrainer(OWWidget, ConcurrentWidgetMixin):
 
     def _size_changed(self):
         self.size_spin.setEnabled(self.lower_size)
+        self._settings_changed()
+
+    def _budget_changed(self):
+        self.budget_spin.setEnabled(self.use_time_budget)
         self._settings_changed()
 
     def _device_changed(self, index: int):
@@ -352,7 +344,8 @@ class OWTrainer(OWWidget, ConcurrentWidgetMixin):
             self.network, self.mode, epochs=int(self.epochs),
             image_size=int(self.image_size) if self.lower_size else None,
             batch_size=int(self.batch_size), learning_rate=float(self.learning_rate),
-            flip=bool(self.flip), device=self.device_combo.device())
+            flip=bool(self.flip), tta=5 if self.tta else 1, device=self.device_combo.device(),
+            time_budget=60.0 * self.time_budget if self.use_time_budget else None)
         learner.name = self.effective_learner_name()
         return learner
 
@@ -418,7 +411,7 @@ class OWTrainer(OWWidget, ConcurrentWidgetMixin):
                                  "was" if outcome.skipped == 1 else "were")
         self.history = list(model.history)
         self._update_plot()
-        self._mark_best(model.best_epoch)
+        self.plots.mark_best(model.best_epoch)
         self.info_label.setText(summary(outcome))
         self.Outputs.model.send(model)
 
@@ -440,10 +433,7 @@ class OWTrainer(OWWidget, ConcurrentWidgetMixin):
         self.plots.clear()
 
     def _update_plot(self):
-        self.plots.show(self.history)
-
-    def _mark_best(self, epoch: int):
-        self.plots.mark_best(epoch)
+        self.plots.update(self.history)
 
     # --- housekeeping --------------------------------------------------------------------------
 
@@ -463,6 +453,9 @@ class OWTrainer(OWWidget, ConcurrentWidgetMixin):
                  ("Batch size", self.batch_size),
                  ("Learning rate", self.learning_rate),
                  ("Random flips", "yes" if self.flip else "no"),
+                 ("Test-time augmentation", "5 views" if self.tta else "no"),
+                 ("Time budget", f"{self.time_budget} min" if self.use_time_budget
+                  else "none"),
                  ("Device", self.device_combo.label())]
         self.report_items("Settings", items)
         if self.outcome is not None:
@@ -484,6 +477,15 @@ class OWTrainer(OWWidget, ConcurrentWidgetMixin):
             spec = find_spec(settings.get("network", "squeezenet"))
             if spec is not None:
                 settings.setdefault("learner_name", f"Image classifier ({spec.display_name})")
+        if version is not None and version < 3:
+            # version 3's fine-tuning recipe: flips off, 5-view prediction, and the rate is
+            # AdamW's (an old SGD rate would be forty times too high), so a saved workflow
+            # keeps its flips, predicts as it did, and fine-tunes at the new preset's rate
+            settings.setdefault("flip", True)
+            settings.setdefault("tta", False)
+            if settings.get("mode", "fine-tune") == "fine-tune":
+                settings.pop("learning_rate", None)
+                settings.pop("epochs", None)
 
 
 if __name__ == "__main__":  # pragma: no cover
