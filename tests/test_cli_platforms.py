@@ -19,7 +19,8 @@ from orangecontrib.deepimage.cli import main
 
 def _photo(path, seed):
     pixels = np.random.default_rng(seed).integers(0, 255, (20, 30, 3), np.uint8)
-    Image.fromarray(pixels).save(path)
+    with open(path, "wb") as f:  # a bytes path: Pillow 10.0's save() takes no bytes name
+        Image.fromarray(pixels).save(f, format="JPEG")
 
 
 @pytest.fixture

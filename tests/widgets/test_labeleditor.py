@@ -1,6 +1,8 @@
 """Segment Images' label editor: painting, erasing, switching images, the stored labels."""
 import numpy as np
-from AnyQt.QtCore import QPoint, Qt
+from AnyQt.QtCore import QEvent, QPointF, Qt
+from AnyQt.QtGui import QMouseEvent
+from AnyQt.QtWidgets import QApplication
 from AnyQt.QtTest import QTest
 from Orange.widgets.tests.base import GuiTest
 
@@ -67,7 +69,11 @@ class TestLabelEditor(GuiTest):
         start = canvas.mapFromScene(10, 20)
         end = canvas.mapFromScene(30, 20)
         QTest.mousePress(canvas.viewport(), Qt.MouseButton.LeftButton, pos=start)
-        QTest.mouseMove(canvas.viewport(), QPoint(end))
+        # a move with the button held (QTest.mouseMove sends no buttons under Qt 5)
+        left = Qt.MouseButton.LeftButton
+        move = QMouseEvent(QEvent.Type.MouseMove, QPointF(end), left, left,
+                           Qt.KeyboardModifier.NoModifier)
+        QApplication.sendEvent(canvas.viewport(), move)
         QTest.mouseRelease(canvas.viewport(), Qt.MouseButton.LeftButton, pos=end)
         self.assertEqual(editor.labels["a"][20, 20], 2)
         self.assertEqual(self.changed, ["a"])

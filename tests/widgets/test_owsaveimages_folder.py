@@ -6,6 +6,9 @@ import ntpath
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager
+from types import MappingProxyType
+from unittest import mock
 
 from image_folders import make_class_folders
 from Orange.widgets.tests.base import WidgetTest
@@ -35,6 +38,15 @@ def test_stored_folder_on_windows_drives(monkeypatch):
     assert folder_from_stored("out", r"C:\w\lesson") == r"C:\w\lesson\out"
 
 
+@contextmanager
+def basedir(folder: str):
+    """The widgets see a workflow saved in ``folder`` (its env's "basedir", as Orange
+    Canvas gives it; WidgetTest.create_widget takes no env before orange-widget-base 4.23)."""
+    with mock.patch.object(OWSaveImages, "workflowEnv",
+                           lambda self: MappingProxyType({"basedir": folder})):
+        yield
+
+
 class TestSaveImagesFolder(WidgetTest):
     @classmethod
     def setUpClass(cls):
@@ -55,14 +67,15 @@ class TestSaveImagesFolder(WidgetTest):
 
     def test_folder_inside_the_workflow_is_stored_relative_and_moves_with_it(self):
         here = self.workflow("here")
-        widget = self.create_widget(OWSaveImages, env={"basedir": here})
-        widget.dirname = os.path.join(here, "out")
-        settings = widget.settingsHandler.pack_data(widget)
+        with basedir(here):
+            widget = self.create_widget(OWSaveImages)
+            widget.dirname = os.path.join(here, "out")
+            settings = widget.settingsHandler.pack_data(widget)
         self.assertEqual(settings["stored_path"], "out")
         moved = self.workflow("moved")  # the workflow copied to another computer
-        restored = self.create_widget(OWSaveImages, stored_settings=settings,
-                                      env={"basedir": moved})
-        self.assertEqual(restored.dirname, os.path.join(moved, "out"))
+        with basedir(moved):
+            restored = self.create_widget(OWSaveImages, stored_settings=settings)
+            self.assertEqual(restored.dirname, os.path.join(moved, "out"))
         self.assertFalse(restored.Warning.missing_folder.is_shown())
 
     def test_saving_the_workflow_elsewhere_stores_the_folder_anew(self):
@@ -76,12 +89,12 @@ class TestSaveImagesFolder(WidgetTest):
     def test_a_missing_folder_from_another_computer_is_never_created(self):
         gone = os.path.join(self.tmp, "C:\\home\\teacher\\out" if os.sep == "/" else "gone")
         settings = {"stored_path": gone, "auto_save": True, "__version__": 2}
-        widget = self.create_widget(OWSaveImages, stored_settings=settings,
-                                    env={"basedir": self.workflow("opened")})
-        self.assertTrue(widget.Warning.missing_folder.is_shown())
-        self.send_signal(widget.Inputs.data, self.images)  # auto-save would run here
-        widget.save()
-        self.wait_until_finished(widget, timeout=10000)
+        with basedir(self.workflow("opened")):
+            widget = self.create_widget(OWSaveImages, stored_settings=settings)
+            self.assertTrue(widget.Warning.missing_folder.is_shown())
+            self.send_signal(widget.Inputs.data, self.images)  # auto-save would run here
+            widget.save()
+            self.wait_until_finished(widget, timeout=10000)
         self.assertFalse(os.path.exists(gone))
         self.assertIsNone(widget.report_)
         self.assertTrue(widget.Warning.missing_folder.is_shown())

@@ -72,10 +72,13 @@ class LabelEditor(QWidget):
         self.preview_box.toggled.connect(self.canvas.set_show_prediction)
         self.status = QLabel("", wordWrap=True)
 
+        # two rows (the classes; the brush and the view), so the widget fits a small
+        # screen (Orange's rule: narrower than 800 px) with several kinds of object
+        classes = QHBoxLayout()
+        classes.addWidget(self.class_box)
+        classes.addWidget(self.add_button)
+        classes.addStretch(1)
         tools = QHBoxLayout()
-        tools.addWidget(self.class_box)
-        tools.addWidget(self.add_button)
-        tools.addSpacing(12)
         tools.addWidget(self.brush_label)
         tools.addWidget(self.brush)
         for text, tip, slot in (("+", "Zoom in (Ctrl+wheel)", lambda: self.canvas.zoom(1.25)),
@@ -89,6 +92,7 @@ class LabelEditor(QWidget):
         right = QWidget()
         layout = QVBoxLayout(right)
         layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(classes)
         layout.addLayout(tools)
         layout.addWidget(self.canvas, 1)
         layout.addWidget(self.status)
