@@ -47,7 +47,10 @@ def test_committed_cells_are_what_make_cells_writes(tmp_path):
         b = np.asarray(Image.open(tmp_path / name))
         # 16-bit PNGs (Pillow before 10.1 reads them as int32 "I" images)
         assert a.dtype in (np.uint16, np.int32) and a.max() > 255, name
-        assert np.array_equal(a, b), name
+        # the same images: at most 1 count apart in a few pixels (rounding differs between
+        # numpy/scipy versions; seen 1 count in 0.02% of pixels with the oldest we support)
+        difference = np.abs(a.astype(np.int64) - b.astype(np.int64))
+        assert difference.max() <= 1 and (difference > 0).mean() < 0.001, name
 
 
 @pytest.mark.slow
