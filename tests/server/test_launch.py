@@ -22,6 +22,9 @@ def port_is_free(host: str, port: int) -> bool:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family) as sock:
         try:
+            # as a new server binds (uvicorn sets SO_REUSEADDR): closed connections in
+            # TIME_WAIT do not hold the port, a process still listening does
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind((host, port))
         except OSError:
             return False

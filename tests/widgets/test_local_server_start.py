@@ -5,6 +5,7 @@ import os
 import shutil
 import socket
 import tempfile
+import time
 from unittest import mock
 
 from Orange.widgets.tests.base import WidgetTest
@@ -19,9 +20,23 @@ TIMEOUT = 120000
 def port_is_free(host, port):
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
         try:
+            # as a new server binds (uvicorn sets SO_REUSEADDR): closed connections in
+            # TIME_WAIT do not hold the port, a process still listening does
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind((host, port))
         except OSError:
             return False
+    return True
+
+
+def wait_for_free(host, port, timeout=10.0):
+    """Whether the port is free within ``timeout`` s (the server process may take a
+    moment to exit after it was told to stop)."""
+    deadline = time.monotonic() + timeout
+    while not port_is_free(host, port):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
     return True
 
 
@@ -51,7 +66,7 @@ class TestStartServerAddresses(WidgetTest):
         self.assertEqual((choice.where, choice.server_url), (SERVER, f"http://127.0.0.1:{port}"))
         self.assertIn(f"http://127.0.0.1:{port}", str(w.Information.local_server))
         w.onDeleteWidget()
-        self.assertTrue(port_is_free("127.0.0.1", port))
+        self.assertTrue(wait_for_free("127.0.0.1", port))
 
     def test_ipv6_loopback_is_bracketed(self):
         port = free_port("::1")
@@ -60,7 +75,7 @@ class TestStartServerAddresses(WidgetTest):
         self.assertEqual(w._local_server.url, f"http://[::1]:{port}")
         self.assertEqual(w.current_choice().server_url, f"http://[::1]:{port}")
         w.onDeleteWidget()
-        self.assertTrue(port_is_free("::1", port))
+        self.assertTrue(wait_for_free("::1", port))
 
     def test_other_loopback_addresses_can_start_one(self):
         self.assertTrue(local_server_possible("http://127.0.0.2:8000"))
