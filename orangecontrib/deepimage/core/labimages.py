@@ -25,7 +25,8 @@ import numpy as np
 from PIL import Image
 
 __all__ = ["TIFF_MAGIC", "is_tiff", "read_tiff", "planes_to_rgb", "stretch_to_uint8",
-           "TRANSPOSE_FOR_ORIENTATION", "PillowPlane", "crop_box", "pillow_misreads"]
+           "TRANSPOSE_FOR_ORIENTATION", "orient_array", "PillowPlane", "crop_box",
+           "pillow_misreads"]
 
 TIFF_MAGIC = (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+")  # classic and BigTIFF
 
@@ -37,6 +38,20 @@ TRANSPOSE_FOR_ORIENTATION = {
     8: Image.Transpose.ROTATE_90,
 }
 _SWAPS_SIDES = {5, 6, 7, 8}
+# the same turns on an H x W (x C) array, for values Pillow cannot hold (16-bit colour,
+# float, many channels)
+_ARRAY_TURNS = {
+    2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
+    5: lambda a: np.swapaxes(a, 0, 1), 6: lambda a: np.rot90(a, -1),
+    7: lambda a: np.swapaxes(a[::-1, ::-1], 0, 1), 8: lambda a: np.rot90(a, 1),
+}
+
+
+def orient_array(values: np.ndarray, orientation: int) -> np.ndarray:
+    """``values`` (H x W or H x W x C) turned upright for an EXIF/TIFF ``orientation``,
+    as TRANSPOSE_FOR_ORIENTATION turns a Pillow image; contiguous."""
+    turn = _ARRAY_TURNS.get(orientation)
+    return np.ascontiguousarray(turn(values) if turn is not None else values)
 _PERCENTILES = (0.5, 99.5)
 _SAMPLE = 1 << 22  # percentiles from at most ~4 M values per channel (a regular grid)
 _CHUNK = 1 << 20   # values converted to float at a time

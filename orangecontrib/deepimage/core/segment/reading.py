@@ -14,16 +14,9 @@ from PIL import Image, ImageOps
 
 from ..images import (DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, ImageError, TooManyPixels,
                       header_size, read_bytes)
-from ..labimages import is_tiff, open_tiff, read_tiff, tiff_shape
+from ..labimages import is_tiff, open_tiff, orient_array, read_tiff, tiff_shape
 
 __all__ = ["read_original", "image_size"]
-
-_NUMPY_ORIENTATION = {  # TIFF orientation -> how to turn an H x W (x C) array upright
-    2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
-    5: lambda a: np.swapaxes(a, 0, 1), 6: lambda a: np.rot90(a, -1),
-    7: lambda a: np.swapaxes(a[::-1, ::-1], 0, 1), 8: lambda a: np.rot90(a, 1),
-}
-
 
 def image_size(path: "str | os.PathLike") -> tuple[int, int]:
     """(width, height) as shown, from the header (ImageError otherwise)."""
@@ -60,7 +53,7 @@ def _from_tiff(data: "bytes | str", max_pixels: int) -> np.ndarray:
             raise
         except Exception as exc:
             raise ImageError(f"not a readable TIFF ({type(exc).__name__}: {exc})") from None
-    values = np.ascontiguousarray(_NUMPY_ORIENTATION.get(planes.orientation, lambda a: a)(planes.values))
+    values = orient_array(planes.values, planes.orientation)
     return _squeeze(values)
 
 
