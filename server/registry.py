@@ -1,6 +1,6 @@
 """The networks one server serves: registry models and fine-tuned ONNX files.
 
-A registry model runs through ``core.embed.Embedder`` (the same network, weights
+A registry model runs through ``core.local_embedder.Embedder`` (the same network, weights
 and preprocessing as local embedding, so its ``weights_id`` matches the one a
 local run uses); a fine-tuned network exported with `deepimage export --onnx`
 runs through ``core.onnx.OnnxRunner`` and describes itself in its ONNX metadata
@@ -147,7 +147,7 @@ def load_model(plan: ModelPlan, settings: Settings, device: str) -> ServedModel:
 
 
 def _load_registry(plan: ModelPlan, settings: Settings, device: str) -> ServedModel:
-    from orangecontrib.deepimage.core.embed import Embedder
+    from orangecontrib.deepimage.core.local_embedder import Embedder
     with _same_random_weights(settings.random_weights):
         embedder = Embedder(plan.registry_name, device=device, backend=settings.backend,
                             weights_file=plan.weights_file, cache=False,

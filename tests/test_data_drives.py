@@ -8,7 +8,7 @@ import types
 import pytest
 
 from orangecontrib.deepimage import data
-from orangecontrib.deepimage.core.remote import resolve
+from orangecontrib.deepimage.core.urls import resolve
 from orangecontrib.deepimage.data import image_column, image_paths, image_table
 
 INFO = {"size": 10, "width": 4, "height": 3}
@@ -16,12 +16,12 @@ INFO = {"size": 10, "width": 4, "height": 3}
 
 @pytest.fixture
 def windows(monkeypatch):
-    """data.py (and core.remote.resolve) as on Windows."""
+    """data.py (and core.urls.resolve) as on Windows."""
     fake = types.SimpleNamespace(path=ntpath, sep="\\", getcwd=lambda: "C:\\work",
                                  fspath=os.fspath)
     monkeypatch.setattr(data, "os", fake)
-    from orangecontrib.deepimage.core import remote
-    monkeypatch.setattr(remote, "os", fake)
+    from orangecontrib.deepimage.core import urls
+    monkeypatch.setattr(urls, "os", fake)
 
 
 def test_paths_on_two_drives_have_no_common_root(windows):

@@ -10,7 +10,7 @@ GUI = ("AnyQt", "PyQt5", "PyQt6", "PySide2", "PySide6")
 
 
 @pytest.mark.parametrize("module", ["orangecontrib.deepimage.core",
-                                    "orangecontrib.deepimage.core.embed",
+                                    "orangecontrib.deepimage.core.local_embedder",
                                     "orangecontrib.deepimage.cli",
                                     "orangecontrib.deepimage.client",
                                     "orangecontrib.deepimage.server.app",

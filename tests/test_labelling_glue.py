@@ -11,7 +11,7 @@ from Orange.classification import LogisticRegressionLearner
 from Orange.evaluation import CA, CrossValidation
 from Orange.evaluation import TestOnTestData as OnTestData
 
-from orangecontrib.deepimage.embedding import EmbedderChoice, EmbedderPool
+from orangecontrib.deepimage.embedder_job import EmbedderChoice, EmbedderPool
 from orangecontrib.deepimage.labelling_jobs import (annotated_images, labelled_images,
                                                     run_prepare, run_refresh)
 from orangecontrib.deepimage.labelling_model import (QuickImageLearner, QuickImageModel,

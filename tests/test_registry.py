@@ -13,7 +13,7 @@ from Orange.widgets.tests.base import WidgetTest
 from torch import nn
 
 from orangecontrib.deepimage.core import models
-from orangecontrib.deepimage.core.embed import Embedder
+from orangecontrib.deepimage.core.local_embedder import Embedder
 from orangecontrib.deepimage.core.images import find_images
 from orangecontrib.deepimage.core.models import ModelSpec, TrainPreset, get_spec
 from orangecontrib.deepimage.core.networks import ClassifierBackbone

@@ -152,7 +152,7 @@ def check_server_packages() -> None:
     import re
     from importlib.metadata import distribution
 
-    from orangecontrib.deepimage.embedding import local_server_possible
+    from orangecontrib.deepimage.embedder_job import local_server_possible
     required = {re.match(r"[A-Za-z0-9._-]+", r).group(0).lower()
                 for r in distribution("Orange3-DeepImage").requires if "extra ==" not in r}
     missing = sorted({"fastapi", "uvicorn", "pydantic-settings", "python-multipart"}

@@ -45,7 +45,7 @@ from Orange.data import Table
 from Orange.evaluation import AUC, CA, F1, CrossValidation, Results
 
 from orangecontrib.deepimage.data import image_paths
-from orangecontrib.deepimage.embedding import EmbedderChoice
+from orangecontrib.deepimage.embedder_job import EmbedderChoice
 from orangecontrib.deepimage.learner import ImageClassifierLearner
 from orangecontrib.deepimage.tutorials import DIGITS_DIR
 from orangecontrib.deepimage.tutorials.lesson_steps import PrintedState, embed_images, \

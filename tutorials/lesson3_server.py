@@ -37,7 +37,7 @@ from Orange.data import Table
 
 from orangecontrib.deepimage.core.loopback import is_loopback
 from orangecontrib.deepimage.data import image_paths
-from orangecontrib.deepimage.embedding import LOCAL, SERVER, EmbedderChoice
+from orangecontrib.deepimage.embedder_job import LOCAL, SERVER, EmbedderChoice
 from orangecontrib.deepimage.server.launch import ServerProcess, start_server
 from orangecontrib.deepimage.tutorials import DIGITS_DIR
 from orangecontrib.deepimage.tutorials.lesson_steps import embed_images, import_images

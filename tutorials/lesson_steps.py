@@ -12,9 +12,9 @@ import numpy as np
 from Orange.data import Table
 
 from orangecontrib.deepimage.data import image_column
-from orangecontrib.deepimage.embedding import EmbedderChoice, EmbedderPool, \
+from orangecontrib.deepimage.embedder_job import EmbedderChoice, EmbedderPool, \
     EmbeddingOutcome, make_embedder, run_embedding
-from orangecontrib.deepimage.embedding import summary as embedding_summary
+from orangecontrib.deepimage.embedder_job import summary as embedding_summary
 from orangecontrib.deepimage.imports import run_import
 from orangecontrib.deepimage.imports import summary as import_summary
 from orangecontrib.deepimage.tutorials.make_digits import ensure_digits

@@ -14,9 +14,9 @@ from typing import Sequence
 import numpy as np
 from Orange.data import ContinuousVariable, DiscreteVariable, Domain, StringVariable, Table
 
-from .core.embed import EmbeddingResult
+from .core.local_embedder import EmbeddingResult
 from .core.images import describe, is_url
-from .core.remote import resolve
+from .core.urls import resolve
 
 __all__ = ["image_table", "embeddings_table", "with_reasons", "image_column", "image_paths",
            "image_values", "common_root", "relative_value"]
@@ -167,7 +167,7 @@ def image_paths(table: Table, column: "StringVariable | DiscreteVariable | None"
                 ) -> list[str]:
     """Absolute paths (or URLs) of a table's images, resolved against the column's
     origin: URLs are kept, relative values joined to a URL origin with urljoin and to
-    a folder with os.path.join (core.remote.resolve)."""
+    a folder with os.path.join (core.urls.resolve)."""
     column = column or image_column(table)
     if column is None:
         raise ValueError("The data has no image column (a text column with type=image).")

@@ -130,7 +130,7 @@ def run_import(root: str, state, workers: int = 2) -> ImportResult:
 
     ``state`` is Orange's TaskState (or anything with ``set_status``,
     ``set_progress_value`` and ``is_interruption_requested``); raises
-    core.embed.Cancelled when interruption is requested.
+    core.local_embedder.Cancelled when interruption is requested.
     """
     root = os.path.abspath(root)
     stop = state.is_interruption_requested

@@ -1,7 +1,7 @@
 """Label Images' work, without Qt: prepare the input, refresh the model, build the outputs.
 
 ``run_prepare`` (on new input) embeds the images when the table has no embedding
-columns, with the chosen network (embedding.run_embedding), and reads every image's
+columns, with the chosen network (embedder_job.run_embedding), and reads every image's
 content hash, the key its label is stored under. ``run_refresh`` (after each change of
 the labels) fits the quick model, predicts every row, estimates the accuracy from
 the labels so far and asks core.labelling which images to label next and which labels
@@ -21,7 +21,7 @@ from .core.labelling import (AccuracyEstimate, LabellingError, estimate_accuracy
                              fit_quick_model, label_issue_scores, label_issues,
                              suggest_next, summarize_labels)
 from .data import image_column
-from .embedding import EmbedderChoice, EmbedderPool, run_embedding
+from .embedder_job import EmbedderChoice, EmbedderPool, run_embedding
 from .labelling_model import QuickImageModel, embedding_columns
 from .labelling_session import RowKeys, image_keys
 

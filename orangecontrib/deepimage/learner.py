@@ -29,7 +29,7 @@ from Orange.base import Learner, Model
 from Orange.data import Domain, Table
 from Orange.util import dummy_callback
 
-from .core.embed import Cancelled
+from .core.local_embedder import Cancelled
 from .core.models import get_spec
 from .core.train import EpochRecord, TrainConfig, TrainResult, preset, weights_fingerprint
 from .data import image_column, image_paths
@@ -315,10 +315,10 @@ class ImageClassifierModel(_Callbacks, Model):
         return probs
 
     def embedder(self, **options):
-        """A core.embed.Embedder that embeds with this network's penultimate layer, at
+        """A core.local_embedder.Embedder that embeds with this network's penultimate layer, at
         the size it was trained at; its vectors are cached under a fingerprint of these
         weights. ``options`` go to Embedder (device=, cache=, batch_size=, ...)."""
-        from .core.embed import Embedder
+        from .core.local_embedder import Embedder
         return Embedder(self.spec, net=self.net, weights_id=self.weights_id,
                         image_size=self.image_size, **options)
 

@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from ..deps import check_token, lookup_model, require_token, served_model
 from ..errors import ApiError, responses_for
 from ..guards import admit
-from ..pipeline import ImageFailure, decode, embed_images, finite_rows, with_timeout
+from ..decoding import ImageFailure, decode, embed_images, finite_rows, with_timeout
 from ..registry import ServedModel
 from ..state import ServerState, StateDep
 

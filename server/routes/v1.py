@@ -21,7 +21,7 @@ except ModuleNotFoundError:  # python-multipart < 0.0.13 names its module multip
 from ..deps import require_token, served_model
 from ..errors import ApiError, responses_for
 from ..guards import admit
-from ..pipeline import ImageFailure, decode, embed_images, finite_rows, with_timeout
+from ..decoding import ImageFailure, decode, embed_images, finite_rows, with_timeout
 from ..registry import ServedModel
 from ..state import StateDep
 from .orange import EMBED_ERRORS

@@ -122,7 +122,7 @@ def test_images_by_url_on_this_computer_skip_a_dead_proxy(web_image, dead_proxy,
     import urllib.error
     import urllib.request
 
-    from orangecontrib.deepimage.core.remote import UrlCache, fetch
+    from orangecontrib.deepimage.core.urls import UrlCache, fetch
     url, data = web_image
     with pytest.raises(urllib.error.URLError):  # the condition: urllib asks the proxy
         urllib.request.build_opener().open(url, timeout=5)

@@ -7,7 +7,7 @@ import pytest
 
 from orangecontrib.deepimage.core import save
 from orangecontrib.deepimage.core.atomic import atomic_path
-from orangecontrib.deepimage.core.remote import UrlCache
+from orangecontrib.deepimage.core.urls import UrlCache
 
 
 def held_by_another_program(*args):

@@ -12,7 +12,7 @@ import pytest
 
 from orangecontrib.deepimage.core import cache as cache_module
 from orangecontrib.deepimage.core.cache import EmbeddingCache
-from orangecontrib.deepimage.core.embed import Embedder
+from orangecontrib.deepimage.core.local_embedder import Embedder
 
 
 class FlakyConnection(sqlite3.Connection):

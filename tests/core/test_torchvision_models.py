@@ -11,7 +11,7 @@ import pytest
 import torch
 from torchvision.models import get_model
 
-from orangecontrib.deepimage.core.embed import Embedder
+from orangecontrib.deepimage.core.local_embedder import Embedder
 from orangecontrib.deepimage.core.explain import Explainer, default_layer
 from orangecontrib.deepimage.core.images import find_images
 from orangecontrib.deepimage.core.models import MODELS, get_spec

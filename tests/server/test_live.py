@@ -7,7 +7,7 @@ import httpx
 import numpy as np
 import pytest
 
-from orangecontrib.deepimage.core.embed import Embedder
+from orangecontrib.deepimage.core.local_embedder import Embedder
 
 from server_helpers import TOKEN, jpeg
 

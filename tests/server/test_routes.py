@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from orangecontrib.deepimage.core.embed import Embedder
+from orangecontrib.deepimage.core.local_embedder import Embedder
 from orangecontrib.deepimage.core.images import decode_image
 
 from server_helpers import LOCAL, TOKEN, jpeg, png_claiming

@@ -20,7 +20,7 @@ import pytest
 
 from orangecanvas.scheme.readwrite import parse_ows_stream
 
-from orangecontrib.deepimage.embedding import LOCAL, SERVER
+from orangecontrib.deepimage.embedder_job import LOCAL, SERVER
 from orangecontrib.deepimage.tutorials import lesson3_server as lesson
 from orangecontrib.deepimage.tutorials.make_digits import write_digits
 

@@ -8,7 +8,7 @@ import torch
 from Orange.widgets.tests.base import WidgetTest
 
 from orangecontrib.deepimage.core import devices
-from orangecontrib.deepimage.embedding import LOCAL
+from orangecontrib.deepimage.embedder_job import LOCAL
 from orangecontrib.deepimage.widgets.owimageembedder import OWImageEmbedder
 from orangecontrib.deepimage.widgets.owtrainer import OWTrainer
 

@@ -10,7 +10,7 @@ from unittest import mock
 
 from Orange.widgets.tests.base import WidgetTest
 
-from orangecontrib.deepimage.embedding import SERVER, local_server_possible
+from orangecontrib.deepimage.embedder_job import SERVER, local_server_possible
 from orangecontrib.deepimage.server.launch import free_port
 from orangecontrib.deepimage.widgets.owimageembedder import OWImageEmbedder
 

@@ -14,7 +14,7 @@ from Orange.data import DiscreteVariable, Domain, StringVariable, Table
 from Orange.widgets.tests.base import WidgetTest
 
 from orangecontrib.deepimage.core import find_images
-from orangecontrib.deepimage.core.embed import Embedder
+from orangecontrib.deepimage.core.local_embedder import Embedder
 from orangecontrib.deepimage.data import image_table
 from orangecontrib.deepimage.widgets import owimageembedder
 from orangecontrib.deepimage.widgets.owimageembedder import OWImageEmbedder

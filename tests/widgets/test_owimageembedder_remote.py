@@ -8,7 +8,7 @@ import numpy as np
 from Orange.widgets.tests.base import WidgetTest
 
 from orangecontrib.deepimage.core import find_images
-from orangecontrib.deepimage.core.embed import Embedder
+from orangecontrib.deepimage.core.local_embedder import Embedder
 from orangecontrib.deepimage.data import image_paths, image_table
 from orangecontrib.deepimage.server.launch import ServerProcess
 from orangecontrib.deepimage.widgets.owimageembedder import OWImageEmbedder

@@ -403,7 +403,7 @@ class TestConfusionMatrixToImageViewer(WidgetTest):
         handler = logging.Handler()
         handler.emit = lambda record: failures.append(record.getMessage()) \
             if "ONNX export failed" in record.getMessage() else None
-        embed_log = logging.getLogger("orangecontrib.deepimage.core.embed")
+        embed_log = logging.getLogger("orangecontrib.deepimage.core.local_embedder")
         embed_log.addHandler(handler)
         self.addCleanup(embed_log.removeHandler, handler)
         importer = self.create_widget(OWImportImages)

@@ -88,7 +88,7 @@ def _print_table(rows: "list[tuple[str, ...]]") -> None:
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
-    from ..core.embed import Embedder
+    from ..core.local_embedder import Embedder
     from ..core.images import DEFAULT_MAX_PIXELS, find_images
     from ..core.models import UnknownModel
     from ..core.weights import WeightsUnavailable

@@ -74,7 +74,7 @@ def _with_logreg(args: argparse.Namespace, learner, table):
         return [learner], table
     from Orange.classification import LogisticRegressionLearner
 
-    from ..core.embed import Embedder
+    from ..core.local_embedder import Embedder
     from ..data import embeddings_table, image_paths
     if not args.quiet:
         print(f"Embedding {len(table)} images with {learner.config().model} ...",

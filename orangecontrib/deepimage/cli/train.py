@@ -211,7 +211,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace, parallel) -> int:
     """One process's training; with ``parallel`` (torchrun) rank 0 alone prints and writes."""
-    import pickle
     import warnings
 
     from ..core.weights import WeightsUnavailable
@@ -260,7 +259,7 @@ def _train(args: argparse.Namespace, parallel) -> int:
           f"{model.training_seconds:.1f} s: best epoch {model.best_epoch} of "
           f"{len(model.history)}, {val}"
           f"{'; stopped early' if model.stopped_early else ''}{unread}.", file=sys.stderr)
-    from ..training import baseline_sentence
+    from ..trainer_job import baseline_sentence
     for line in (baseline_sentence(model), model.budget_note):
         if line:
             print(line, file=sys.stderr)

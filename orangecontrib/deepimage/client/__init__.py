@@ -13,7 +13,7 @@ detected and used one image per request, concurrently.
 
 One module per job: :mod:`.errors` (errors, addresses, tokens), :mod:`.transport`
 (HTTP with retries), :mod:`.discovery` (the models a server offers),
-:mod:`.protocols` (one object per wire protocol) and :mod:`.remote`
+:mod:`.protocols` (one object per wire protocol) and :mod:`.remote_embedder`
 (RemoteEmbedder: the shared pipeline with a server as its runner).
 
 No Qt and no Orange imports: the Image Embedder widget and the CLI both use it.
@@ -21,7 +21,7 @@ No Qt and no Orange imports: the Image Embedder widget and the CLI both use it.
 from .discovery import list_models
 from .errors import (TOKEN_VARIABLE, AccessRefused, RemoteError, ServerError, ServerUnavailable,
                      UnknownRemoteModel, base_url, read_token)
-from .remote import RemoteEmbedder
+from .remote_embedder import RemoteEmbedder
 from .protocols import JPEG_QUALITY
 from .transport import MAX_RETRY_AFTER, TRANSIENT_STATUS
 

@@ -3,7 +3,7 @@
 The driver lists the images (core.images.find_images, so the order is the one local
 embedding uses), Ray Data turns the list into a dataset (``from_items``) and
 ``map_batches`` sends batches of paths to an actor pool of :class:`EmbedActor`, each
-holding one core :class:`~orangecontrib.deepimage.core.embed.Embedder` (one actor
+holding one core :class:`~orangecontrib.deepimage.core.local_embedder.Embedder` (one actor
 per GPU, or per ``cpus_per_actor`` CPUs). The actors read and decode the files
 themselves, so the paths must be readable on every node (a shared folder, or URLs).
 
@@ -26,7 +26,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ..core.embed import Embedder, EmbeddingResult
+from ..core.local_embedder import Embedder, EmbeddingResult
 from ..core.images import Skipped
 from .shards import ShardedRun, ShardPlan
 

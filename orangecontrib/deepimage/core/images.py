@@ -22,7 +22,7 @@ from typing import Iterable
 import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
-from . import remote
+from . import urls
 from .folders import is_hidden, is_regular_file, list_folder
 from .budget import BudgetTimeout, PixelBudget, return_free_memory
 from .labimages import (TRANSPOSE_FOR_ORIENTATION, PillowPlane, crop_box, is_tiff,
@@ -79,8 +79,8 @@ class UnsupportedFormat(ImageError):
 
 
 def is_url(source: str) -> bool:
-    """An http(s) or data: URL (core.remote reads those), not a file path."""
-    return remote.is_url(source)
+    """An http(s) or data: URL (core.urls reads those), not a file path."""
+    return urls.is_url(source)
 
 
 def find_images(paths: "Iterable[str | os.PathLike] | str | os.PathLike",
@@ -125,7 +125,7 @@ def read_bytes(source: "str | os.PathLike", max_bytes: int = DEFAULT_MAX_BYTES,
     source = os.fspath(source)
     try:
         if is_url(source):  # fetched once into a disk cache; data: URLs decoded
-            data = remote.fetch(source, max_bytes, timeout)
+            data = urls.fetch(source, max_bytes, timeout)
         else:
             status = os.stat(source)
             if stat.S_ISDIR(status.st_mode):

@@ -43,7 +43,7 @@ def vector_cache_key(model: str, weights_id: "str | None", input_size: int,
                      crop: bool = False) -> "str | None":
     """The cache's model key for vectors of ``model`` with these weights and preprocessing.
 
-    Local and remote embedding (client/remote.py) build it the same way, so vectors of the
+    Local and remote embedding (client/remote_embedder.py) build it the same way, so vectors of the
     same weights share cache entries. None (no caching) when the weights have no identity.
     """
     if not weights_id:
@@ -178,7 +178,7 @@ def prepare_source(source: str, cache: "EmbeddingCache | None", cache_key: "str 
                    budget: "PixelBudget | None" = None):
     """Runs in a decoding thread: the source's :class:`Prepared` (its content hash, and
     its cached vector or its decoded image). Shared by local and remote embedding
-    (client/remote.py); ImageError if unusable.
+    (client/remote_embedder.py); ImageError if unusable.
     Decoding waits for room in ``budget`` (default: the process-wide shared_budget())."""
     data = read_bytes(source)
     key = content_hash(data) if cache is not None else None
@@ -314,7 +314,7 @@ def gather(sources: list[str], model: str, dim: Callable[[], int],
            batches: Iterable[BatchResult]) -> EmbeddingResult:
     """Collect a pipeline's batches into one EmbeddingResult, timed from the first call.
 
-    Shared by local and remote embedding (client/remote.py); ``dim()`` is read at the end,
+    Shared by local and remote embedding (client/remote_embedder.py); ``dim()`` is read at the end,
     when a remote server may only then have told it.
     """
     start = time.perf_counter()

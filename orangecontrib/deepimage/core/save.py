@@ -17,7 +17,6 @@ from typing import Callable, Iterable, Optional, Sequence
 from PIL import Image
 
 from .atomic import atomic_path, remove_quietly
-from .cancel import Cancelled
 from .images import ImageError, Skipped, decode_image, is_url, read_bytes, shown_size
 from .portable import safe_file_name
 

@@ -1,6 +1,6 @@
 """Image Embedder: turn each image of a table into a feature vector with a deep network.
 
-A thin widget over :mod:`orangecontrib.deepimage.embedding`: the network runs
+A thin widget over :mod:`orangecontrib.deepimage.embedder_job`: the network runs
 on this computer by default (no image leaves it) or, when the user picks one,
 on an embedding server; a fine-tuned model from Trainer can be connected
 instead. The work runs off the GUI thread with progress and cancel.
@@ -24,11 +24,11 @@ from Orange.widgets.utils.itemmodels import DomainModel
 from Orange.widgets.widget import Input, Msg, Output, OWWidget
 
 from orangecontrib.deepimage.core.catalogue import find_spec, offered_specs
-from orangecontrib.deepimage.core.embed import EmbeddingResult
+from orangecontrib.deepimage.core.local_embedder import EmbeddingResult
 from orangecontrib.deepimage.core.models import MODELS
 from orangecontrib.deepimage.core.weights import weights_available
 from orangecontrib.deepimage.data import image_column
-from orangecontrib.deepimage.embedding import (
+from orangecontrib.deepimage.embedder_job import (
     CUSTOM, LOCAL, SERVER, EmbedderChoice, EmbedderPool, EmbeddingOutcome, NotAnImageModel,
     local_server_possible, run_embedding, server_host, start_local_server, summary)
 from orangecontrib.deepimage.widgets.utils import fill_combo_items

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Optional
 
 import numpy as np
-from AnyQt.QtCore import QItemSelection, QItemSelectionModel, QSize, Qt, QTimer
+from AnyQt.QtCore import QItemSelection, QItemSelectionModel, QSize, QTimer
 from AnyQt.QtGui import QKeySequence, QShortcut
 from AnyQt.QtWidgets import QComboBox, QLabel
 from Orange.base import Model
@@ -30,7 +30,7 @@ from Orange.widgets.widget import Input, Msg, Output, OWWidget
 from orangecontrib.deepimage.core.cancel import Cancelled
 from orangecontrib.deepimage.core.models import MODELS
 from orangecontrib.deepimage.data import image_column, image_paths
-from orangecontrib.deepimage.embedding import EmbedderChoice, EmbedderPool
+from orangecontrib.deepimage.embedder_job import EmbedderChoice, EmbedderPool
 from orangecontrib.deepimage.labelling_jobs import (Prepared, Refresh, annotated_images,
                                                     label_name, labelled_images,
                                                     run_prepare, run_refresh, status_text)

@@ -5,7 +5,7 @@ on all the input rows (for Predictions, Save Model, and Image Embedder's Model i
 Works on Import Images' output directly: the learner reads the image column and the
 class, so no features are needed (which is why this is not an OWBaseLearner, whose
 check_data refuses tables without features). The training runs off the GUI thread
-(``training.run_training``); each epoch's losses and accuracies appear in a live plot.
+(``trainer_job.run_training``); each epoch's losses and accuracies appear in a live plot.
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ from orangecontrib.deepimage.core.presets import AUTO_SIZE_FLOOR, MODES
 from orangecontrib.deepimage.core.train import EpochRecord, preset
 from orangecontrib.deepimage.core.weights import weights_available
 from orangecontrib.deepimage.learner import ImageClassifierLearner, count_of
-from orangecontrib.deepimage.training import (MODE_LABELS, MODE_TIPS, TrainingOutcome,
+from orangecontrib.deepimage.trainer_job import (MODE_LABELS, MODE_TIPS, TrainingOutcome,
                                               check_data, preset_values, run_training, summary)
 from orangecontrib.deepimage.widgets.utils import fill_combo_items
 from orangecontrib.deepimage.widgets.utils.devicecombo import DeviceCombo

@@ -14,7 +14,7 @@ importable from here as well. One job per module:
 Modes:
 
 - ``"last-layer"``: the backbone stays as it is; images are embedded once through
-  core.embed.Embedder (its persistent cache makes reruns and Test & Score folds
+  core.local_embedder.Embedder (its persistent cache makes reruns and Test & Score folds
   nearly free) and only the last layer is trained, on the embeddings: seconds on a CPU.
 - ``"fine-tune"``: the same, for ``head_epochs``, then the whole network trains
   (core.presets.FINE_TUNE_RECIPE: AdamW, one-cycle, the backbone at a tenth of the

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import math
 import time
 from typing import Callable, Sequence
 
@@ -16,7 +15,7 @@ import numpy as np
 
 from .. import distributed
 from ..cancel import ProgressCallback, StopCallback
-from ..embed import Cancelled, resolve_device
+from ..local_embedder import Cancelled, resolve_device
 from ..models import get_spec
 from ..presets import TrainConfig, size_for_images
 from ..schedule import head_optimizer, network_optimizers
@@ -67,7 +66,7 @@ def _embed_for_head(net, config: TrainConfig, device: str, sources=None, images=
     """Embeddings for the last-layer phase, with ``net`` itself: of ``sources`` (through
     Embedder's persistent cache, shared with Image Embedder, when ``weights_id`` names
     the pretrained weights ``net`` has), or of the decoded ``images``."""
-    from ..embed import Embedder
+    from ..local_embedder import Embedder
     cached = images is None and weights_id is not None
     embedder = Embedder(config.model, device=device, backend="auto" if cached else "torch",
                         net=net, weights_id=weights_id if cached else None, cache=cached,

@@ -3,7 +3,6 @@ starts that never changes, and ``done`` that only rises; no Qt, no Orange."""
 from __future__ import annotations
 
 import math
-from typing import Callable
 
 import numpy as np
 

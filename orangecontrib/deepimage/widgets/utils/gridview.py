@@ -11,7 +11,7 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 from AnyQt.QtCore import QAbstractTableModel, QModelIndex, QRect, QSize, Qt
-from AnyQt.QtGui import QColor, QImage, QKeyEvent, QPainter, QPen
+from AnyQt.QtGui import QColor, QKeyEvent, QPainter, QPen
 from AnyQt.QtWidgets import (QAbstractItemView, QHeaderView, QStyle, QStyledItemDelegate,
                              QStyleOptionViewItem, QTableView, QWidget)
 

@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 from Orange.data import StringVariable, Table
 
 from .core.cancel import Cancelled
-from .core.embed import EmbeddingResult
+from .core.local_embedder import EmbeddingResult
 from .core.loopback import is_loopback
 from .core.models import get_spec
 from .data import embeddings_table, image_paths
@@ -112,7 +112,7 @@ def make_embedder(choice: EmbedderChoice, custom_model: Any = None):
         return custom_model.embedder(device=choice.device, cache=choice.use_cache)
     if choice.where == SERVER:
         return _remote_embedder(choice)
-    from .core.embed import Embedder
+    from .core.local_embedder import Embedder
     return Embedder(choice.model, device=choice.device, cache=choice.use_cache)
 
 

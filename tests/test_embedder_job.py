@@ -4,10 +4,10 @@ import pytest
 from PIL import Image
 
 from orangecontrib.deepimage.core import find_images
-from orangecontrib.deepimage.core.embed import Cancelled, Embedder, EmbeddingResult
+from orangecontrib.deepimage.core.local_embedder import Cancelled, Embedder, EmbeddingResult
 from orangecontrib.deepimage.core.images import Skipped
 from orangecontrib.deepimage.data import image_column, image_table
-from orangecontrib.deepimage.embedding import (
+from orangecontrib.deepimage.embedder_job import (
     CUSTOM, LOCAL, SERVER, EmbedderChoice, EmbedderPool, NotAnImageModel, run_embedding,
     server_host, summary)
 

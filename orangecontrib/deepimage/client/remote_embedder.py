@@ -39,13 +39,13 @@ __all__ = ["RemoteEmbedder"]
 log = logging.getLogger(__name__)
 
 class RemoteEmbedder(StepRunner):
-    """Embeds on a server with the surface of core.embed.Embedder.
+    """Embeds on a server with the surface of core.local_embedder.Embedder.
 
     It is the :class:`~..core.pipeline.StepRunner` that ``run_steps`` drives, with
     ``in_flight`` steps on the wire at once.
 
     ``embed(sources, progress, should_stop)`` returns an EmbeddingResult; cancel
-    raises core.embed.Cancelled and keeps what was cached. The server is asked
+    raises core.local_embedder.Cancelled and keeps what was cached. The server is asked
     about the model when the embedder is made; when it cannot be reached, what
     it said last time (remembered beside the cache) is used, so images in the
     cache still embed with the server down.

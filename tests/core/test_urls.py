@@ -1,4 +1,4 @@
-"""Images named by URL (core/remote.py): joining origins, data: URLs, and the disk cache
+"""Images named by URL (core/urls.py): joining origins, data: URLs, and the disk cache
 of http(s) images, against a real http.server on 127.0.0.1."""
 import base64
 import functools
@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from orangecontrib.deepimage.core import remote
+from orangecontrib.deepimage.core import urls
 from orangecontrib.deepimage.core.images import ImageError, is_url, load_image, read_bytes
-from orangecontrib.deepimage.core.remote import UrlCache, fetch, resolve
+from orangecontrib.deepimage.core.urls import UrlCache, fetch, resolve
 
 
 def png_bytes(colour=(255, 0, 0), size=(6, 4)) -> bytes:
@@ -51,7 +51,7 @@ def http_root(tmp_path_factory):
 @pytest.fixture
 def url_cache(tmp_path, monkeypatch):
     cache = UrlCache(tmp_path / "urls")
-    monkeypatch.setattr(remote, "_cache", cache)
+    monkeypatch.setattr(urls, "_cache", cache)
     return cache
 
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from Orange.data import ContinuousVariable, Domain, Table
 
-from orangecontrib.deepimage.core.embed import Cancelled
+from orangecontrib.deepimage.core.local_embedder import Cancelled
 from orangecontrib.deepimage.core.train import EpochRecord
 from orangecontrib.deepimage.learner import ImageClassifierLearner, ImageClassifierModel
-from orangecontrib.deepimage.training import check_data, run_training, summary
+from orangecontrib.deepimage.trainer_job import check_data, run_training, summary
 from trainer_images import colour_table
 
 
