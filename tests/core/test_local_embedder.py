@@ -1,4 +1,5 @@
-"""The batched pipeline: order, skipped inputs, progress, cancel, cache, backends."""
+"""The local embedder (core/local_embedder.py) over the batched pipeline: order, skipped inputs,
+progress, cancel, cache, backends."""
 import shutil
 
 import numpy as np
