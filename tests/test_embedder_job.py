@@ -4,7 +4,9 @@ import pytest
 from PIL import Image
 
 from orangecontrib.deepimage.core import find_images
-from orangecontrib.deepimage.core.local_embedder import Cancelled, Embedder, EmbeddingResult
+from orangecontrib.deepimage.core.cancel import Cancelled
+from orangecontrib.deepimage.core.local_embedder import Embedder
+from orangecontrib.deepimage.core.pipeline import EmbeddingResult
 from orangecontrib.deepimage.core.images import Skipped
 from orangecontrib.deepimage.data import image_column, image_table
 from orangecontrib.deepimage.embedder_job import (

@@ -4,7 +4,7 @@ from unittest.mock import Mock
 import numpy as np
 import pytest
 
-from orangecontrib.deepimage.core.local_embedder import Cancelled
+from orangecontrib.deepimage.core.cancel import Cancelled
 from orangecontrib.deepimage.grid import (PROJECTIONS, assign_cells, grid_shape, project,
                                           run_grid_layout)
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from Orange.data import ContinuousVariable, Domain, Table
 
-from orangecontrib.deepimage.core.local_embedder import Cancelled
+from orangecontrib.deepimage.core.cancel import Cancelled
 from orangecontrib.deepimage.core.train import EpochRecord
 from orangecontrib.deepimage.learner import ImageClassifierLearner, ImageClassifierModel
 from orangecontrib.deepimage.trainer_job import check_data, run_training, summary

@@ -14,7 +14,7 @@ from typing import Sequence
 import numpy as np
 from Orange.data import ContinuousVariable, DiscreteVariable, Domain, StringVariable, Table
 
-from .core.local_embedder import EmbeddingResult
+from .core.pipeline import EmbeddingResult
 from .core.images import describe, is_url
 from .core.urls import resolve
 

@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 from Orange.data import StringVariable, Table
 
 from .core.cancel import Cancelled
-from .core.local_embedder import EmbeddingResult
+from .core.pipeline import EmbeddingResult
 from .core.loopback import is_loopback
 from .core.models import get_spec
 from .data import embeddings_table, image_paths

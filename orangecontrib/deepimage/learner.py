@@ -29,7 +29,7 @@ from Orange.base import Learner, Model
 from Orange.data import Domain, Table
 from Orange.util import dummy_callback
 
-from .core.local_embedder import Cancelled
+from .core.cancel import Cancelled
 from .core.models import get_spec
 from .core.train import EpochRecord, TrainConfig, TrainResult, preset, weights_fingerprint
 from .data import image_column, image_paths

@@ -21,7 +21,7 @@ from typing import Optional, Protocol
 import numpy as np
 from Orange.data import Table
 
-from .core.local_embedder import resolve_device
+from .core.devices import resolve_device
 from .core.train import EpochRecord, preset
 from .learner import (ImageClassifierLearner, ImageClassifierModel, count_of, labelled_rows,
                       rate_field)
@@ -103,7 +103,7 @@ def run_training(data: Table, learner: ImageClassifierLearner, state: State,
                  stop: "threading.Event | None" = None) -> TrainingOutcome:
     """Train a copy of ``learner`` on ``data`` (an Import Images or Image Embedder table).
 
-    Raises ValueError when the table cannot be used, and core.local_embedder.Cancelled when
+    Raises ValueError when the table cannot be used, and core.cancel.Cancelled when
     training is stopped before the first epoch has finished (there is no model yet).
     """
     reason = check_data(data, learner)

@@ -143,7 +143,7 @@ def test_weights_changed_on_the_server_are_never_mixed_into_the_cache(
     assert remote.weights_id == "retrained-1" and again.cached == 0
     assert "retrained-1" in remote.cache_key
     from orangecontrib.deepimage.core.cache import content_hash
-    from orangecontrib.deepimage.core.local_embedder import vector_cache_key
+    from orangecontrib.deepimage.core.pipeline import vector_cache_key
     hashes = [content_hash(open(s, "rb").read()) for s in good]
     old_key = vector_cache_key("squeezenet", local_embedder.weights_id, 227)
     assert set(cache.get_many(old_key, hashes)) == set(hashes[:2])  # nothing new mixed in

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from orangecontrib.deepimage.core.local_embedder import Cancelled
+from orangecontrib.deepimage.core.cancel import Cancelled
 from orangecontrib.deepimage.core.explain import (Explainer, NotOurModel, explain_images,
                                                    imagenet_classes, overlay, overlay_image,
                                                    peak_of)

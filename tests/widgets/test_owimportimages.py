@@ -14,7 +14,7 @@ from Orange.widgets.utils.filedialogs import RecentPath
 from PIL import Image
 
 from orangecontrib.deepimage import imports
-from orangecontrib.deepimage.core.local_embedder import Cancelled
+from orangecontrib.deepimage.core.cancel import Cancelled
 from orangecontrib.deepimage.data import image_column, image_paths
 from orangecontrib.deepimage.imports import probe_image, run_import, summary
 from orangecontrib.deepimage.widgets import owimportimages

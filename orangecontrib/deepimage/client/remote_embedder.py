@@ -45,7 +45,7 @@ class RemoteEmbedder(StepRunner):
     ``in_flight`` steps on the wire at once.
 
     ``embed(sources, progress, should_stop)`` returns an EmbeddingResult; cancel
-    raises core.local_embedder.Cancelled and keeps what was cached. The server is asked
+    raises core.cancel.Cancelled and keeps what was cached. The server is asked
     about the model when the embedder is made; when it cannot be reached, what
     it said last time (remembered beside the cache) is used, so images in the
     cache still embed with the server down.

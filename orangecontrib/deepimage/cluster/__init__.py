@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from typing import Callable, Iterable
 
-from ..core.local_embedder import EmbeddingResult
+from ..core.pipeline import EmbeddingResult
 from ..core.images import DEFAULT_MAX_PIXELS, find_images
 from ..core.models import get_spec
 from .shards import ShardedRun, ShardMismatch, read_shards

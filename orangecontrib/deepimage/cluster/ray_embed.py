@@ -26,7 +26,9 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ..core.local_embedder import Embedder, EmbeddingResult
+from ..core.local_embedder import Embedder
+
+from ..core.pipeline import EmbeddingResult
 from ..core.images import Skipped
 from .shards import ShardedRun, ShardPlan
 

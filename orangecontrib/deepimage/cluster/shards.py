@@ -22,7 +22,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..core.local_embedder import EmbeddingResult
+from ..core.pipeline import EmbeddingResult
 from ..core.images import Skipped
 
 __all__ = ["MANIFEST", "ShardPlan", "ShardMismatch", "ShardedRun", "read_shards",

@@ -8,7 +8,10 @@ from .images import (DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, ImageError, Skipped,
 from .models import MODELS, ModelSpec, UnknownModel, get_spec, model_names
 from .weights import WeightsUnavailable, locate_weights, weights_available
 from .cache import EmbeddingCache, default_cache_dir
-from .local_embedder import Cancelled, Embedder, EmbeddingResult, embed_images, resolve_device
+from .cancel import Cancelled
+from .devices import resolve_device
+from .local_embedder import Embedder, embed_images
+from .pipeline import EmbeddingResult
 
 __all__ = [
     "DEFAULT_MAX_PIXELS", "IMAGE_EXTENSIONS", "ImageError", "Skipped", "decode_image",

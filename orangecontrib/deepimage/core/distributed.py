@@ -76,7 +76,7 @@ def init_from_env(device: str = "auto", timeout_s: float = 1800) -> "Parallel | 
     import torch
     import torch.distributed as dist
 
-    from .local_embedder import resolve_device
+    from .devices import resolve_device
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     on_gpu = resolve_device(device).startswith("cuda")
     if on_gpu:

@@ -7,7 +7,7 @@ features that raised that score are. The gradients come from captum's
 add-on does not already install, while ``grad-cam`` would bring OpenCV, SciPy and
 ttach for the same arithmetic).
 
-Images go through embedding's pipeline (core.local_embedder.iter_steps: a decoding thread
+Images go through embedding's pipeline (core.pipeline.iter_steps: a decoding thread
 pool a bounded window ahead, core.images.decode_image, the ModelSpec's
 normalisation inside the network), in batches, on the GPU when there is one.
 A map is kept at the layer's resolution (a few kilobytes, however big the image)
@@ -27,7 +27,9 @@ import numpy as np
 from PIL import Image
 
 from .budget import shared_budget
-from .local_embedder import Cancelled, iter_steps, resolve_device
+from .cancel import Cancelled
+from .devices import resolve_device
+from .pipeline import iter_steps
 from .images import DEFAULT_MAX_PIXELS, ImageError, Skipped, decode_image, read_bytes, \
     shown_size
 from .models import ModelSpec, get_spec

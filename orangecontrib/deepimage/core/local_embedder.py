@@ -5,8 +5,8 @@ Batches go to a runner, torch (:class:`TorchRunner`) or onnxruntime
 (:class:`~.onnx.OnnxRunner`), on the GPU when there is one; a runner is any callable
 that maps N x H x W x 3 uint8 images to an N x dim float array. Progress is reported
 and cancellation checked between batches; what was embedded before a cancel is
-already in the cache. The pipeline's, device and cancellation names are re-exported
-here for callers of the old layout.
+already in the cache. Import the pipeline's names from :mod:`.pipeline`, devices from
+:mod:`.devices` and ``Cancelled`` from :mod:`.cancel`, where they are defined.
 """
 from __future__ import annotations
 
@@ -19,19 +19,14 @@ import numpy as np
 
 from .budget import PixelBudget, shared_budget
 from .cache import EmbeddingCache
-from .cancel import Cancelled
-from .devices import BACKENDS, DEVICES, cuda_possible, resolve_backend, resolve_device
+from .devices import resolve_backend, resolve_device
 from .images import DEFAULT_MAX_PIXELS
 from .models import ModelSpec, get_spec
-from .pipeline import (PIPELINE_VERSION, BatchResult, EmbeddingResult, ProgressCallback, Step,
-                       StepRunner, StopCallback, gather, iter_steps, open_cache, prepare_source,
-                       run_steps, vector_cache_key)
+from .pipeline import (BatchResult, EmbeddingResult, ProgressCallback, Step, StepRunner,
+                       StopCallback, gather, open_cache, prepare_source, run_steps,
+                       vector_cache_key)
 
-__all__ = ["Cancelled", "Embedder", "EmbeddingResult", "BatchResult", "resolve_device",
-           "embed_images", "PIPELINE_VERSION", "resolve_backend", "vector_cache_key",
-           "open_cache", "gather", "prepare_source", "iter_steps", "cuda_possible",
-           "DEVICES", "BACKENDS", "Step", "TorchRunner", "ProgressCallback",
-           "StopCallback"]
+__all__ = ["Embedder", "TorchRunner", "embed_images"]
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,8 @@ from typing import Sequence
 import numpy as np
 
 from .cancel import ProgressCallback, StopCallback
-from .local_embedder import Cancelled, resolve_device
+from .cancel import Cancelled
+from .devices import resolve_device
 from .images import Skipped
 
 __all__ = ["predict_proba"]
@@ -23,7 +24,7 @@ def predict_proba(net, sources: Sequence[str], image_size: int, *, device: str =
                   tta: int = 1) -> "tuple[np.ndarray, np.ndarray, tuple[Skipped, ...]]":
     """Class probabilities of the images that could be read: (probabilities, their
     positions in ``sources``, skipped). Images are decoded ``chunk`` at a time; raises
-    core.local_embedder.Cancelled when ``should_stop()`` turns true (checked per batch). With
+    core.cancel.Cancelled when ``should_stop()`` turns true (checked per batch). With
     ``tta`` 5, each image's probabilities are the mean of five views (as is and shifted
     each way: core.train.augment.tta_views), at five times the cost."""
     import torch

@@ -24,7 +24,7 @@ from Orange.widgets.utils.itemmodels import DomainModel
 from Orange.widgets.widget import Input, Msg, Output, OWWidget
 
 from orangecontrib.deepimage.core.catalogue import find_spec, offered_specs
-from orangecontrib.deepimage.core.local_embedder import EmbeddingResult
+from orangecontrib.deepimage.core.pipeline import EmbeddingResult
 from orangecontrib.deepimage.core.models import MODELS
 from orangecontrib.deepimage.core.weights import weights_available
 from orangecontrib.deepimage.data import image_column

@@ -27,7 +27,7 @@ from Orange.widgets.utils.concurrent import ConcurrentWidgetMixin
 from Orange.widgets.utils.itemmodels import DomainModel
 from Orange.widgets.widget import Input, Msg, Output, OWWidget
 
-from orangecontrib.deepimage.core.local_embedder import Cancelled
+from orangecontrib.deepimage.core.cancel import Cancelled
 from orangecontrib.deepimage.core.explain import Explanation, not_ours_message
 from orangecontrib.deepimage.data import image_column, image_paths, image_values
 from orangecontrib.deepimage.learner import ImageClassifierModel

@@ -15,7 +15,8 @@ import numpy as np
 
 from .. import distributed
 from ..cancel import ProgressCallback, StopCallback
-from ..local_embedder import Cancelled, resolve_device
+from ..cancel import Cancelled
+from ..devices import resolve_device
 from ..models import get_spec
 from ..presets import TrainConfig, size_for_images
 from ..schedule import head_optimizer, network_optimizers
