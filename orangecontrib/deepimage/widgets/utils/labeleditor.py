@@ -93,6 +93,8 @@ class LabelEditor(QWidget):
             tools.addWidget(button)
         tools.addWidget(self.preview_box)
         tools.addStretch(1)
+        bottom = QHBoxLayout()
+        bottom.addWidget(self.status, 1)
         self.undo_button = QToolButton(text="Undo", toolTip="Undo the last stroke (Ctrl+Z)",
                                        enabled=False)
         self.redo_button = QToolButton(text="Redo", enabled=False,
@@ -100,7 +102,7 @@ class LabelEditor(QWidget):
         for button, slot, keys in ((self.undo_button, self.canvas.undo, "Ctrl+Z"),
                                    (self.redo_button, self.canvas.redo, "Ctrl+Shift+Z")):
             button.clicked.connect(slot)
-            tools.addWidget(button)
+            bottom.addWidget(button)  # beside the status: the rows above are full
             self.addAction(QAction(self, triggered=slot, shortcut=QKeySequence(keys),
                                    shortcutContext=Qt.ShortcutContext.WidgetWithChildrenShortcut))
         right = QWidget()
@@ -109,7 +111,7 @@ class LabelEditor(QWidget):
         layout.addLayout(classes)
         layout.addLayout(tools)
         layout.addWidget(self.canvas, 1)
-        layout.addWidget(self.status)
+        layout.addLayout(bottom)
         splitter = QSplitter()
         splitter.addWidget(self.image_list)
         splitter.addWidget(right)
