@@ -84,7 +84,8 @@ class TestOWSegmentImages(WidgetTest):
         self.assertTrue(widget.editor.canvas.editable)
         self.assertTrue(widget.Information.paint.is_shown())
         self.paint_truth(0)
-        self.assertIn("c0.png", widget.labels)  # stored for the workflow at once
+        packed = widget.settingsHandler.pack_data(widget)
+        self.assertIn("c0.png", packed["labels"])  # stored with the workflow
         self.assertFalse(widget.Information.paint.is_shown())
         self.wait_preview()
         prediction = widget.editor.canvas.prediction

@@ -5,9 +5,11 @@ widget, bad files refused."""
 import os
 import shutil
 import tempfile
+import unittest
 
 import numpy as np
-from AnyQt.QtCore import QPoint, Qt
+from AnyQt.QtCore import Qt
+from AnyQt.QtGui import QImage
 from AnyQt.QtTest import QTest
 from AnyQt.QtWidgets import QApplication
 from Orange.widgets.tests.base import WidgetTest
@@ -21,7 +23,7 @@ from orangecontrib.deepimage.widgets.owsegmentimages import CLASSIFIER, OWSegmen
 from orangecontrib.deepimage.widgets.utils.labelhistory import History
 
 
-class TestHistory(WidgetTest):
+class TestHistory(unittest.TestCase):
     def test_changes_kept_as_rectangles(self):
         labels, history = np.zeros((50, 40), np.uint8), History()
         before = labels.copy()
@@ -77,6 +79,16 @@ class TestEditorEvents(WidgetTest):
             QTest.mouseMove(port, point)
         QTest.mouseRelease(port, button, Qt.KeyboardModifier.NoModifier, at[-1])
 
+    def assert_overlay_shows_labels(self):
+        image = self.canvas._labels_item.pixmap().toImage().convertToFormat(
+            QImage.Format.Format_RGBA8888)
+        height, width = self.canvas.labels.shape
+        shown = np.frombuffer(image.constBits().asstring(height * width * 4)
+                              if hasattr(image.constBits(), "asstring")
+                              else image.constBits(), np.uint8, height * width * 4)
+        expected = self.canvas._label_colours[self.canvas.labels]
+        self.assertTrue(np.array_equal(shown.reshape(height, width, 4), expected))
+
     def key(self, keys):
         QTest.keyClick(self.canvas.viewport(), Qt.Key.Key_Z, keys)
 
@@ -87,6 +99,7 @@ class TestEditorEvents(WidgetTest):
         self.drag([(20, 20), (60, 20)])
         first = canvas.labels.copy()
         self.assertTrue((first == 2).any())
+        self.assert_overlay_shows_labels()  # drawn a dab at a time, as a whole
         editor.select_class(1)
         self.drag([(20, 80), (90, 90)])
         both = canvas.labels.copy()
@@ -103,7 +116,8 @@ class TestEditorEvents(WidgetTest):
         editor.undo_button.click()
         self.assertFalse(canvas.labels.any())
         self.assertNotIn("e0.png", editor.labels)
-        self.assertNotIn("e0.png", self.widget.labels)  # the stored settings follow
+        packed = self.widget.settingsHandler.pack_data(self.widget)
+        self.assertNotIn("e0.png", packed["labels"])  # the stored settings follow
         editor.redo_button.click()
         self.assertTrue(np.array_equal(canvas.labels, first))
         # another image has its own history; coming back, this one's is there

@@ -117,6 +117,8 @@ class OWSegmentImages(OWWidget, ConcurrentWidgetMixin):
         self.pixels = PixelCache()
         self.trained = TrainedClassifiers()
         self.preview_models = PreviewModels()
+        self._unsaved = set()  # keys of images whose labels are not yet in ``labels``
+        self.settingsAboutToBePacked.connect(self._encode_labels)
         self.result: Optional[SegmentationResult] = None
         self._workdir = tempfile.mkdtemp(prefix="deepimage-segment-")
         self._runs = 0
@@ -313,15 +315,20 @@ class OWSegmentImages(OWWidget, ConcurrentWidgetMixin):
 
     # --- labels ------------------------------------------------------------------------
     def _on_labels_changed(self, key: str) -> None:
-        labels = self.editor.labels.get(key)
-        self.labels = dict(self.labels)
-        if labels is None:
-            self.labels.pop(key, None)
-        else:
-            self.labels[key] = encode_labels(labels)
+        # encoded (PNG) when the workflow is saved, not after every stroke: a large
+        # image's labels take a good part of a second
+        self.labels = {k: v for k, v in self.labels.items() if k != key}
+        self._unsaved.add(key)
         self._update_enabled()
         self._request_preview()
         self._commit_timer.start()
+
+    def _encode_labels(self) -> None:
+        """Put the labels painted since the last save in the setting."""
+        painted = {k: encode_labels(self.editor.labels[k]) for k in self._unsaved
+                   if k in self.editor.labels}
+        self.labels = {**self.labels, **painted}
+        self._unsaved.clear()
 
     def labelled_paths(self) -> Dict[str, np.ndarray]:
         """The painted labels by image path (what training reads)."""
@@ -355,7 +362,7 @@ class OWSegmentImages(OWWidget, ConcurrentWidgetMixin):
         while len(self.editor.class_names) < highest:
             self.editor.add_class()
         self.editor.set_labels({**self.editor.labels, **loaded.labels})
-        self.labels = {**self.labels, **{k: encode_labels(v) for k, v in loaded.labels.items()}}
+        self._unsaved.update(loaded.labels)
         if self.method != CLASSIFIER:
             self.method = CLASSIFIER
         self._on_method()

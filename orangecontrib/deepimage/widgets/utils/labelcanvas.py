@@ -153,9 +153,21 @@ class LabelCanvas(QGraphicsView):
         scale = max(abs(self.transform().m11()), 1e-6)
         return top, left, bottom, right, max(1, int(round(1 / scale)))
 
-    def _redraw_labels(self) -> None:
-        rgba = self._label_colours[self.labels]
-        self._labels_item.setPixmap(QPixmap.fromImage(rgba_to_qimage(rgba)))
+    def _redraw_labels(self, top: int = 0, left: int = 0, bottom: "int | None" = None,
+                       right: "int | None" = None) -> None:
+        """Draw the labels again, all of them or the rectangle given (a brush's dab:
+        only that part is coloured and painted into the pixmap)."""
+        pixmap = self._labels_item.pixmap()
+        if bottom is None or pixmap.isNull() or bottom <= top or right <= left:
+            rgba = self._label_colours[self.labels]
+            self._labels_item.setPixmap(QPixmap.fromImage(rgba_to_qimage(rgba)))
+            return
+        patch = rgba_to_qimage(self._label_colours[self.labels[top:bottom, left:right]])
+        painter = QPainter(pixmap)
+        painter.setCompositionMode(QPainter.CompositionMode.CompositionMode_Source)
+        painter.drawImage(left, top, patch)
+        painter.end()
+        self._labels_item.setPixmap(pixmap)
 
     # --- painting ----------------------------------------------------------------------
     def stamp(self, points: Iterable[Sequence[float]], value: Optional[int] = None) -> None:
@@ -176,7 +188,11 @@ class LabelCanvas(QGraphicsView):
             ys, xs = np.round(y + dy).astype(int), np.round(x + dx).astype(int)
             keep = (ys >= 0) & (ys < height) & (xs >= 0) & (xs < width)
             self.labels[ys[keep], xs[keep]] = value
-        self._redraw_labels()
+        reach = int(np.ceil(max(self.brush_size, 1) / 2)) + 1
+        cy, cx = np.array([c[1] for c in centres]), np.array([c[0] for c in centres])
+        self._redraw_labels(max(0, int(cy.min()) - reach), max(0, int(cx.min()) - reach),
+                            min(height, int(cy.max()) + reach + 1),
+                            min(width, int(cx.max()) + reach + 1))
 
     def paint_stroke(self, points: Sequence[Sequence[float]], value: Optional[int] = None
                      ) -> None:
