@@ -21,7 +21,8 @@ from .core.segment.features import fit_deep_projection
 from .core.segment.preview import FeatureStore, PreviewMap, View, fit_preview, preview_maps
 from .segmentation import PixelCache, State
 
-__all__ = ["PreviewModels", "live_classifier", "live_segmenter", "View", "PreviewMap"]
+__all__ = ["PreviewModels", "live_classifier", "live_segmenter", "warm_features", "View",
+           "PreviewMap"]
 
 
 def _labels_key(labels: Mapping[str, np.ndarray], features: str,
@@ -122,3 +123,17 @@ def live_segmenter(segmenter, pixels: PixelCache, models: PreviewModels, path: s
     """A given classifier (the input's, or loaded from a file) on the image ``path``,
     ``view`` first."""
     return _send_maps(segmenter, models, pixels, path, view, state)
+
+
+def warm_features(pixels: PixelCache, models: PreviewModels, path: str, features: str,
+                  state: State) -> None:
+    """Compute and keep the features of the image ``path`` shown before anything is
+    painted on it, so that the first stroke's preview is as quick as the next ones'
+    (filter features only: the network's need the labelled images first)."""
+    if features != "filters":
+        return None
+    feats = models.store.get(path, pixels.get(path), features)
+    if feats.whole_fits:
+        feats.whole(state.is_interruption_requested)
+        models.store.trim(keep=feats)
+    return None

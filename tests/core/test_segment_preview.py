@@ -13,7 +13,8 @@ from orangecontrib.deepimage.core.segment.filterfeatures import filter_features
 from orangecontrib.deepimage.core.segment.preview import (FeatureStore, ImageFeatures, View,
                                                           fit_preview, preview_maps)
 from orangecontrib.deepimage.core.segment.synthetic import make_cells, sparse_labels
-from orangecontrib.deepimage.seglive import PreviewModels, live_classifier, live_segmenter
+from orangecontrib.deepimage.seglive import (PreviewModels, live_classifier, live_segmenter,
+                                             warm_features)
 from orangecontrib.deepimage.segmentation import PixelCache
 
 
@@ -103,6 +104,10 @@ def test_live_jobs_send_the_view_then_the_whole(cells, tmp_path):
         paths.append(os.path.join(tmp_path, f"c{i}.png"))
         Image.fromarray(cell.image).save(paths[-1])
     pixels, models = PixelCache(), PreviewModels()
+    # an image shown before any label: its features computed ahead, and kept
+    warm_features(pixels, models, paths[0], "filters", State())
+    assert models.store.get(paths[0], pixels.get(paths[0]), "filters").whole_features \
+        is not None
     labels = {paths[0]: sparse_labels(cells[0].labels, 0.02)}
     state = State()
     final = live_classifier(pixels, models, labels, "filters", paths[1], ["bg", "cell"],

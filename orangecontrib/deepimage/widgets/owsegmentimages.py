@@ -24,15 +24,14 @@ from Orange.widgets.utils.concurrent import ConcurrentWidgetMixin
 from Orange.widgets.widget import Input, Msg, Output, OWWidget
 
 from orangecontrib.deepimage.core.cancel import Cancelled
-from orangecontrib.deepimage.core.segment.reading import image_size
 from orangecontrib.deepimage.core.segment.classifier import PixelClassifier
 from orangecontrib.deepimage.core.segment.features import FEATURE_SETS
 from orangecontrib.deepimage.core.segment.threshold import METHODS, ThresholdParams
 from orangecontrib.deepimage.data import image_column, image_paths, image_values
 from orangecontrib.deepimage.seglabels import (LABELS, MASKS, decode_labels, encode_labels,
-                                               labels_from_folder)
+                                               image_shapes, labels_from_folder)
 from orangecontrib.deepimage.seglive import (PreviewMap, PreviewModels, View,
-                                             live_classifier, live_segmenter)
+                                             live_classifier, live_segmenter, warm_features)
 from orangecontrib.deepimage.segmentation import (PixelCache, SegmentationResult,
                                                   TrainedClassifiers, display_pixels,
                                                   preview_threshold, run_segmentation,
@@ -347,14 +346,7 @@ class OWSegmentImages(OWWidget, ConcurrentWidgetMixin):
     def load_labels(self, folder: str, kind: str = LABELS) -> None:
         """Take labels (or masks) named like the images from ``folder``."""
         images = dict(zip(self.keys, self.paths))
-        shapes = {}
-        for key, path in images.items():
-            try:
-                width, height = image_size(path)  # as the segmenters read it
-                shapes[key] = (height, width)
-            except Exception:  # noqa: BLE001 -- an unreadable image: no size check
-                pass
-        loaded = labels_from_folder(folder, images, shapes, kind)
+        loaded = labels_from_folder(folder, images, image_shapes(images), kind)
         self.Warning.label_files("\n".join(loaded.problems[:5]), shown=bool(loaded.problems))
         if not loaded.labels:
             return
@@ -363,8 +355,7 @@ class OWSegmentImages(OWWidget, ConcurrentWidgetMixin):
             self.editor.add_class()
         self.editor.set_labels({**self.editor.labels, **loaded.labels})
         self._unsaved.update(loaded.labels)
-        if self.method != CLASSIFIER:
-            self.method = CLASSIFIER
+        self.method = CLASSIFIER
         self._on_method()
 
     # --- live preview ------------------------------------------------------------------
@@ -383,8 +374,10 @@ class OWSegmentImages(OWWidget, ConcurrentWidgetMixin):
             self.preview.request(key, live_classifier, self.pixels, self.preview_models,
                                  self.labelled_paths(), FEATURE_SETS[self.features], path,
                                  list(self.editor.class_names), self._view())
-        else:
+        else:  # nothing painted yet: the image's features, for the first stroke
             self.editor.set_prediction(key, None)
+            self.preview.request(key, warm_features, self.pixels, self.preview_models, path,
+                                 FEATURE_SETS[self.features])
 
     def _view(self) -> Optional[View]:
         """The part of the current image in view (predicted first)."""
@@ -393,6 +386,8 @@ class OWSegmentImages(OWWidget, ConcurrentWidgetMixin):
 
     def _on_preview(self, key: str, result) -> None:
         self.Warning.preview.clear()
+        if result is None:  # features computed ahead
+            return
         if isinstance(result, PreviewMap):
             self.editor.set_prediction(key, result.class_map, result.top, result.left,
                                        result.step)

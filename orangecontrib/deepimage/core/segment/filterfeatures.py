@@ -64,6 +64,36 @@ def _scale_features(smooth: np.ndarray) -> tuple[np.ndarray, ...]:
     return smooth, magnitude, half_trace + root, half_trace - root
 
 
+def _derivative(values, at: np.ndarray, size: int) -> np.ndarray:
+    """np.gradient's derivative at indices ``at`` of an axis of ``size`` (central
+    inside, one-sided at the ends) of a function ``values(indices)``."""
+    low, high = np.clip(at - 1, 0, size - 1), np.clip(at + 1, 0, size - 1)
+    return (values(high) - values(low)) / (high - low).astype(np.float32)
+
+
+def _scale_features_at(smooth: np.ndarray, rows: np.ndarray, cols: np.ndarray
+                       ) -> tuple[np.ndarray, ...]:
+    """:func:`_scale_features` at rows x cols only (the same numbers): the
+    derivatives from the few neighbours they need, not from the whole plane."""
+    height, width = smooth.shape
+    rows, cols = rows[:, None], cols[None, :]
+
+    def gy(r, c):
+        return _derivative(lambda i: smooth[i, c], r, height)
+
+    def gx(r, c):
+        return _derivative(lambda j: smooth[r, j], c, width)
+
+    gy0, gx0 = gy(rows, cols), gx(rows, cols)
+    gyy = _derivative(lambda i: gy(i, cols), rows, height)
+    gyx = _derivative(lambda j: gy(rows, j), cols, width)
+    gxx = _derivative(lambda j: gx(rows, j), cols, width)
+    magnitude = np.sqrt(gy0 * gy0 + gx0 * gx0)
+    half_trace = 0.5 * (gyy + gxx)
+    root = np.sqrt((0.5 * (gyy - gxx)) ** 2 + gyx * gyx)
+    return smooth[rows, cols], magnitude, half_trace + root, half_trace - root
+
+
 def filter_features(plane: np.ndarray, at: "tuple[np.ndarray, np.ndarray] | None" = None
                     ) -> np.ndarray:
     """H x W float32 (0..1) -> H x W x FEATURES_PER_CHANNEL float32 (a view of a
@@ -81,6 +111,10 @@ def filter_features(plane: np.ndarray, at: "tuple[np.ndarray, np.ndarray] | None
         while factor < max(1, int(sigma // 2)):
             level, factor = halve(level), factor * 2
         smooth = ndi.gaussian_filter(level, sigma / factor, mode="reflect")
+        if factor == 1 and at is not None and min(shape) > 2:
+            out[k:k + 4] = _scale_features_at(smooth, *at)
+            k += 4
+            continue
         # derivatives are per small pixel: scaled to full-size pixels
         for feature, power in zip(_scale_features(smooth), (0, 1, 2, 2)):
             if factor > 1 and power:

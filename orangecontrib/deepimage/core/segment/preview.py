@@ -55,7 +55,7 @@ class View:
     def whole(cls, shape: Sequence[int], screen: int = 1024) -> "View":
         """All of an image of ``shape``, fitted in ``screen`` pixels."""
         height, width = shape[:2]
-        return cls(0, 0, height, width, max(1, int(max(height, width) // screen)))
+        return cls(0, 0, height, width, max(1, int(round(max(height, width) / screen))))
 
     def clipped(self, shape: Sequence[int]) -> "View":
         height, width = shape[:2]
@@ -240,11 +240,11 @@ def preview_maps(classifier: PixelClassifier, feats: ImageFeatures, view: View,
                  is_cancelled: Callable[[], bool] = lambda: False
                  ) -> Iterator[PreviewMap]:
     """Class maps of the image: the view at its step, the view at full resolution
-    (if the step is over 1 and the view is not the whole image), then the whole image
-    (``final``). Raises Cancelled when ``is_cancelled()``."""
+    (unless the view is the whole image), then the whole image (``final``). Raises
+    Cancelled when ``is_cancelled()``."""
     view = view.clipped(feats.shape)
-    steps = [view.step] + ([1] if view.step > 1 and not view.covers(feats.shape) else [])
-    for step in steps:
+    covers = view.covers(feats.shape)
+    for step in sorted({s for s in (view.step, 1) if not (s == 1 and covers)}, reverse=True):
         region = feats.region(view.top, view.left, view.bottom, view.right, step)
         yield PreviewMap(classifier.classify_features(region), view.top, view.left, step,
                          final=False)
