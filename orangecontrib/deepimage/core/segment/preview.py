@@ -146,13 +146,27 @@ class ImageFeatures:
         if self.whole_features is not None:
             return self.whole_features.reshape(-1, self.whole_features.shape[2])[flat]
         missing = np.setdiff1d(flat, self._known)
+        if missing.size and self._spread(missing) and self.whole_fits:
+            self.whole()
+            return self.at(flat)
         if missing.size:
             self._add(missing)
         return self._known_rows[np.searchsorted(self._known, flat)]
 
+    def _blocks(self, missing: np.ndarray) -> np.ndarray:
+        ys, xs = np.divmod(missing, self.shape[1])
+        return (ys // _CHUNK) * (self.shape[1] // _CHUNK + 1) + xs // _CHUNK
+
+    def _spread(self, missing: np.ndarray) -> bool:
+        """Whether computing blocks around these pixels costs more than the whole image
+        (labels all over it, e.g. masks loaded from a folder)."""
+        blocks = np.unique(self._blocks(missing)).size
+        area = self.shape[0] * self.shape[1]
+        return blocks * min((_CHUNK + 2 * MARGIN) ** 2, area) > area
+
     def _add(self, missing: np.ndarray) -> None:
         ys, xs = np.divmod(missing, self.shape[1])
-        blocks = (ys // _CHUNK) * (self.shape[1] // _CHUNK + 1) + xs // _CHUNK
+        blocks = self._blocks(missing)
         indices, rows = [self._known], [] if self._known_rows is None else [self._known_rows]
         for block in np.unique(blocks):
             here = blocks == block
