@@ -36,6 +36,13 @@ def wait(app, condition, timeout=60.0) -> float:
     return time.perf_counter() - start
 
 
+def save(widget, path: str) -> None:
+    """The window as a small PNG (256 colours)."""
+    shot = os.path.join(tempfile.mkdtemp(), "shot.png")
+    widget.grab().save(shot)
+    Image.open(shot).convert("RGB").quantize(256).save(path, optimize=True)
+
+
 def scribbles(editor, truth: np.ndarray) -> None:
     """Short strokes across some cells, long ones over the background between them."""
     editor.canvas.brush_size = 7
@@ -66,13 +73,13 @@ def main() -> int:
     for path, cell in zip(paths, cells):
         Image.fromarray(cell.image).save(path)
     widget = OWSegmentImages()
-    widget.auto_commit = False
     widget.resize(1100, 720)
     widget.show()
     widget.set_data(image_table(paths, folder))
     widget.handleNewSignals()
     widget.controls.method.buttons[CLASSIFIER].click()
-    app.processEvents()
+    # the user looks at the image before painting: its features are computed meanwhile
+    wait(app, lambda: widget.preview.task is None and not widget.preview._timer.isActive())
     got = []
     widget.preview.ready.connect(lambda key, result: got.append((time.perf_counter(), result))
                                  if isinstance(result, PreviewMap) else None)
@@ -81,8 +88,9 @@ def main() -> int:
     wait(app, lambda: got and got[-1][1].final and widget.preview.task is None)
     print(f"after the strokes: the view in {got[0][0] - start:.2f} s, the whole image in "
           f"{got[-1][0] - start:.2f} s")
-    app.processEvents()
-    widget.grab().save(os.path.join(out_dir, "segment-live-preview.png"))
+    wait(app, lambda: widget.result is not None and widget.result.segmenter is not None
+         and widget.task is None)  # Apply Automatically: all images, the full classifier
+    save(widget, os.path.join(out_dir, "segment-live-preview.png"))
 
     canvas = widget.editor.canvas
     canvas.zoom(3)
@@ -96,7 +104,7 @@ def main() -> int:
     print(f"zoomed in, a stroke: the view in {got[0][0] - start:.2f} s "
           f"(the request waits 0.15 s for more strokes first)")
     app.processEvents()
-    widget.grab().save(os.path.join(out_dir, "segment-live-preview-zoomed.png"))
+    save(widget, os.path.join(out_dir, "segment-live-preview-zoomed.png"))
     wait(app, lambda: got[-1][1].final and widget.preview.task is None)
     print(f"zoomed in: the whole image in {got[-1][0] - start:.2f} s")
     widget.onDeleteWidget()

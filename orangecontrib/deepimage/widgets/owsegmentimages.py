@@ -183,8 +183,7 @@ class OWSegmentImages(OWWidget, ConcurrentWidgetMixin):
             lambda: self.result.segmenter if self.result is not None else None)
         self.file_box.loaded.connect(self._on_classifier_loaded)
         self.file_box.failed.connect(self.Error.classifier_file)
-        self.controlArea.layout().insertWidget(
-            self.controlArea.layout().indexOf(box) + 1, self.file_box)
+        gui.vBox(self.controlArea, "Classifier File").layout().addWidget(self.file_box)
 
     def _object_controls(self) -> None:
         box = gui.vBox(self.controlArea, "Objects")
@@ -282,7 +281,7 @@ class OWSegmentImages(OWWidget, ConcurrentWidgetMixin):
         given = self.given_segmenter() is not None and mode
         self.threshold_box.setEnabled(not mode)
         self.classifier_box.setEnabled(mode and not given)
-        self.file_box.setEnabled(mode and not from_input)
+        self.file_box.parentWidget().setEnabled(mode and not from_input)
         self.file_box.update_save()
         self.editor.set_editable(mode and not given)
         self.Information.input_segmenter(shown=from_input)

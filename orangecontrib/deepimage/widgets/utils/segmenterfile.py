@@ -53,7 +53,7 @@ class ClassifierFileBox(QWidget):
         self.load_button.clicked.connect(self.load_dialog)
         self.save_button.clicked.connect(self.save_dialog)
         self.forget_button.clicked.connect(self.forget)
-        self.label = QLabel(wordWrap=True)
+        self.label = QLabel(wordWrap=True, visible=False)
         row = QHBoxLayout()
         row.setContentsMargins(0, 0, 0, 0)
         for button in (self.load_button, self.save_button, self.forget_button):
@@ -74,6 +74,7 @@ class ClassifierFileBox(QWidget):
         self.path, self.classifier = path, classifier
         self.label.setText(f"Using {os.path.basename(path)}: "
                            f"{', '.join(classifier.class_names)}")
+        self.label.setVisible(True)
         self.forget_button.setEnabled(True)
         self.loaded.emit(classifier)
         return True
@@ -81,6 +82,7 @@ class ClassifierFileBox(QWidget):
     def forget(self) -> None:
         self.path, self.classifier = "", None
         self.label.setText("")
+        self.label.setVisible(False)
         self.forget_button.setEnabled(False)
         self.loaded.emit(None)
 
