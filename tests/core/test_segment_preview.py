@@ -87,6 +87,10 @@ def test_cancelled_between_steps(cells):
     assert next(maps).step == 2
     with pytest.raises(Cancelled):
         next(maps)
+    fresh = ImageFeatures(train.image, "filters")
+    with pytest.raises(Cancelled):  # the whole image's features stop between tiles
+        fresh.whole(lambda: True)
+    assert fresh.whole_features is None
 
 
 def test_store_stays_in_its_budget(cells):

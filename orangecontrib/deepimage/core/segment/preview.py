@@ -38,6 +38,7 @@ PREVIEW_TREES, PREVIEW_DEPTH = 10, 10
 PER_CLASS = 10_000
 _ALIGN = 8  # crops start on multiples of 8, as tiles do, so the filters' grids agree
 _CHUNK = 256  # missing labelled pixels are computed in blocks of this side
+_WHOLE_TILE = 512  # the whole image's features are computed in tiles of this side
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,8 @@ class ImageFeatures:
         """Features of every pixel (computed a tile at a time, then kept)."""
         if self.whole_features is None:
             out = None
-            for part, feats in pixel_features_tiles(self.image, self.features,
+            # small tiles: a newer request waits at most one tile for this to stop
+            for part, feats in pixel_features_tiles(self.image, self.features, _WHOLE_TILE,
                                                     value_range=self.value_range,
                                                     projection=self.projection):
                 if is_cancelled():
