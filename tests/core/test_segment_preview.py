@@ -133,5 +133,9 @@ def test_live_jobs_send_the_view_then_the_whole(cells, tmp_path):
     with pytest.raises(Cancelled):
         live_segmenter(model, pixels, models, paths[1], View(0, 0, 80, 80, 2),
                        State(cancel_after=0))
+    rgb = os.path.join(tmp_path, "rgb.png")
+    Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(rgb)
+    with pytest.raises(ValueError, match="trained on images with 1 channel"):
+        live_segmenter(model, pixels, models, rgb, None, State())
     with pytest.raises(ValueError, match="c0.png"):
         models.model(pixels, {paths[0]: np.ones((5, 5), np.uint8)}, "filters")
