@@ -10,6 +10,7 @@ images stay the same.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import os
 import threading
 from typing import Mapping, Optional, Sequence
@@ -131,7 +132,7 @@ def warm_features(pixels: PixelCache, models: PreviewModels, path: str, features
     """Compute and keep the features of the image ``path`` shown before anything is
     painted on it, so that the first stroke's preview is as quick as the next ones'
     (filter features only: the network's need the labelled images first)."""
-    import sklearn.ensemble  # noqa: F401 -- the first stroke's forest: imported ahead
+    importlib.import_module("sklearn.ensemble")  # the first stroke's forest, ahead
     if features != "filters":
         return None
     feats = models.store.get(path, pixels.get(path), features)
