@@ -36,6 +36,8 @@ class TestHistory(unittest.TestCase):
         self.assertTrue(history.redo(labels))
         self.assertEqual(labels.sum(), 16)
         self.assertFalse(history.redo(labels))
+        # the image changed size since: its old strokes are not painted on it
+        self.assertFalse(history.undo(np.zeros((8, 8), np.uint8)))
 
 
 class TestEditorEvents(WidgetTest):
@@ -129,6 +131,15 @@ class TestEditorEvents(WidgetTest):
         self.key(ctrl)
         self.assertFalse(canvas.labels.any())
         self.assertIn("e1.png", editor.labels)  # the other image's stroke is kept
+        # clearing is a step too, undone even after leaving the image and coming back
+        editor.show_image("e1.png")
+        self.widget.clear_current()
+        self.assertNotIn("e1.png", editor.labels)
+        editor.show_image("e0.png")
+        editor.show_image("e1.png")
+        self.key(ctrl)
+        self.assertIn("e1.png", editor.labels)
+        self.assertTrue((canvas.labels == 2).any())
 
     def test_view_predicted_first(self):
         widget, canvas, editor = self.widget, self.canvas, self.widget.editor

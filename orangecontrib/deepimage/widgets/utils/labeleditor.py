@@ -207,7 +207,7 @@ class LabelEditor(QWidget):
             labels = None  # the file changed size since it was labelled
         self.current_key = key
         self.canvas.set_image(pixels, labels)
-        self.canvas.set_history(self._histories.get(key) if labels is not None else None)
+        self.canvas.set_history(self._histories.get(key))  # a stale step is refused
         self.current_changed.emit(key)
 
     def _store_current(self) -> None:
