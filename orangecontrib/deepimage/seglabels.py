@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image
 
 __all__ = ["UNLABELLED", "BACKGROUND", "encode_labels", "decode_labels", "masks_to_labels",
+           "image_shapes",
            "LoadedLabels", "labels_from_folder", "LABELS", "MASKS", "MAX_LABEL"]
 
 UNLABELLED, BACKGROUND = 0, 1
@@ -44,6 +45,20 @@ def decode_labels(text: str) -> np.ndarray:
     """The uint8 label image ``encode_labels`` wrote."""
     with Image.open(io.BytesIO(base64.b64decode(text))) as image:
         return np.array(image.convert("L"), dtype=np.uint8)
+
+
+def image_shapes(images: "dict[str, str]") -> "dict[str, tuple[int, int]]":
+    """(height, width) of each image (key -> path) as the segmenters read it; images
+    that cannot be read are left out (their labels are then not checked for size)."""
+    from .core.segment.reading import image_size
+    shapes = {}
+    for key, path in images.items():
+        try:
+            width, height = image_size(path)
+            shapes[key] = (height, width)
+        except Exception:  # noqa: BLE001 -- an unreadable image: no size check
+            pass
+    return shapes
 
 
 def masks_to_labels(mask: np.ndarray) -> np.ndarray:

@@ -84,22 +84,24 @@ class TestOWSegmentImages(WidgetTest):
         self.assertTrue(widget.editor.canvas.editable)
         self.assertTrue(widget.Information.paint.is_shown())
         self.paint_truth(0)
-        self.assertIn("c0.png", widget.labels)  # stored for the workflow at once
+        packed = widget.settingsHandler.pack_data(widget)
+        self.assertIn("c0.png", packed["labels"])  # stored with the workflow
         self.assertFalse(widget.Information.paint.is_shown())
         self.wait_preview()
         prediction = widget.editor.canvas.prediction
         self.assertGreater(((prediction == 2) == (self.truths[0] > 0)).mean(), 0.95)
-        trainings = widget.trained.trainings
+        fits = widget.preview_models.fits
+        self.assertEqual(fits, 1)
         widget.editor.show_image("c1.png")  # another image: predicted, not trained again
         self.wait_preview()
-        self.assertEqual(widget.trained.trainings, trainings)
+        self.assertEqual(widget.preview_models.fits, fits)
         prediction = widget.editor.canvas.prediction
         self.assertGreater(((prediction == 2) == (self.truths[1] > 0)).mean(), 0.9)
         widget.commit.now()
         objects = self.get_output(widget.Outputs.objects, wait=30000)
         segmenter = self.get_output(widget.Outputs.segmenter)
         self.assertIsInstance(segmenter, PixelClassifier)
-        self.assertEqual(widget.trained.trainings, trainings)  # the preview's classifier
+        self.assertEqual(widget.trained.trainings, 1)  # the full forest, once
         expected = sum(t.max() for t in self.truths)
         self.assertLessEqual(abs(len(objects) - expected), 3)
 

@@ -22,32 +22,25 @@ from Orange.widgets import gui
 from Orange.widgets.settings import Setting
 from Orange.widgets.utils.concurrent import ConcurrentWidgetMixin
 from Orange.widgets.widget import Input, Msg, Output, OWWidget
-from orangewidget.utils.signals import PartialSummary, summarize
 
 from orangecontrib.deepimage.core.cancel import Cancelled
-from orangecontrib.deepimage.core.segment.reading import image_size
 from orangecontrib.deepimage.core.segment.classifier import PixelClassifier
 from orangecontrib.deepimage.core.segment.features import FEATURE_SETS
 from orangecontrib.deepimage.core.segment.threshold import METHODS, ThresholdParams
 from orangecontrib.deepimage.data import image_column, image_paths, image_values
 from orangecontrib.deepimage.seglabels import (LABELS, MASKS, decode_labels, encode_labels,
-                                               labels_from_folder)
+                                               image_shapes, labels_from_folder)
+from orangecontrib.deepimage.seglive import (PreviewMap, PreviewModels, View,
+                                             live_classifier, live_segmenter, warm_features)
 from orangecontrib.deepimage.segmentation import (PixelCache, SegmentationResult,
                                                   TrainedClassifiers, display_pixels,
-                                                  preview_classifier, preview_segmenter,
                                                   preview_threshold, run_segmentation,
                                                   summary, train_and_segment)
 from orangecontrib.deepimage.widgets.utils.labeleditor import LabelEditor
 from orangecontrib.deepimage.widgets.utils.livepreview import LivePreview
+from orangecontrib.deepimage.widgets.utils.segmenterfile import ClassifierFileBox
 
 THRESHOLD, CLASSIFIER = 0, 1
-
-
-@summarize.register(PixelClassifier)
-def _summarize_segmenter(segmenter: PixelClassifier) -> PartialSummary:
-    names = ", ".join(segmenter.class_names)
-    return PartialSummary("pixel classifier",
-                          f"Pixel classifier ({segmenter.features} features): {names}")
 
 
 METHOD_NAMES = {"otsu": "Otsu (global)", "li": "Li (global)", "local": "Local (adaptive)"}
@@ -81,6 +74,7 @@ class OWSegmentImages(OWWidget, ConcurrentWidgetMixin):
     class Error(OWWidget.Error):
         no_image_column = Msg("The data has no image column (Import Images makes one).")
         failed = Msg("{}")
+        classifier_file = Msg("{}")
 
     class Warning(OWWidget.Warning):
         images_skipped = Msg("{} could not be segmented; see the Skipped Images output.")
@@ -91,6 +85,7 @@ class OWSegmentImages(OWWidget, ConcurrentWidgetMixin):
         paint = Msg("Paint background and objects on an image or two; the prediction "
                     "appears as you paint.")
         input_segmenter = Msg("Using the segmenter from the input.")
+        loaded_segmenter = Msg("Using the classifier loaded from {}.")
 
     settings_version = 1
     method: int = Setting(THRESHOLD)
@@ -107,6 +102,8 @@ class OWSegmentImages(OWWidget, ConcurrentWidgetMixin):
     class_names: List[str] = Setting(["Background", "Object"])
     #: painted labels, by the image column's value: PNG (base64) of the label image
     labels: Dict[str, str] = Setting({}, schema_only=True)
+    #: a classifier file loaded instead of painting ("" none)
+    classifier_file: str = Setting("", schema_only=True)
     auto_commit: bool = Setting(True)
 
     def __init__(self):
@@ -118,6 +115,9 @@ class OWSegmentImages(OWWidget, ConcurrentWidgetMixin):
         self.keys: List[str] = []
         self.pixels = PixelCache()
         self.trained = TrainedClassifiers()
+        self.preview_models = PreviewModels()
+        self._unsaved = set()  # keys of images whose labels are not yet in ``labels``
+        self.settingsAboutToBePacked.connect(self._encode_labels)
         self.result: Optional[SegmentationResult] = None
         self._workdir = tempfile.mkdtemp(prefix="deepimage-segment-")
         self._runs = 0
@@ -134,6 +134,8 @@ class OWSegmentImages(OWWidget, ConcurrentWidgetMixin):
         self.editor.classes_changed.connect(self._on_classes_changed)
         self.mainArea.layout().addWidget(self.editor)
         self._build_controls()
+        if self.classifier_file and not self.file_box.load(self.classifier_file):
+            self.classifier_file = ""
         self._update_enabled()
 
     def _build_controls(self) -> None:
@@ -177,6 +179,11 @@ class OWSegmentImages(OWWidget, ConcurrentWidgetMixin):
         load.setMenu(menu)
         box.layout().addWidget(load)
         gui.button(box, self, "Clear Labels of This Image", callback=self.clear_current)
+        self.file_box = ClassifierFileBox(
+            lambda: self.result.segmenter if self.result is not None else None)
+        self.file_box.loaded.connect(self._on_classifier_loaded)
+        self.file_box.failed.connect(self.Error.classifier_file)
+        gui.vBox(self.controlArea, "Classifier File").layout().addWidget(self.file_box)
 
     def _object_controls(self) -> None:
         box = gui.vBox(self.controlArea, "Objects")
@@ -264,14 +271,31 @@ class OWSegmentImages(OWWidget, ConcurrentWidgetMixin):
     def _classifier_mode(self) -> bool:
         return self.method == CLASSIFIER
 
+    def given_segmenter(self) -> Optional[PixelClassifier]:
+        """The classifier to apply instead of training: the input's, else the loaded."""
+        return self.input_segmenter or self.file_box.classifier
+
     def _update_enabled(self) -> None:
-        from_input = self.input_segmenter is not None and self._classifier_mode()
-        self.threshold_box.setEnabled(not self._classifier_mode())
-        self.classifier_box.setEnabled(self._classifier_mode() and not from_input)
-        self.editor.set_editable(self._classifier_mode() and not from_input)
+        mode = self._classifier_mode()
+        from_input = self.input_segmenter is not None and mode
+        given = self.given_segmenter() is not None and mode
+        self.threshold_box.setEnabled(not mode)
+        self.classifier_box.setEnabled(mode and not given)
+        self.file_box.parentWidget().setEnabled(mode and not from_input)
+        self.file_box.update_save()
+        self.editor.set_editable(mode and not given)
         self.Information.input_segmenter(shown=from_input)
-        self.Information.paint(shown=self._classifier_mode() and not from_input
-                               and self.data is not None and not self.editor.labels)
+        self.Information.loaded_segmenter(os.path.basename(self.file_box.path),
+                                          shown=given and not from_input)
+        self.Information.paint(shown=mode and not given and self.data is not None
+                               and not self.editor.labels)
+
+    def _on_classifier_loaded(self, classifier: Optional[PixelClassifier]) -> None:
+        self.Error.classifier_file.clear()
+        self.classifier_file = self.file_box.path
+        if classifier is not None:
+            self.method = CLASSIFIER
+        self._on_method()
 
     def _on_method(self) -> None:
         self._update_enabled()
@@ -289,15 +313,20 @@ class OWSegmentImages(OWWidget, ConcurrentWidgetMixin):
 
     # --- labels ------------------------------------------------------------------------
     def _on_labels_changed(self, key: str) -> None:
-        labels = self.editor.labels.get(key)
-        self.labels = dict(self.labels)
-        if labels is None:
-            self.labels.pop(key, None)
-        else:
-            self.labels[key] = encode_labels(labels)
+        # encoded (PNG) when the workflow is saved, not after every stroke: a large
+        # image's labels take a good part of a second
+        self.labels = {k: v for k, v in self.labels.items() if k != key}
+        self._unsaved.add(key)
         self._update_enabled()
         self._request_preview()
         self._commit_timer.start()
+
+    def _encode_labels(self) -> None:
+        """Put the labels painted since the last save in the setting."""
+        painted = {k: encode_labels(self.editor.labels[k]) for k in self._unsaved
+                   if k in self.editor.labels}
+        self.labels = {**self.labels, **painted}
+        self._unsaved.clear()
 
     def labelled_paths(self) -> Dict[str, np.ndarray]:
         """The painted labels by image path (what training reads)."""
@@ -316,14 +345,7 @@ class OWSegmentImages(OWWidget, ConcurrentWidgetMixin):
     def load_labels(self, folder: str, kind: str = LABELS) -> None:
         """Take labels (or masks) named like the images from ``folder``."""
         images = dict(zip(self.keys, self.paths))
-        shapes = {}
-        for key, path in images.items():
-            try:
-                width, height = image_size(path)  # as the segmenters read it
-                shapes[key] = (height, width)
-            except Exception:  # noqa: BLE001 -- an unreadable image: no size check
-                pass
-        loaded = labels_from_folder(folder, images, shapes, kind)
+        loaded = labels_from_folder(folder, images, image_shapes(images), kind)
         self.Warning.label_files("\n".join(loaded.problems[:5]), shown=bool(loaded.problems))
         if not loaded.labels:
             return
@@ -331,9 +353,8 @@ class OWSegmentImages(OWWidget, ConcurrentWidgetMixin):
         while len(self.editor.class_names) < highest:
             self.editor.add_class()
         self.editor.set_labels({**self.editor.labels, **loaded.labels})
-        self.labels = {**self.labels, **{k: encode_labels(v) for k, v in loaded.labels.items()}}
-        if self.method != CLASSIFIER:
-            self.method = CLASSIFIER
+        self._unsaved.update(loaded.labels)
+        self.method = CLASSIFIER
         self._on_method()
 
     # --- live preview ------------------------------------------------------------------
@@ -345,20 +366,32 @@ class OWSegmentImages(OWWidget, ConcurrentWidgetMixin):
         if not self._classifier_mode():
             self.preview.request(key, preview_threshold, self.threshold_params(),
                                  self.pixels, path)
-        elif self.input_segmenter is not None:
-            self.preview.request(key, preview_segmenter, self.input_segmenter, self.pixels,
-                                 path)
+        elif self.given_segmenter() is not None:
+            self.preview.request(key, live_segmenter, self.given_segmenter(), self.pixels,
+                                 self.preview_models, path, self._view())
         elif self.editor.labels:
-            self.preview.request(key, preview_classifier, self.pixels, self.labelled_paths(),
-                                 FEATURE_SETS[self.features], path,
-                                 list(self.editor.class_names), trained=self.trained)
-        else:
+            self.preview.request(key, live_classifier, self.pixels, self.preview_models,
+                                 self.labelled_paths(), FEATURE_SETS[self.features], path,
+                                 list(self.editor.class_names), self._view())
+        else:  # nothing painted yet: the image's features, for the first stroke
             self.editor.set_prediction(key, None)
+            self.preview.request(key, warm_features, self.pixels, self.preview_models, path,
+                                 FEATURE_SETS[self.features])
+
+    def _view(self) -> Optional[View]:
+        """The part of the current image in view (predicted first)."""
+        canvas = self.editor.canvas
+        return View(*canvas.visible_region()) if canvas.labels.size else None
 
     def _on_preview(self, key: str, result) -> None:
         self.Warning.preview.clear()
-        _, class_map = result
-        self.editor.set_prediction(key, class_map)
+        if result is None:  # features computed ahead
+            return
+        if isinstance(result, PreviewMap):
+            self.editor.set_prediction(key, result.class_map, result.top, result.left,
+                                       result.step)
+        else:  # the threshold's: (None, class map)
+            self.editor.set_prediction(key, result[1])
 
     def _on_preview_failed(self, key: str, message: str) -> None:
         self.Warning.preview(message)
@@ -378,7 +411,7 @@ class OWSegmentImages(OWWidget, ConcurrentWidgetMixin):
             self.summary_label.setText("No data.")
             self._send(None)
             return
-        if self._classifier_mode() and self.input_segmenter is None:
+        if self._classifier_mode() and self.given_segmenter() is None:
             if not self.editor.labels:
                 self.summary_label.setText("Paint labels to train the classifier.")
                 self._send(None)
@@ -387,7 +420,7 @@ class OWSegmentImages(OWWidget, ConcurrentWidgetMixin):
                        FEATURE_SETS[self.features], list(self.editor.class_names),
                        self._run_folder(), trained=self.trained, **self._run_options())
         else:
-            segmenter = self.input_segmenter if self._classifier_mode() \
+            segmenter = self.given_segmenter() if self._classifier_mode() \
                 else self.threshold_params()
             self.start(run_segmentation, self.data, segmenter, self._run_folder(),
                        **self._run_options())
@@ -399,7 +432,6 @@ class OWSegmentImages(OWWidget, ConcurrentWidgetMixin):
 
     def on_done(self, result: SegmentationResult) -> None:
         self.cancel_button.setEnabled(False)
-        self.result = result
         if result.n_skipped:
             n = result.n_skipped
             self.Warning.images_skipped(f"{n:,} image{'s' if n != 1 else ''}")
@@ -420,6 +452,8 @@ class OWSegmentImages(OWWidget, ConcurrentWidgetMixin):
         super().cancel()
 
     def _send(self, result: Optional[SegmentationResult]) -> None:
+        self.result = result
+        self.file_box.update_save()
         self.Outputs.objects.send(result.objects if result else None)
         self.Outputs.images.send(result.images if result else None)
         self.Outputs.skipped.send(result.skipped if result else None)
@@ -429,6 +463,7 @@ class OWSegmentImages(OWWidget, ConcurrentWidgetMixin):
         method = (f"threshold, {METHOD_NAMES[METHODS[self.threshold_method]]}"
                   if not self._classifier_mode() else
                   "segmenter from the input" if self.input_segmenter is not None else
+                  f"classifier from {self.file_box.path}" if self.given_segmenter() else
                   f"classifier on {len(self.editor.labels)} labelled images, "
                   f"{FEATURE_NAMES[FEATURE_SETS[self.features]]}")
         self.report_items((("Method", method),

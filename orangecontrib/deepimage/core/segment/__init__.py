@@ -8,6 +8,7 @@
 - objects.py: measurements per object in the image's original units, summaries;
 - masks.py: label images as uint16 PNG / TIFF, crops of objects;
 - reading.py, run.py: image files in original units -> ImageResults;
+- preview.py: the label editor's live preview (features kept, the view first);
 - synthetic.py, metrics.py: generated images with known masks and the scores.
 """
 from .classifier import LabelError, PixelClassifier, SegmenterFileError

@@ -73,8 +73,6 @@ class PixelClassifier:
         """Train on images and their label images (0 unlabelled, 1 background, 2..
         objects). ``names`` (e.g. the label files) name the culprit in errors.
         ``class_names`` default to "background", "object" (or "object 1", ...)."""
-        from sklearn.ensemble import RandomForestClassifier
-
         if features not in FEATURE_SETS:
             raise ValueError(f"features must be one of {', '.join(FEATURE_SETS)}, not {features!r}")
         if len(images) != len(labels) or not images:
@@ -97,7 +95,16 @@ class PixelClassifier:
                 here = chosen[part.target]
                 xs.append(feats[here])
                 ys.append(label[part.target][here])
-        y = np.concatenate(ys)
+        return self.fit_rows(np.concatenate(xs), np.concatenate(ys), features, channels.pop(),
+                             projection, class_names)
+
+    def fit_rows(self, x: np.ndarray, y: np.ndarray, features: str, channels: int,
+                 projection=None, class_names: "Sequence[str] | None" = None
+                 ) -> "PixelClassifier":
+        """Train on pixel features already computed (rows of ``x``, classes ``y``):
+        what :meth:`fit` ends with, and the live preview's quick forest."""
+        from sklearn.ensemble import RandomForestClassifier
+
         classes = np.unique(y)
         if 1 not in classes or len(classes) < 2:
             raise LabelError(f"the labels have only class {classes.tolist()}: label both "
@@ -105,8 +112,8 @@ class PixelClassifier:
         forest = RandomForestClassifier(n_estimators=self.n_estimators, max_depth=self.max_depth,
                                         n_jobs=self.n_jobs, random_state=self.random_state,
                                         class_weight="balanced")
-        forest.fit(np.concatenate(xs), y)
-        self.forest, self.features, self.channels = forest, features, channels.pop()
+        forest.fit(x, y)
+        self.forest, self.features, self.channels = forest, features, channels
         self.projection = projection
         self.classes_ = forest.classes_.astype(np.uint8)
         self.class_names = self._names(class_names, self.classes_)
@@ -179,6 +186,10 @@ class PixelClassifier:
         near[::2, ::2] = False  # the coarse pixels themselves are known
         full[near] = self._codes(feats[near])
         return full
+
+    def classify_features(self, feats: np.ndarray, exact: bool = False) -> np.ndarray:
+        """h x w uint8 class map of pixels whose features (h x w x F) are known."""
+        return self.classes_[self._predict_tile(feats, exact)]
 
     def predict(self, image: np.ndarray, tile: "int | None" = None,
                 exact: bool = False) -> np.ndarray:

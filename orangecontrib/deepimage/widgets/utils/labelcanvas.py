@@ -3,7 +3,8 @@
 The labels are a uint8 array as large as the image (0 unlabelled, 1 background, 2..
 kinds of object); painting stamps discs along the stroke into that array and
 redraws only the overlay. Left button paints with the current class (0 erases),
-the right or middle button drags the view, Ctrl+wheel zooms.
+the right or middle button drags the view, Ctrl+wheel zooms. Each stroke is one
+step of ``history`` (undo, redo).
 """
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ from AnyQt.QtCore import QPointF, Qt, Signal
 from AnyQt.QtGui import QColor, QImage, QPainter, QPixmap
 from AnyQt.QtWidgets import QGraphicsPixmapItem, QGraphicsScene, QGraphicsView
 
-__all__ = ["CLASS_COLOURS", "LabelCanvas", "colour_table", "rgba_to_qimage"]
+from .labelhistory import History
+
+__all__ = ["CLASS_COLOURS", "LabelCanvas", "History", "colour_table", "rgba_to_qimage"]
 
 #: label value -> colour: 0 unlabelled (transparent), 1 background, 2.. kinds
 CLASS_COLOURS = ["#00000000", "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd",
@@ -61,6 +64,7 @@ class LabelCanvas(QGraphicsView):
     """
 
     labels_changed = Signal()
+    history_changed = Signal()
 
     LABEL_ALPHA, PREDICTION_ALPHA = 230, 110
 
@@ -83,6 +87,9 @@ class LabelCanvas(QGraphicsView):
         self.editable = True
         self.show_prediction = True
         self._prediction: Optional[np.ndarray] = None
+        self._placement = (0, 0, 1)
+        self.history = History()
+        self._before: Optional[np.ndarray] = None  # the labels when a stroke began
         self._auto_fit = True  # fit the image to the view until the user zooms
         self._last: Optional[QPointF] = None
         self._panning: Optional[QPointF] = None
@@ -110,23 +117,57 @@ class LabelCanvas(QGraphicsView):
         self._auto_fit = True
         self.fit()
 
-    def set_prediction(self, class_map: Optional[np.ndarray]) -> None:
-        """Lay a class map (1 background, 2.. kinds) over the image, or remove it."""
-        self._prediction = class_map
+    def set_prediction(self, class_map: Optional[np.ndarray], top: int = 0, left: int = 0,
+                       step: int = 1) -> None:
+        """Lay a class map (1 background, 2.. kinds) over the image, or remove it; a
+        map of part of the image (the view first) covers the pixels ``top::step``,
+        ``left::step``."""
+        self._prediction, self._placement = class_map, (top, left, step)
+        height, width = self.labels.shape
         if class_map is None or not self.show_prediction \
-                or class_map.shape != self.labels.shape:
+                or top + (class_map.shape[0] - 1) * step >= height \
+                or left + (class_map.shape[1] - 1) * step >= width:
             self._prediction_item.setPixmap(QPixmap())
             return
         rgba = self._prediction_colours[np.clip(class_map, 0, 255).astype(np.uint8)]
         self._prediction_item.setPixmap(QPixmap.fromImage(rgba_to_qimage(rgba)))
+        self._prediction_item.setPos(left - (step - 1) / 2, top - (step - 1) / 2)
+        self._prediction_item.setScale(step)
 
     def set_show_prediction(self, show: bool) -> None:
         self.show_prediction = show
-        self.set_prediction(self._prediction)
+        self.set_prediction(self._prediction, *self._placement)
 
-    def _redraw_labels(self) -> None:
-        rgba = self._label_colours[self.labels]
-        self._labels_item.setPixmap(QPixmap.fromImage(rgba_to_qimage(rgba)))
+    def visible_region(self, margin: float = 0.1) -> tuple[int, int, int, int, int]:
+        """(top, left, bottom, right, step): the image pixels in view, with ``margin``
+        (a fraction of the view) around them, and how many pixels share a screen pixel
+        (1 when zoomed in)."""
+        height, width = self.labels.shape
+        rect = self.mapToScene(self.viewport().rect()).boundingRect()
+        pad_x, pad_y = rect.width() * margin, rect.height() * margin
+        top, left = max(0, int(rect.top() - pad_y)), max(0, int(rect.left() - pad_x))
+        bottom = min(height, int(np.ceil(rect.bottom() + pad_y)))
+        right = min(width, int(np.ceil(rect.right() + pad_x)))
+        if bottom <= top or right <= left:
+            top, left, bottom, right = 0, 0, height, width
+        scale = max(abs(self.transform().m11()), 1e-6)
+        return top, left, bottom, right, max(1, int(round(1 / scale)))
+
+    def _redraw_labels(self, top: int = 0, left: int = 0, bottom: "int | None" = None,
+                       right: "int | None" = None) -> None:
+        """Draw the labels again, all of them or the rectangle given (a brush's dab:
+        only that part is coloured and painted into the pixmap)."""
+        pixmap = self._labels_item.pixmap()
+        if bottom is None or pixmap.isNull() or bottom <= top or right <= left:
+            rgba = self._label_colours[self.labels]
+            self._labels_item.setPixmap(QPixmap.fromImage(rgba_to_qimage(rgba)))
+            return
+        patch = rgba_to_qimage(self._label_colours[self.labels[top:bottom, left:right]])
+        painter = QPainter(pixmap)
+        painter.setCompositionMode(QPainter.CompositionMode.CompositionMode_Source)
+        painter.drawImage(left, top, patch)
+        painter.end()
+        self._labels_item.setPixmap(pixmap)
 
     # --- painting ----------------------------------------------------------------------
     def stamp(self, points: Iterable[Sequence[float]], value: Optional[int] = None) -> None:
@@ -147,18 +188,55 @@ class LabelCanvas(QGraphicsView):
             ys, xs = np.round(y + dy).astype(int), np.round(x + dx).astype(int)
             keep = (ys >= 0) & (ys < height) & (xs >= 0) & (xs < width)
             self.labels[ys[keep], xs[keep]] = value
-        self._redraw_labels()
+        reach = int(np.ceil(max(self.brush_size, 1) / 2)) + 1
+        cy, cx = np.array([c[1] for c in centres]), np.array([c[0] for c in centres])
+        self._redraw_labels(max(0, int(cy.min()) - reach), max(0, int(cx.min()) - reach),
+                            min(height, int(cy.max()) + reach + 1),
+                            min(width, int(cx.max()) + reach + 1))
 
     def paint_stroke(self, points: Sequence[Sequence[float]], value: Optional[int] = None
                      ) -> None:
-        """A whole stroke, as a mouse would paint it; emits ``labels_changed``."""
+        """A whole stroke, as a mouse would paint it (one step to undo); emits
+        ``labels_changed``."""
+        self.begin_stroke()
         self.stamp(points, value)
+        self.end_stroke()
+
+    def begin_stroke(self) -> None:
+        """Remember the labels as they are, to undo the stroke that begins."""
+        self._before = self.labels.copy()
+
+    def end_stroke(self) -> None:
+        """The stroke is done: one step in the history, ``labels_changed``."""
+        if self._before is not None and self.history.record(self._before, self.labels):
+            self.history_changed.emit()
+        self._before = None
         self.labels_changed.emit()
 
     def clear_labels(self) -> None:
+        self.begin_stroke()
         self.labels[:] = 0
         self._redraw_labels()
-        self.labels_changed.emit()
+        self.end_stroke()
+
+    def undo(self) -> None:
+        """Take back the last stroke (or clearing)."""
+        self._step(self.history.undo)
+
+    def redo(self) -> None:
+        """Paint again the stroke last taken back."""
+        self._step(self.history.redo)
+
+    def _step(self, move) -> None:
+        if self.editable and self.labels.size and move(self.labels):
+            self._redraw_labels()
+            self.history_changed.emit()
+            self.labels_changed.emit()
+
+    def set_history(self, history: Optional["History"]) -> None:
+        """The undo history of the image now shown (the editor keeps one per image)."""
+        self.history = history or History()
+        self.history_changed.emit()
 
     # --- zoom --------------------------------------------------------------------------
     def fit(self) -> None:
@@ -201,6 +279,7 @@ class LabelCanvas(QGraphicsView):
         if event.button() == Qt.MouseButton.LeftButton and self.editable \
                 and self.labels.size:
             self._last = self._image_point(event)
+            self.begin_stroke()
             self.stamp([(self._last.x(), self._last.y())])
         elif event.button() in (Qt.MouseButton.RightButton, Qt.MouseButton.MiddleButton):
             self._panning = event.position() if hasattr(event, "position") else event.pos()
@@ -223,6 +302,6 @@ class LabelCanvas(QGraphicsView):
     def mouseReleaseEvent(self, event) -> None:
         if self._last is not None:
             self._last = None
-            self.labels_changed.emit()
+            self.end_stroke()
         self._panning = None
         event.accept()

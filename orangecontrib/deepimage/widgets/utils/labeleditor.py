@@ -6,7 +6,8 @@ size, zoom and whether to show the prediction. The editor keeps the labels of
 every image painted so far (``labels``: key -> uint8 array); the widget stores
 them and trains on them. It knows nothing of training: it emits
 ``labels_changed(key)`` and ``current_changed(key)`` and is given the prediction
-with ``set_prediction(key, class_map)``.
+with ``set_prediction(key, class_map)``. Each stroke can be undone (Ctrl+Z, the
+Undo button) and redone (Ctrl+Shift+Z), per image.
 """
 from __future__ import annotations
 
@@ -14,12 +15,13 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 from AnyQt.QtCore import Qt, Signal
-from AnyQt.QtGui import QColor, QIcon, QPixmap
-from AnyQt.QtWidgets import (QButtonGroup, QCheckBox, QHBoxLayout, QLabel, QListWidget,
-                             QListWidgetItem, QSlider, QSplitter, QToolButton, QVBoxLayout,
-                             QWidget)
+from AnyQt.QtGui import QColor, QIcon, QKeySequence, QPixmap
+from AnyQt.QtWidgets import (QAction, QButtonGroup, QCheckBox, QHBoxLayout, QLabel, QListWidget,
+                             QListWidgetItem, QSlider, QSplitter, QToolButton,
+                             QVBoxLayout, QWidget)
 
 from .labelcanvas import CLASS_COLOURS, LabelCanvas
+from .labelhistory import History
 
 __all__ = ["LabelEditor", "ERASER"]
 
@@ -48,11 +50,13 @@ class LabelEditor(QWidget):
         self.class_names: List[str] = ["Background", "Object"]
         self.current_key: Optional[str] = None
         self._keys: List[str] = []
+        self._histories: Dict[str, History] = {}
 
         self.image_list = QListWidget(minimumWidth=110, maximumWidth=200)
         self.image_list.currentRowChanged.connect(self._on_row_changed)
         self.canvas = LabelCanvas()
         self.canvas.labels_changed.connect(self._on_painted)
+        self.canvas.history_changed.connect(self._update_undo)
 
         self.class_buttons = QButtonGroup(self)
         self.class_buttons.idClicked.connect(self._on_class_chosen)
@@ -89,13 +93,25 @@ class LabelEditor(QWidget):
             tools.addWidget(button)
         tools.addWidget(self.preview_box)
         tools.addStretch(1)
+        bottom = QHBoxLayout()
+        bottom.addWidget(self.status, 1)
+        self.undo_button = QToolButton(text="Undo", toolTip="Undo the last stroke (Ctrl+Z)",
+                                       enabled=False)
+        self.redo_button = QToolButton(text="Redo", enabled=False,
+                                       toolTip="Paint again the stroke undone (Ctrl+Shift+Z)")
+        for button, slot, keys in ((self.undo_button, self.canvas.undo, "Ctrl+Z"),
+                                   (self.redo_button, self.canvas.redo, "Ctrl+Shift+Z")):
+            button.clicked.connect(slot)
+            bottom.addWidget(button)  # beside the status: the rows above are full
+            self.addAction(QAction(self, triggered=slot, shortcut=QKeySequence(keys),
+                                   shortcutContext=Qt.ShortcutContext.WidgetWithChildrenShortcut))
         right = QWidget()
         layout = QVBoxLayout(right)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(classes)
         layout.addLayout(tools)
         layout.addWidget(self.canvas, 1)
-        layout.addWidget(self.status)
+        layout.addLayout(bottom)
         splitter = QSplitter()
         splitter.addWidget(self.image_list)
         splitter.addWidget(right)
@@ -172,6 +188,8 @@ class LabelEditor(QWidget):
 
     def _on_row_changed(self, row: int) -> None:
         self._store_current()
+        if self.current_key is not None:
+            self._histories[self.current_key] = self.canvas.history
         if row < 0 or row >= len(self._keys):
             self.current_key = None
             self.canvas.set_image(None)
@@ -189,6 +207,7 @@ class LabelEditor(QWidget):
             labels = None  # the file changed size since it was labelled
         self.current_key = key
         self.canvas.set_image(pixels, labels)
+        self.canvas.set_history(self._histories.get(key))  # a stale step is refused
         self.current_changed.emit(key)
 
     def _store_current(self) -> None:
@@ -212,8 +231,10 @@ class LabelEditor(QWidget):
             item.setFont(font)
 
     def set_labels(self, labels: Dict[str, np.ndarray]) -> None:
-        """Replace all labels (e.g. loaded from a folder); the current image is redrawn."""
+        """Replace all labels (e.g. loaded from a folder); the current image is redrawn.
+        The strokes painted before cannot be undone any more."""
         self.labels = {key: value for key, value in labels.items() if value.any()}
+        self._histories.clear()
         self._mark_labelled()
         key, self.current_key = self.current_key, None
         if key is not None:
@@ -221,10 +242,17 @@ class LabelEditor(QWidget):
             self._on_row_changed(row)
 
     # --- prediction --------------------------------------------------------------------
-    def set_prediction(self, key: str, class_map: Optional[np.ndarray]) -> None:
-        """The prediction for image ``key``; shown if it is the current image."""
+    def set_prediction(self, key: str, class_map: Optional[np.ndarray], top: int = 0,
+                       left: int = 0, step: int = 1) -> None:
+        """The prediction for image ``key`` (or the part ``top::step``, ``left::step``
+        of it); shown if it is the current image."""
         if key == self.current_key:
-            self.canvas.set_prediction(class_map)
+            self.canvas.set_prediction(class_map, top, left, step)
+
+    def _update_undo(self) -> None:
+        editable = self.canvas.editable
+        self.undo_button.setEnabled(editable and self.canvas.history.can_undo)
+        self.redo_button.setEnabled(editable and self.canvas.history.can_redo)
 
     def set_editable(self, editable: bool) -> None:
         """Whether one can paint (not with a segmenter from the input, or thresholds)."""
@@ -233,3 +261,4 @@ class LabelEditor(QWidget):
             button.setEnabled(editable)
         self.add_button.setEnabled(editable and len(self.class_names) < MAX_CLASSES)
         self.brush.setEnabled(editable)
+        self._update_undo()

@@ -2,7 +2,9 @@
 
 Requests come often (a stroke, a click in the image list, a changed option); they
 are gathered by a short timer, a new one cancels the one running, and only the
-last one's result is delivered, with the key of the image it is for.
+last one's results are delivered, with the key of the image they are for: the
+partial results the job sends (the view first), then its final result. The jobs
+check for cancellation between their steps, so a newer request soon runs.
 """
 from __future__ import annotations
 
@@ -49,8 +51,9 @@ class LivePreview(QObject, ConcurrentMixin):
         self._timer.stop()
         self._run()
 
-    def on_partial_result(self, _) -> None:
-        pass
+    def on_partial_result(self, result: Any) -> None:
+        """A first, quicker result (the part of the image in view); the job goes on."""
+        self.ready.emit(self._running_key, result)
 
     def on_done(self, result: Any) -> None:
         self.busy.emit(False)
