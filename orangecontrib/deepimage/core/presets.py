@@ -63,12 +63,15 @@ class TrainConfig:
     scale_jitter: float = 0.0  # enlarge up to (1 + this) and crop back: VGG's scale jitter
     crop_scale: float = 1.0  # random resized crops of this share of the area and up (1: none)
     shift: float = 0.0  # random shifts of up to this share of the side, per image
+    ramp_augment: bool = False  # crops and shifts grow from none over the warm-up
     tta: int = 1  # views averaged when predicting: 1 (none) or 5 (as is + 4 shifts)
     head_epochs: int = 10  # fine-tune: epochs of the last layer alone, before the network
     head_learning_rate: float = 1e-3  # the last layer trains with Adam (core.schedule)
     backbone_lr_factor: float = 0.1  # fine-tune: earliest layers at lr x this, rising to lr
     network_head_factor: float = 0.1  # fine-tune: the last layer's rate after the switch, x
     warmup_epochs: float = 1.0  # whole network: rates rise linearly over this many epochs
+    ema_epochs: float = 0.0  # whole network: validate and keep an average of the weights
+    # over about this many epochs' steps (core.train.average; 0: the weights as they are)
     max_grad_norm: float = 0.0  # whole network: cap the gradients' norm (0: no cap)
     cap_growth: float = 1.0  # ... and let the cap grow by this factor per epoch (1: fixed)
     validation_fraction: float = 0.2  # stratified; 0 turns early stopping off
@@ -101,9 +104,10 @@ class TrainConfig:
         if not (self.max_grad_norm >= 0 and self.cap_growth >= 1):
             problems.append("max_grad_norm must be at least 0 (0: no cap) and cap_growth at "
                             "least 1 (1: the same cap in every epoch)")
-        if not (self.warmup_epochs >= 0 and 0 < self.backbone_lr_factor <= 1):
-            problems.append("warmup_epochs must be at least 0 and backbone_lr_factor "
-                            "above 0 and at most 1")
+        if not (self.warmup_epochs >= 0 and self.ema_epochs >= 0
+                and 0 < self.backbone_lr_factor <= 1):
+            problems.append("warmup_epochs and ema_epochs must be at least 0 and "
+                            "backbone_lr_factor above 0 and at most 1")
         smallest = spec.min_input_size
         if self.image_size is not None and not smallest <= int(self.image_size) <= 1024:
             problems.append(f"{spec.display_name} needs images of at least {smallest} x "
@@ -131,8 +135,8 @@ class TrainConfig:
 FINE_TUNE_RECIPE = dict(
     optimizer="adamw", weight_decay=0.01, learning_rate=1e-4, head_learning_rate=1e-3,
     network_head_factor=1.0, backbone_lr_factor=1.0, head_epochs=5, epochs=15,
-    warmup_epochs=4.0, patience=6, label_smoothing=0.1, max_grad_norm=0.0, cap_growth=1.0,
-    flip=False, crop_scale=0.75, shift=0.1, tta=5, batch_size=32)
+    warmup_epochs=4.0, ema_epochs=1.0, patience=6, label_smoothing=0.1, max_grad_norm=0.0,
+    cap_growth=1.0, flip=False, crop_scale=0.75, shift=0.1, tta=5, batch_size=32)
 
 
 def preset(model: str = "squeezenet", mode: str = "fine-tune") -> TrainConfig:
@@ -152,7 +156,11 @@ def preset(model: str = "squeezenet", mode: str = "fine-tune") -> TrainConfig:
     15 of the whole network with AdamW (weight decay 0.01) on a one-cycle schedule: every
     rate rises from near zero over 4 epochs (which also warms the backbone up at the switch)
     and decays along a cosine; the last layer at 1e-3, the backbone at 1e-4 (a tenth).
-    Label smoothing 0.1; light augmentation (random resized crops of 75-100% of the area and
+    The whole network is validated and kept as an average of its weights over about the
+    last epoch's steps (``ema_epochs``; Polyak averaging, timm's ModelEma), which starts
+    at the weights of the switch: without it, the first epoch of cropped and shifted
+    images raised the validation loss by 11% on one seed of six. Label smoothing 0.1;
+    light augmentation (random resized crops of 75-100% of the area and
     shifts of up to 10% of the side; no flips, which turn digits and letters into other
     things); predictions average 5 views (as is and shifted 5% each way: ``tta``).
     On three image sets it beat logistic regression on the network's embeddings (the

@@ -39,16 +39,19 @@ def _resized_crops(x, crop_scale: float, shift: float, generator):
                          align_corners=False)
 
 
-def augment(x, config, generator):
+def augment(x, config, generator, strength: float = 1.0):
     """Random crops, shifts, flips and scale jitter on a float N x H x W x 3 batch
-    (pixel scale), as ``config`` (core.presets.TrainConfig) asks."""
+    (pixel scale), as ``config`` (core.presets.TrainConfig) asks; the crops and shifts at
+    ``strength`` (0: none, 1: the config's; the warm-up raises it with ``ramp_augment``)."""
     import torch
     import torch.nn.functional as F
     if config.flip:
         mask = (torch.rand(len(x), generator=generator) < 0.5).to(x.device)
         x = torch.where(mask[:, None, None, None], x.flip(2), x)
-    if config.crop_scale < 1 or config.shift > 0:
-        x = _resized_crops(x.permute(0, 3, 1, 2), config.crop_scale, config.shift,
+    crop_scale = 1 - strength * (1 - config.crop_scale)
+    shift = strength * config.shift
+    if crop_scale < 1 or shift > 0:
+        x = _resized_crops(x.permute(0, 3, 1, 2), crop_scale, shift,
                            generator).permute(0, 2, 3, 1)
     if config.scale_jitter > 0:
         size = x.shape[1]

@@ -15,6 +15,7 @@ import numpy as np
 
 from ..schedule import gradient_cap, warmup_cosine, warmup_steps
 from .augment import augment as augment_batch
+from .average import WeightAverage, ema_decay
 from .progress import Progress
 from .records import EpochRecord
 
@@ -122,6 +123,9 @@ class EpochRunner:
             if phase == "network" and self.config.max_grad_norm else []
         # under torchrun the step goes through DistributedDataParallel (averaged gradients)
         step = forward if self.parallel is None else self.parallel.wrap(keep, forward)
+        # the whole network validates and keeps an average of its weights (ema_epochs)
+        decay = ema_decay(self.config.ema_epochs, per_epoch) if phase == "network" else 0.0
+        average = WeightAverage(keep, decay) if decay > 0 else None
         waited, steps_done, planned, epoch = 0, 0, epochs, 0
         while epoch < epochs:
             start = time.perf_counter()
@@ -132,7 +136,10 @@ class EpochRunner:
                 x = torch.from_numpy(X_train[batch]).to(self.device, non_blocking=True)
                 target = y_train_t[batch].to(self.device)
                 if augment:
-                    x = augment_batch(x.float(), self.config, self.generator)
+                    # with ramp_augment the crops and shifts grow with the warm-up's rates
+                    strength = (min(1.0, (steps_done + 1) / (plan["warmup"] + 1))
+                                if self.config.ramp_augment else 1.0)
+                    x = augment_batch(x.float(), self.config, self.generator, strength)
                 with autocast():
                     loss, logits = self._loss(step(x, True), target)
                 for optimizer in optimizers:
@@ -149,6 +156,8 @@ class EpochRunner:
                 scaler.update()
                 for schedule in schedules:
                     schedule.step()
+                if average is not None:
+                    average.update()
                 steps_done += 1
                 total_loss += float(loss.detach()) * len(batch)
                 correct += int((logits.argmax(1) == target).sum())
@@ -156,7 +165,11 @@ class EpochRunner:
                 self.progress.step(len(batch) if self.per_image else 1)
             if self.parallel is not None:  # the whole epoch's figures, the same everywhere
                 total_loss, correct, seen = self.parallel.sum(total_loss, correct, seen)
-            val_loss, val_acc, val_nll = self.evaluate(forward, X_val, y_val, autocast)
+            with average.applied() if average is not None else contextlib.nullcontext():
+                val_loss, val_acc, val_nll = self.evaluate(forward, X_val, y_val, autocast)
+                better = len(X_val) == 0 or val_loss < self.best_loss - 1e-6
+                if better:
+                    self.snapshot(keep)  # the averaged weights, where they are validated
             epoch += 1
             self.progress.advance_to(phase_start + epoch * units_per_epoch)
             record = EpochRecord(len(self.history) + 1, phase, total_loss / max(seen, 1),
@@ -165,10 +178,9 @@ class EpochRunner:
             self.history.append(record)
             if self.on_epoch is not None:
                 self.on_epoch(record)
-            if len(X_val) == 0 or val_loss < self.best_loss - 1e-6:
+            if better:
                 self.best_loss = val_loss if len(X_val) else math.inf
                 self.best_epoch = record.epoch
-                self.snapshot(keep)
                 waited = 0
             else:
                 waited += 1
