@@ -141,3 +141,9 @@ def test_close_stops_the_process(task):
     assert worker.refit(X, 1, labels, ["a", "b"], 5).suggestions  # then in this thread
     assert not worker.in_process
     RefitWorker().close()                   # never started: nothing to stop
+    quick = RefitWorker()
+    quick.refit(X, 1, labels, ["a", "b"], 5)
+    process = quick._process
+    quick.close(wait=False)                 # the widget's way: returns at once
+    process.join(30)
+    assert process.exitcode == 0

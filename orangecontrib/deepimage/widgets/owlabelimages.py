@@ -187,6 +187,7 @@ class OWLabelImages(OWWidget, ConcurrentWidgetMixin):
 
     def _prepare(self) -> None:
         self.status_label.setText("Reading the images…")
+        self.refitter.warm_up()  # its process starts while the images are read
         self.start(run_prepare, self.data, self._choice(), self.pool)
 
     def _choice(self) -> EmbedderChoice:
@@ -220,8 +221,7 @@ class OWLabelImages(OWWidget, ConcurrentWidgetMixin):
             self.Error.failed(str(ex) or type(ex).__name__)
             self._update_status()
 
-    def on_partial_result(self, _) -> None:
-        pass
+    def on_partial_result(self, _) -> None: pass
 
     # --- labelling ------------------------------------------------------------------
     def selected_rows(self) -> list:
@@ -494,7 +494,7 @@ class OWLabelImages(OWWidget, ConcurrentWidgetMixin):
     def onDeleteWidget(self) -> None:
         self._refit_timer.stop()
         self.shutdown()
-        self.refitter.close()
+        self.refitter.close(wait=False)
         self.loader.shutdown()
         super().onDeleteWidget()
 

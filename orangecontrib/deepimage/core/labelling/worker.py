@@ -167,6 +167,19 @@ class RefitWorker:
         self._stop()
         return True
 
+    def warm_up(self) -> None:
+        """Start the process now, in the background (it takes a few seconds to import
+        scikit-learn), so the first refit need not wait for it."""
+        def start() -> None:
+            with self._send_lock:
+                if self._process is None and not self.fallback:
+                    try:
+                        self._start()
+                    except (OSError, ValueError, RuntimeError) as error:
+                        self._broken(error)
+        if self._process is None and not self.fallback:
+            threading.Thread(target=start, daemon=True, name="refit-warm-up").start()
+
     def _start(self) -> None:
         context = multiprocessing.get_context("spawn")
         parent, child = context.Pipe()
@@ -226,12 +239,17 @@ class RefitWorker:
                         del self._answers[stale]
             return self._answers.pop(request_id, None)
 
-    def close(self, timeout: float = 2.0) -> None:
+    def close(self, wait: bool = True, timeout: float = 2.0) -> None:
         """Stop the process (it abandons its refit first); later refits run in the
-        caller's thread."""
+        caller's thread. Without ``wait`` a background thread waits for it to end
+        (and ends it after ``timeout``), so a closing window does not."""
         self._closed = True
         self.fallback = self.fallback or "closed"
-        self._stop(timeout)
+        if wait:
+            self._stop(timeout)
+        else:
+            threading.Thread(target=self._stop, args=(timeout,), daemon=True,
+                             name="refit-stop").start()
 
     def _stop(self, timeout: float = 2.0) -> None:
         process, conn = self._process, self._conn
