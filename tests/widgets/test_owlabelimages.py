@@ -114,6 +114,17 @@ class TestOWLabelImages(WidgetTest):
         predicted = model(self.table)
         self.assertEqual(predicted.shape, (50,))
 
+    def test_refits_run_in_their_own_process_which_ends_with_the_widget(self):
+        widget = self.widget
+        self.send(self.table)
+        self.assertTrue(widget.refitter.in_process, widget.refitter.fallback)
+        self.assertEqual(len(widget.refresh.suggestions), 50)  # the process's answer
+        process = widget.refitter._process
+        self.assertTrue(process.is_alive())
+        widget.onDeleteWidget()
+        process.join(30)
+        self.assertEqual(process.exitcode, 0)
+
     def test_keys_zero_and_undo_and_class_changes(self):
         widget = self.widget
         self.send(self.table)
