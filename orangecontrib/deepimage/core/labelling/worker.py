@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import itertools
 import multiprocessing
+import os
 import threading
 import time
 from typing import Callable, Optional, Sequence
@@ -35,6 +36,8 @@ __all__ = ["RefitWorker", "Superseded", "serve"]
 CHUNK_ROWS = 2048
 #: seconds between checks for cancellation while waiting for an answer
 POLL = 0.05
+#: how much lower the process's priority is than the window's (POSIX nice steps)
+NICENESS = 5
 #: seconds the process gets to start and answer its first message
 START_TIMEOUT = 300.0
 
@@ -49,7 +52,10 @@ class _Newer(Exception):
 
 def serve(conn) -> None:
     """The worker process's loop (a top-level function, so "spawn" can pickle it):
-    keep the embeddings of the current input, answer the newest refit."""
+    keep the embeddings of the current input, answer the newest refit. It runs at a
+    lower priority than the window (where the system allows), so on a busy computer
+    the window gets the processor first."""
+    _lower_priority()
     embeddings, token = None, None
     pending: list = []
     while True:
@@ -73,6 +79,14 @@ def serve(conn) -> None:
         pending = []
         if request is not None:
             _answer(conn, request, token, embeddings)
+
+
+def _lower_priority(step: int = NICENESS) -> None:
+    if hasattr(os, "nice"):  # POSIX; on Windows the process keeps the normal class
+        try:
+            os.nice(step)
+        except OSError:
+            pass
 
 
 def _read(conn) -> tuple:
