@@ -3,6 +3,7 @@ evaluation and Predictions, labels saved with the workflow and restored by image
 import os
 import shutil
 import tempfile
+import threading
 import time
 
 import numpy as np
@@ -121,8 +122,9 @@ class TestOWLabelImages(WidgetTest):
         self.assertEqual(len(widget.refresh.suggestions), 50)  # the process's answer
         process = widget.refitter._process
         self.assertTrue(process.is_alive())
-        widget.onDeleteWidget()
-        process.join(30)
+        widget.onDeleteWidget()  # returns at once; a background thread reaps it
+        for stopper in [t for t in threading.enumerate() if t.name == "refit-stop"]:
+            stopper.join(30)
         self.assertEqual(process.exitcode, 0)
 
     def test_keys_zero_and_undo_and_class_changes(self):
