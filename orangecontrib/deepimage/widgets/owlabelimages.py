@@ -90,7 +90,7 @@ class OWLabelImages(OWWidget, ConcurrentWidgetMixin):
     thumbnail_size: int = Setting(96)
     auto_commit: bool = Setting(True)
     want_main_area = True
-    refit_in_process = True  # False: refit in a thread of this process (tests)
+    refit_in_process = True  # False: refit in a thread of this process (as before)
 
     def __init__(self):
         super().__init__()
