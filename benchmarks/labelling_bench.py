@@ -104,18 +104,24 @@ def embedded(name: str) -> tuple:
     return X, classes
 
 
-def simulate(X, y, strategy: str, seed: int, budgets=(50, 100), batch: int = 10) -> dict:
-    """Accuracy on the unlabelled rows at each budget, labelling `batch` at a time."""
+def simulate(X, y, strategy: str, seed: int, budgets=(50, 100), batch: int = 10,
+             estimates: bool = False) -> dict:
+    """Accuracy on the unlabelled rows at each budget, labelling `batch` at a time;
+    with `estimates`, also {("estimate", budget): (before, new estimate, low, high)}."""
     labels = [None] * len(y)
     accuracy, step = {}, 0
-    while len(accuracy) < len(budgets):
+    while sum(isinstance(k, int) for k in accuracy) < len(budgets):
         done = sum(label is not None for label in labels)
         if done in budgets:
             model = fit_quick_model(X, labels)
             rest = np.array([label is None for label in labels])
             predicted = np.array(model.predict(X[rest]))
             accuracy[done] = float(np.mean(predicted == y[rest]))
-            if len(accuracy) == len(budgets):
+            if estimates:
+                new = estimate_accuracy(X, labels, seed=seed)
+                accuracy["estimate", done] = (plain_cv(X, labels, seed), new.mean, new.low,
+                                              new.high, new.cross_validated)
+            if sum(isinstance(k, int) for k in accuracy) == len(budgets):
                 break
         n = min(batch, max(b for b in budgets) - done)
         n = min(n, min(b for b in budgets if b > done) - done)
@@ -123,6 +129,51 @@ def simulate(X, y, strategy: str, seed: int, budgets=(50, 100), batch: int = 10)
             labels[i] = int(y[i])
         step += 1
     return accuracy
+
+
+def plain_cv(X, labels, seed: int):
+    """The estimate before 2026-12-07 (for the comparison): stratified k-fold (k up to
+    5) over the classes with two or more labels, the mean of the folds' accuracies;
+    None where it could not be computed."""
+    from orangecontrib.deepimage.core.labelling.inputs import prepare
+    from orangecontrib.deepimage.core.labelling.quickmodel import out_of_fold_proba
+    prepared = prepare(X, labels)
+    oof = out_of_fold_proba(prepared, seed, min_testable=2)
+    if not oof.n_folds:
+        return None
+    correct = np.argmax(np.nan_to_num(oof.proba, nan=-1.0), axis=1) == prepared.y[oof.rows]
+    return float(np.mean([correct[oof.fold == k].mean() for k in range(oof.n_folds)]))
+
+
+def estimate_table(args: argparse.Namespace) -> None:
+    """Estimate against the true accuracy on the unlabelled rows, labelling with auto."""
+    budgets = (10, 20, 30, 50, 100)
+    print("\n| set | labels | true accuracy | before: plain CV | bias before | "
+          "now: estimate (95 % interval) | bias now | true inside the interval | "
+          "no estimate |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name in args.sets:
+        X, y = embedded(name)
+        runs = [simulate(X, y, "auto", seed, budgets, args.batch, estimates=True)
+                for seed in range(args.seeds)]
+        for b in budgets:
+            true = np.array([r[b] for r in runs])
+            old = np.array([np.nan if r["estimate", b][0] is None else r["estimate", b][0]
+                            for r in runs])
+            new = [r["estimate", b][1:] for r in runs]
+            cv = np.array([np.nan if e[3] is None else e[3] for e in new])
+            print(f"<!-- k-fold over every label: {np.nanmean(cv):.3f}, "
+                  f"bias {np.nanmean(cv - true) * 100:+.1f} -->")
+            ok = [e[0] is not None for e in new]
+            mean = np.array([e[0] if e[0] is not None else np.nan for e in new])
+            inside = [e[1] <= t <= e[2] for e, t, k in zip(new, true, ok) if k]
+            low = np.mean([e[1] for e, k in zip(new, ok) if k]) if any(ok) else np.nan
+            high = np.mean([e[2] for e, k in zip(new, ok) if k]) if any(ok) else np.nan
+            print(f"| {name} | {b} | {true.mean():.3f} | {np.nanmean(old):.3f} | "
+                  f"{np.nanmean(old - true) * 100:+.1f} | {np.nanmean(mean):.3f} "
+                  f"({low:.2f}-{high:.2f}) | {np.nanmean(mean - true) * 100:+.1f} | "
+                  f"{sum(inside)} of {sum(ok)} | {len(ok) - sum(ok)} of {len(ok)} |",
+                  flush=True)
 
 
 def issues_precision(X, y, seed: int, rate: float = 0.05) -> tuple:
@@ -173,6 +224,8 @@ def main(argv=None) -> int:
     parser.add_argument("--skip-simulation", action="store_true")
     parser.add_argument("--skip-issues", action="store_true")
     parser.add_argument("--skip-speed", action="store_true")
+    parser.add_argument("--estimates", action="store_true",
+                        help="the accuracy estimate against the true accuracy, with auto")
     args = parser.parse_args(argv)
     import sklearn
     print(f"Machine: {os.cpu_count()} cores (shared), {platform.machine()} "
@@ -183,6 +236,8 @@ def main(argv=None) -> int:
     print(f"1-min load average {load:.1f} at the start.\n")
     if not args.skip_simulation:
         simulations(args)
+    if args.estimates:
+        estimate_table(args)
     if not args.skip_issues:
         print("\n| set | label_issues precision in top 5% | recall | returned |")
         print("|---|---|---|---|")

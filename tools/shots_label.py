@@ -11,11 +11,13 @@ labels 30 images the way a student following lesson 5 does: the first image of
     doc/widgets/images/label-images-next.png   Next to label
     doc/widgets/images/label-images-check.png  Check my labels (two labels made wrong)
 
-and prints the status line after every fifth label.
+(the first two also as lesson 5's tutorials/images/lesson5-next-to-label.png and
+lesson5-all-images.png) and prints the status line after every fifth label.
 """
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import time
 
@@ -91,6 +93,10 @@ def main() -> int:
           "made wrong:", slips)
     print("messages:", [str(m) for group in (widget.Warning, widget.Information) for m in group.active])
     widget.onDeleteWidget()
+    lesson = os.path.join(ROOT, "tutorials", "images")
+    for shot, copy in (("label-images-next.png", "lesson5-next-to-label.png"),
+                       ("label-images.png", "lesson5-all-images.png")):
+        shutil.copyfile(os.path.join(OUT, shot), os.path.join(lesson, copy))
     return 0
 
 

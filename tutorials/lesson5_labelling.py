@@ -56,7 +56,8 @@ class Step:
     labelled: int
     classes: int
     estimate: Optional[float]  # the status line's estimated accuracy (None: not yet)
-    spread: Optional[float]
+    low: Optional[float]  # its 95 % interval
+    high: Optional[float]
     actual: Optional[float]  # the quick model's accuracy on the images not labelled
 
 
@@ -103,7 +104,8 @@ def _step(data: Table, session: LabelSession, refresh, truth: list) -> Step:
         predicted = refresh.predicted
         actual = float(np.mean([refresh.classes[predicted[r]] == truth[r] for r in rest]))
     return Step(labelled, classes, accuracy.mean if accuracy else None,
-                accuracy.std if accuracy else None, actual)
+                accuracy.low if accuracy else None, accuracy.high if accuracy else None,
+                actual)
 
 
 def label_with_suggestions(data: Table, n_labels: int = LABELS, every: int = EVERY
@@ -165,8 +167,8 @@ def report(result: LessonResult) -> str:
              f"{'labels':>6}  {'classes':>7}  {'estimated accuracy':>18}  "
              f"{'accuracy on the other images':>28}"]
     for step in result.steps:
-        estimate = (f"{step.estimate:.2f} ± {step.spread:.2f}" if step.estimate is not None
-                    else "not yet")
+        estimate = (f"{step.estimate:.2f} ({step.low:.2f}-{step.high:.2f})"
+                    if step.estimate is not None else "too few labels")
         actual = f"{step.actual:.2f}" if step.actual is not None else "-"
         lines.append(f"{step.labelled:>6}  {step.classes:>7}  {estimate:>18}  {actual:>28}")
     n = len(result.labelled)

@@ -5,10 +5,13 @@ columns, with the chosen network (embedder_job.run_embedding), and reads every i
 content hash, the key its label is stored under. ``run_refresh`` (after each change of
 the labels) fits the quick model, predicts every row, estimates the accuracy from
 the labels so far and asks core.labelling which images to label next and which labels
-look wrong. Both run in the widget's worker thread and are tested headless.
+look wrong (core.labelling.refit), in the worker process of a
+core.labelling.worker.RefitWorker when it is given one. Both run in the widget's
+worker thread and are tested headless.
 """
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
@@ -17,9 +20,9 @@ from Orange.data import ContinuousVariable, DiscreteVariable, Domain, Table
 from Orange.data.util import get_unique_names
 
 from .core.cancel import Cancelled
-from .core.labelling import (AccuracyEstimate, LabellingError, estimate_accuracy,
-                             fit_quick_model, label_issue_scores, label_issues,
-                             suggest_next, summarize_labels)
+from .core.labelling import AccuracyEstimate
+from .core.labelling.refit import refit
+from .core.labelling.worker import RefitWorker, Superseded
 from .data import image_column
 from .embedder_job import EmbedderChoice, EmbedderPool, run_embedding
 from .labelling_model import QuickImageModel, embedding_columns
@@ -29,6 +32,7 @@ __all__ = ["Prepared", "Refresh", "run_prepare", "run_refresh", "labelled_images
            "annotated_images", "label_variable", "label_name", "status_text",
            "SUGGESTIONS"]
 
+_TOKENS = itertools.count(1)
 #: how many images "Next to label" shows at a time
 SUGGESTIONS = 60
 
@@ -43,6 +47,8 @@ class Prepared:
     embeddings: np.ndarray  # float, rows x dim; NaN rows have no usable embedding
     network: str = ""  # the network that embedded them here ("" when they came embedded)
     skipped: Optional[Table] = None
+    #: names these embeddings for a RefitWorker (sent to its process once per token)
+    token: int = field(default_factory=lambda: next(_TOKENS))
 
 
 def run_prepare(table: Table, choice: EmbedderChoice, pool: EmbedderPool, state
@@ -112,45 +118,41 @@ def _check(state) -> None:
 def run_refresh(embeddings: np.ndarray, labels: Sequence[Optional[str]],
                 classes: Sequence[str], features: Sequence[ContinuousVariable],
                 state=None, n_suggest: int = SUGGESTIONS, seed: int = 0,
-                class_name: str = "label", with_scores: bool = False) -> Refresh:
+                class_name: str = "label", with_scores: bool = False,
+                worker: Optional[RefitWorker] = None, token: object = None) -> Refresh:
     """Fit, predict, estimate, suggest and check, for ``labels`` (None: unlabelled);
     the model's class is called ``class_name`` (see :func:`label_name`). The scores of
-    the labels (one more cross-validation) only ``with_scores``."""
-    labels, classes = tuple(labels), tuple(classes)
-    summary = summarize_labels(embeddings, labels)
-    suggestions = suggest_next(embeddings, labels, n_suggest, seed=seed)
-    _check(state)
-    if summary.n_labelled == 0 or summary.n_labelled == len(summary.invalid_rows):
-        return Refresh(labels, classes, suggestions=suggestions, notes=summary.notes)
-    try:
-        quick = fit_quick_model(embeddings, labels, seed=seed)
-    except LabellingError:  # only labels on rows with no usable embedding
-        return Refresh(labels, classes, suggestions=suggestions, notes=summary.notes)
-    _check(state)
-    proba = quick.predict_proba(embeddings)
-    probabilities = np.zeros((len(labels), len(classes)))
-    probabilities[:, [classes.index(c) for c in quick.classes]] = proba
-    probabilities[~np.isfinite(proba).all(axis=1)] = np.nan
-    accuracy = estimate_accuracy(embeddings, labels, seed=seed)
-    _check(state)
-    issues = label_issues(embeddings, labels, seed=seed) if summary.n_classes > 1 else []
-    scores = label_issue_scores(embeddings, labels, seed=seed) \
-        if issues and with_scores else None
-    counts = np.array([summary.class_counts.get(c, 0) for c in classes], dtype=float)
-    domain = Domain(list(features), label_variable(classes, class_name))
-    model = QuickImageModel(domain, quick, counts / counts.sum())
-    return Refresh(labels, classes, probabilities, suggestions, list(issues), accuracy,
-                   model, summary.notes, scores)
+    the labels (one more cross-validation) only ``with_scores``. With a ``worker`` the
+    work runs in its process (``token`` names the input whose ``embeddings`` these
+    are: they are sent once per token); a newer request there cancels this one."""
+    if worker is None:
+        core = refit(embeddings, labels, classes, n_suggest, seed, with_scores,
+                     check=lambda: _check(state))
+    else:
+        cancelled = state.is_interruption_requested if state is not None else bool
+        try:
+            core = worker.refit(embeddings, token, labels, classes, n_suggest, seed,
+                                with_scores, cancelled=cancelled)
+        except Superseded:
+            raise Cancelled() from None
+    model = None
+    if core.quick is not None:
+        domain = Domain(list(features), label_variable(core.classes, class_name))
+        model = QuickImageModel(domain, core.quick, core.counts / core.counts.sum())
+    return Refresh(core.labels, core.classes, core.probabilities, core.suggestions,
+                   core.issues, core.accuracy, model, core.notes, core.scores)
 
 
 def status_text(n_labelled: int, n_classes: int, refresh: Optional[Refresh]) -> str:
-    """'48 labelled in 5 classes; estimated accuracy 0.91 ± 0.04'."""
+    """'48 labelled in 5 classes; estimated accuracy 0.91 (0.80-0.96)': the estimate and
+    its 95 % interval (core.labelling.estimate_accuracy)."""
     text = f"{n_labelled:,} labelled in {n_classes} class{'es' if n_classes != 1 else ''}"
     accuracy = refresh.accuracy if refresh is not None else None
     if accuracy is not None and accuracy.mean is not None:
-        text += f"; estimated accuracy {accuracy.mean:.2f} ± {accuracy.std:.2f}"
+        text += (f"; estimated accuracy {accuracy.mean:.2f} "
+                 f"({accuracy.low:.2f}-{accuracy.high:.2f})")
     elif n_labelled:
-        text += "; accuracy: label at least two images in each of two classes"
+        text += "; too few labels to estimate the accuracy"
     return text
 
 

@@ -109,10 +109,27 @@ def test_quick_model_predicts_and_its_accuracy_is_estimated(blobs):
     estimate = estimate_accuracy(X, labels)
     assert isinstance(estimate, AccuracyEstimate)
     assert estimate.mean > 0.9 and 0 <= estimate.std < 0.1
-    assert (estimate.n_labels, estimate.n_classes) == (104, 8)
-    # the smallest class has 2 labels (rows 500, 505... of the 8-row cluster), so 2 folds
-    assert estimate.n_folds == min(5, min(np.bincount(y[::5])))
-    assert "estimated accuracy" in str(estimate)
+    assert estimate.low < estimate.mean <= estimate.high <= 1
+    assert (estimate.n_labels, estimate.n_classes, estimate.n_tested) == (104, 8, 104)
+    assert estimate.n_folds == 10
+    assert "estimated accuracy" in str(estimate) and "95 %" in str(estimate)
+
+
+def test_estimate_corrects_for_labels_picked_where_the_model_is_unsure():
+    """Suggested labels are the hard cases: cross-validation on them alone says the
+    model is worse than it is on the rows not labelled; the estimate weighs them by
+    the model's confidence on those rows."""
+    X, y = make_blobs(1500, n_features=10, centers=6, cluster_std=3.0, random_state=0)
+    labels = [None] * len(y)
+    for step in range(8):
+        for i in suggest_next(X, labels, 10, seed=step):
+            labels[i] = int(y[i])
+    rest = np.array([label is None for label in labels])
+    true = np.mean(np.array(fit_quick_model(X, labels).predict(X[rest])) == y[rest])
+    estimate = estimate_accuracy(X, labels)
+    assert estimate.cross_validated < true - 0.05
+    assert abs(estimate.mean - true) < abs(estimate.cross_validated - true) / 2
+    assert estimate.low <= true <= estimate.high
 
 
 def test_accuracy_estimate_is_honest_on_noise():
@@ -147,7 +164,9 @@ def test_a_class_with_one_image(blobs):
     assert 450 not in label_issues(X, labels)
     assert math.isnan(label_issue_scores(X, labels)[450])
     estimate = estimate_accuracy(X, labels)
-    assert estimate.mean == 1.0 and (estimate.n_labels, estimate.n_tested) == (21, 20)
+    # every held-out label right: (20 + 1) / (20 + 2), not a certainty
+    assert estimate.mean == pytest.approx(21 / 22)
+    assert (estimate.n_labels, estimate.n_tested) == (21, 20)
     assert any("one image: lonely" in note for note in summarize_labels(X, labels).notes)
     assert len(suggest_next(X, labels, 5)) == 5
 
@@ -217,11 +236,12 @@ def test_no_estimate_until_two_classes_have_two_labels(blobs):
     labels = labelled(y, [int(np.flatnonzero(y == c)[0]) for c in range(8)])
     labels[int(np.flatnonzero(y == 0)[1])] = "c0"
     estimate = estimate_accuracy(X, labels)
-    assert estimate.mean is None and "two labels each of at least two classes" in \
-        estimate.reason
-    labels[int(np.flatnonzero(y == 1)[1])] = "c1"
+    assert estimate.mean is None and "too few labels" in estimate.reason
+    for c in range(1, 5):  # ten labels in classes with two or more: enough
+        labels[int(np.flatnonzero(y == c)[1])] = f"c{c}"
     estimate = estimate_accuracy(X, labels)
-    assert estimate.n_tested == 4 and "4 tested" in str(estimate)
+    assert estimate.n_tested == 10 and estimate.n_labels == 13
+    assert estimate.low < estimate.mean < estimate.high
 
 
 def test_describe_label_issues_names_the_likely_class(blobs):

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from orangecontrib.deepimage.tutorials import lesson5_labelling as lesson
 from orangecontrib.deepimage.tutorials.make_digits import write_digits
@@ -58,12 +59,27 @@ def test_script_labels_the_suggested_images(tmp_path):
     folders = labelled.domain["category (given)"]
     assert [labelled.domain.class_var.str_val(v) for v in labelled.Y] == \
         [folders.str_val(v) for v in labelled.get_column(folders)]
-    last = result.steps[-1]
-    assert last.estimate is not None and 0 <= last.estimate <= 1
+    last = result.steps[-1]  # 12 labels in about 8 classes: too few to estimate
+    assert last.estimate is None or last.low <= last.estimate <= last.high
     assert 0.3 < last.actual <= 1  # ten classes: chance is 0.1
     assert 0.3 < result.test_score <= 1 and 0 < result.random_score <= 1
     text = lesson.report(result)
-    assert "estimated accuracy" in text and "reads" in text and "at random" in text
+    assert ("estimated accuracy" in text or "too few labels" in text) and "reads" in text \
+        and "at random" in text
+
+
+@pytest.mark.slow
+def test_the_lessons_30_suggestions_meet_every_digit_and_beat_random_picks():
+    """The lesson itself (500 digits, SqueezeNet): the 30 suggested labels meet all ten
+    digits, Test and Score reads more digits right after them than after 30 random
+    labels (the mean of five draws), and the status line's estimate appears once ten
+    labels are in classes with two or more, its interval holding the estimate."""
+    result = lesson.run()
+    assert result.steps[-1].labelled == 30 and result.steps[-1].classes == 10
+    assert result.test_score > result.random_score
+    shown = [s for s in result.steps if s.estimate is not None]
+    assert shown and shown[-1].labelled == 30
+    assert all(s.low <= s.estimate <= s.high for s in shown)
 
 
 def test_script_command_line(tmp_path, capsys):

@@ -3,6 +3,7 @@ evaluation and Predictions, labels saved with the workflow and restored by image
 import os
 import shutil
 import tempfile
+import threading
 import time
 
 import numpy as np
@@ -113,6 +114,18 @@ class TestOWLabelImages(WidgetTest):
         self.assertIsInstance(model, QuickImageModel)
         predicted = model(self.table)
         self.assertEqual(predicted.shape, (50,))
+
+    def test_refits_run_in_their_own_process_which_ends_with_the_widget(self):
+        widget = self.widget
+        self.send(self.table)
+        self.assertTrue(widget.refitter.in_process, widget.refitter.fallback)
+        self.assertEqual(len(widget.refresh.suggestions), 50)  # the process's answer
+        process = widget.refitter._process
+        self.assertTrue(process.is_alive())
+        widget.onDeleteWidget()  # returns at once; a background thread reaps it
+        for stopper in [t for t in threading.enumerate() if t.name == "refit-stop"]:
+            stopper.join(30)
+        self.assertEqual(process.exitcode, 0)
 
     def test_keys_zero_and_undo_and_class_changes(self):
         widget = self.widget

@@ -218,6 +218,8 @@ def cmd_label_issues(args: argparse.Namespace) -> int:
         print(json.dumps({"labelled": summary.n_labelled, "classes": summary.n_classes,
                           "accuracy": rounded(estimate.mean),
                           "accuracy_std": rounded(estimate.std),
+                          "accuracy_low": rounded(estimate.low),
+                          "accuracy_high": rounded(estimate.high),
                           "notes": list(summary.notes), "issues": [
                               {"row": i.row, "image": data.images[i.row],
                                "label": str(i.label), "likely": str(i.likely),

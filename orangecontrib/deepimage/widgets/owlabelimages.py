@@ -28,6 +28,7 @@ from Orange.widgets.utils.concurrent import ConcurrentWidgetMixin
 from Orange.widgets.widget import Input, Msg, Output, OWWidget
 
 from orangecontrib.deepimage.core.cancel import Cancelled
+from orangecontrib.deepimage.core.labelling.worker import RefitWorker
 from orangecontrib.deepimage.core.models import MODELS
 from orangecontrib.deepimage.data import image_column, image_paths
 from orangecontrib.deepimage.embedder_job import EmbedderChoice, EmbedderPool
@@ -89,6 +90,7 @@ class OWLabelImages(OWWidget, ConcurrentWidgetMixin):
     thumbnail_size: int = Setting(96)
     auto_commit: bool = Setting(True)
     want_main_area = True
+    refit_in_process = True  # False: refit in a thread of this process (as before)
 
     def __init__(self):
         super().__init__()
@@ -97,6 +99,7 @@ class OWLabelImages(OWWidget, ConcurrentWidgetMixin):
         self.prepared: Optional[Prepared] = None
         self.refresh: Optional[Refresh] = None
         self.pool = EmbedderPool()
+        self.refitter = RefitWorker(self.refit_in_process)  # the refits' own process
         self._keep_saved = False  # saved labels this version cannot read: never overwrite
         self.session = self._restore_session()
         self._labels: list = []
@@ -170,9 +173,7 @@ class OWLabelImages(OWWidget, ConcurrentWidgetMixin):
     def set_data(self, data: Optional[Table]) -> None:
         self.cancel()
         self._refit_timer.stop()
-        for group in (self.Error.no_images, self.Error.failed, self.Warning.orphans,
-                      self.Warning.network, self.Warning.skipped, self.Warning.refused,
-                      self.Information.notes):
+        for group in (self.Error.no_images, self.Error.failed, self.Warning, self.Information):
             group.clear()
         self.data, self.prepared, self.refresh = data, None, None
         self.session.attach(None)
@@ -186,6 +187,7 @@ class OWLabelImages(OWWidget, ConcurrentWidgetMixin):
 
     def _prepare(self) -> None:
         self.status_label.setText("Reading the images…")
+        self.refitter.warm_up()  # its process starts while the images are read
         self.start(run_prepare, self.data, self._choice(), self.pool)
 
     def _choice(self) -> EmbedderChoice:
@@ -219,8 +221,7 @@ class OWLabelImages(OWWidget, ConcurrentWidgetMixin):
             self.Error.failed(str(ex) or type(ex).__name__)
             self._update_status()
 
-    def on_partial_result(self, _) -> None:
-        pass
+    def on_partial_result(self, _) -> None: pass
 
     # --- labelling ------------------------------------------------------------------
     def selected_rows(self) -> list:
@@ -333,7 +334,8 @@ class OWLabelImages(OWWidget, ConcurrentWidgetMixin):
         self.start(run_refresh, self.prepared.embeddings, list(self._labels),
                    list(self.session.classes), features,
                    class_name=label_name(self.prepared.table.domain),
-                   with_scores=self.view == CHECK)
+                   with_scores=self.view == CHECK, worker=self.refitter,
+                   token=self.prepared.token)
 
     def _current_refresh(self) -> Optional[Refresh]:
         refresh = self.refresh
@@ -492,6 +494,7 @@ class OWLabelImages(OWWidget, ConcurrentWidgetMixin):
     def onDeleteWidget(self) -> None:
         self._refit_timer.stop()
         self.shutdown()
+        self.refitter.close(wait=False)
         self.loader.shutdown()
         super().onDeleteWidget()
 

@@ -20,7 +20,8 @@ from sklearn.model_selection import StratifiedKFold
 from .inputs import LabellingError, Prepared, as_matrix, single_threaded, prepare
 
 __all__ = ["QuickModel", "fit_quick_model", "fit_prepared", "AccuracyEstimate",
-           "estimate_accuracy", "OutOfFold", "out_of_fold_proba", "MAX_FOLDS"]
+           "estimate_accuracy", "OutOfFold", "out_of_fold_proba", "MAX_FOLDS",
+           "MIN_LABELS", "wilson"]
 
 #: Inverse regularisation of the logistic regression, chosen for labelling at random on
 #: the digits benchmark: accuracy rose from C=0.02 to C=10 and then stayed within a
@@ -176,11 +177,14 @@ def out_of_fold_proba(prepared: Prepared, seed: int = 0, max_folds: int = MAX_FO
 
 @dataclass(frozen=True)
 class AccuracyEstimate:
-    """Cross-validated accuracy of the quick model on the labels so far.
+    """The quick model's accuracy estimated from the labels so far.
 
-    `mean` and `std` (over the folds) are None when it cannot be estimated, and then
-    `reason` says why. `n_labels` labels in `n_classes` classes; `n_tested` of them
-    were held out (a class with a single label is never tested)."""
+    `mean` is the share of labels a model that did not see them predicted right
+    (k-fold over every label; a label whose class is missing from its training folds
+    counts as wrong, as an image of a class the model has never met would be), and
+    `low`-`high` its 95 % Wilson interval over `n_tested` labels, which is wide at few
+    labels. `std` is the spread over the folds. All are None below MIN_LABELS labels or
+    without two labels in each of two classes, and then `reason` says why."""
     mean: Optional[float]
     std: Optional[float]
     n_labels: int
@@ -188,26 +192,112 @@ class AccuracyEstimate:
     n_folds: int = 0
     n_tested: int = 0
     reason: str = ""
+    low: Optional[float] = None
+    high: Optional[float] = None
+    cross_validated: Optional[float] = None
 
     def __str__(self) -> str:
         if self.mean is None:
             return f"accuracy cannot be estimated yet: {self.reason}"
-        tested = "" if self.n_tested == self.n_labels else f", {self.n_tested} tested"
-        return (f"estimated accuracy {self.mean:.2f} ± {self.std:.2f} "
-                f"({self.n_labels} labels, {self.n_classes} classes{tested})")
+        return (f"estimated accuracy {self.mean:.2f} (95 % {self.low:.2f}-{self.high:.2f}; "
+                f"{self.n_labels} labels, {self.n_classes} classes)")
+
+
+#: Fewer usable labels than this: too few to estimate the accuracy at all.
+MIN_LABELS = 10
+#: Folds of the estimate (at most; one label per fold at fewer labels).
+ESTIMATE_FOLDS = 10
+
+
+def wilson(correct: int, n: int, z: float = 1.96) -> tuple:
+    """The Wilson score interval of a proportion (correct of n)."""
+    if n == 0:
+        return 0.0, 1.0
+    p = correct / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def spread_folds(codes: np.ndarray, n_folds: int, seed: int) -> np.ndarray:
+    """A fold per row, each class dealt round the folds in a random order (stratified,
+    and a class with one label still lands in some fold)."""
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(codes))
+    order = order[np.argsort(codes[order], kind="stable")]
+    fold = np.empty(len(codes), int)
+    fold[order] = (np.arange(len(codes)) + rng.integers(n_folds)) % n_folds
+    return fold
 
 
 @single_threaded
 def estimate_accuracy(embeddings: object, labels: Sequence[Hashable | None],
                       seed: int = 0) -> AccuracyEstimate:
-    """Stratified cross-validation of the quick model on the labelled rows."""
+    """The quick model's accuracy on the unlabelled rows, estimated from the labels;
+    see AccuracyEstimate."""
     prepared = prepare(embeddings, labels)
-    oof = out_of_fold_proba(prepared, seed, min_testable=2)
-    n_labels, n_classes = len(oof.rows), int((prepared.class_counts() > 0).sum())
-    if not oof.n_folds:
-        return AccuracyEstimate(None, None, n_labels, n_classes, reason=oof.reason)
-    truth = prepared.y[oof.rows]
-    correct = np.argmax(np.nan_to_num(oof.proba, nan=-1.0), axis=1) == truth
-    per_fold = [correct[oof.fold == k].mean() for k in range(oof.n_folds)]
-    return AccuracyEstimate(float(np.mean(per_fold)), float(np.std(per_fold)), n_labels,
-                            n_classes, oof.n_folds, int((oof.fold >= 0).sum()))
+    rows = np.flatnonzero(prepared.usable)
+    counts = prepared.class_counts()
+    n_labels, n_classes = len(rows), int((counts > 0).sum())
+    if n_classes < 2:
+        return AccuracyEstimate(None, None, n_labels, n_classes,
+                                reason="needs labels of at least two classes")
+    if n_labels < MIN_LABELS or (counts >= 2).sum() < 2:
+        return AccuracyEstimate(None, None, n_labels, n_classes, reason=(
+            f"too few labels to estimate ({n_labels}; needs {MIN_LABELS}, "
+            "with two in each of two classes)"))
+    codes = prepared.y[rows]
+    tested = counts[codes] >= 2  # a class with one label is always learnt from
+    if tested.sum() < MIN_LABELS:
+        return AccuracyEstimate(None, None, n_labels, n_classes, reason=(
+            f"too few labels to estimate ({int(tested.sum())} in classes with two or "
+            f"more; needs {MIN_LABELS})"))
+    n_folds = min(ESTIMATE_FOLDS, int(tested.sum()))
+    fold = np.full(n_labels, -1)
+    fold[tested] = spread_folds(codes[tested], n_folds, seed)
+    correct, confidence = held_out(prepared, rows, fold, seed)
+    per_fold = [correct[fold == k].mean() for k in range(n_folds)]
+    mean = calibrated(prepared, rows, correct[tested], confidence[tested], seed)
+    n = int(tested.sum())
+    low, high = wilson(mean * n, n)
+    return AccuracyEstimate(mean, float(np.std(per_fold)), n_labels, n_classes, n_folds, n,
+                            low=low, high=high,
+                            cross_validated=float(correct[tested].mean()))
+
+
+def held_out(prepared: Prepared, rows: np.ndarray, fold: np.ndarray, seed: int) -> tuple:
+    """(right or wrong, confidence) of each label predicted by a model that did not see
+    its fold (rows of fold -1 are never held out: False, NaN)."""
+    scale = scaling(prepared)
+    correct, confidence = np.zeros(len(rows), bool), np.full(len(rows), np.nan)
+    for k in range(fold.max() + 1):
+        test = fold == k
+        model = fit_prepared(prepared, rows[~test], scale, seed)
+        proba = model.predict_proba(prepared.X[rows[test]])
+        predicted = np.array(model.classes, dtype=object)[np.argmax(proba, axis=1)]
+        truth = np.array(prepared.classes, dtype=object)[prepared.y[rows[test]]]
+        correct[test] = predicted == truth
+        confidence[test] = proba.max(axis=1)
+    return correct, confidence
+
+
+def calibrated(prepared: Prepared, rows: np.ndarray, correct: np.ndarray,
+               confidence: np.ndarray, seed: int) -> float:
+    """The expected accuracy on the unlabelled rows: the chance of being right given the
+    model's confidence, learnt from the held-out labels (a logistic curve on the
+    confidence's logit), averaged over the confidences of the model on the unlabelled
+    rows. Labels picked by suggest_next are the hard cases, not a random sample; this
+    weighs them by how often such cases occur among the rows not labelled."""
+    rest = np.flatnonzero(prepared.candidates)
+    if not len(rest) or correct.all() or not correct.any():
+        return float((correct.sum() + 1) / (len(correct) + 2))
+    model = fit_prepared(prepared, rows, seed=seed)
+    sure = model.predict_proba(prepared.X[rest]).max(axis=1)
+    curve = LogisticRegression(C=1.0)
+    curve.fit(logit(confidence)[:, None], correct)
+    return float(curve.predict_proba(logit(sure)[:, None])[:, 1].mean())
+
+
+def logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))

@@ -1,0 +1,70 @@
+"""One turn of the labelling loop, everything Label Images shows after a change of the
+labels: the quick model and its probabilities on every row, the accuracy estimate,
+the images to label next and the labels that look wrong. numpy and scikit-learn only,
+so it runs in a worker process as well as in a thread (see worker.py).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+
+from .inputs import LabellingError, summarize_labels
+from .issues import label_issue_scores, label_issues
+from .quickmodel import AccuracyEstimate, QuickModel, estimate_accuracy, fit_quick_model
+from .suggest import suggest_next
+
+__all__ = ["RefitResult", "refit"]
+
+
+@dataclass(frozen=True)
+class RefitResult:
+    """What the loop knows after a change of the labels (picklable).
+
+    ``probabilities`` are n x len(classes) in the caller's class order (NaN rows: no
+    usable embedding; None: no model yet); ``quick`` the fitted model; ``counts`` the
+    labels per class in that order."""
+
+    labels: tuple
+    classes: tuple
+    probabilities: Optional[np.ndarray] = None
+    suggestions: list = field(default_factory=list)
+    issues: list = field(default_factory=list)
+    accuracy: Optional[AccuracyEstimate] = None
+    quick: Optional[QuickModel] = None
+    counts: Optional[np.ndarray] = None
+    notes: tuple = ()
+    scores: Optional[np.ndarray] = None
+
+
+def refit(embeddings: np.ndarray, labels: Sequence[Optional[str]], classes: Sequence[str],
+          n_suggest: int, seed: int = 0, with_scores: bool = False,
+          check: Optional[Callable[[], None]] = None) -> RefitResult:
+    """Fit, predict, estimate, suggest and check for ``labels`` (None: unlabelled).
+    ``check`` is called between the steps (it raises to cancel); the scores of the
+    labels (one more cross-validation) only ``with_scores``."""
+    check = check or (lambda: None)
+    labels, classes = tuple(labels), tuple(classes)
+    summary = summarize_labels(embeddings, labels)
+    suggestions = suggest_next(embeddings, labels, n_suggest, seed=seed)
+    check()
+    if summary.n_labelled == 0 or summary.n_labelled == len(summary.invalid_rows):
+        return RefitResult(labels, classes, suggestions=suggestions, notes=summary.notes)
+    try:
+        quick = fit_quick_model(embeddings, labels, seed=seed)
+    except LabellingError:  # only labels on rows with no usable embedding
+        return RefitResult(labels, classes, suggestions=suggestions, notes=summary.notes)
+    check()
+    proba = quick.predict_proba(embeddings)
+    probabilities = np.zeros((len(labels), len(classes)))
+    probabilities[:, [classes.index(c) for c in quick.classes]] = proba
+    probabilities[~np.isfinite(proba).all(axis=1)] = np.nan
+    accuracy = estimate_accuracy(embeddings, labels, seed=seed)
+    check()
+    issues = label_issues(embeddings, labels, seed=seed) if summary.n_classes > 1 else []
+    scores = label_issue_scores(embeddings, labels, seed=seed) \
+        if issues and with_scores else None
+    counts = np.array([summary.class_counts.get(c, 0) for c in classes], dtype=float)
+    return RefitResult(labels, classes, probabilities, suggestions, list(issues), accuracy,
+                       quick, counts, summary.notes, scores)
