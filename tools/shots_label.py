@@ -9,7 +9,7 @@ labels 30 images the way a student following lesson 5 does: the first image of
 
     doc/widgets/images/label-images.png        All images, with predictions
     doc/widgets/images/label-images-next.png   Next to label
-    doc/widgets/images/label-images-check.png  Check my labels (two labels made wrong)
+    doc/widgets/images/label-images-check.png  Check my labels (60 labels, two made wrong)
 
 (the first two also as lesson 5's tutorials/images/lesson5-next-to-label.png and
 lesson5-all-images.png) and prints the status line after every fifth label.
@@ -75,6 +75,12 @@ def main() -> int:
     widget._select_items([])
     settle(app, widget)
     widget.grab().save(os.path.join(OUT, "label-images.png"))
+    widget.view = NEXT  # a user goes on to about six labels a digit before checking
+    widget._view_changed()
+    for n in range(31, 61):
+        row = widget.grid.row_of(0)
+        widget.label_rows([row], truth[row])
+        settle(app, widget, 60)
     labels = widget.session.row_labels()
     counts = widget.session.counts()
     labelled = [r for r, label in enumerate(labels)
