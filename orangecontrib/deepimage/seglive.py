@@ -9,7 +9,6 @@ images stay the same.
 """
 from __future__ import annotations
 
-import hashlib
 import importlib
 import os
 import threading
@@ -20,21 +19,10 @@ import numpy as np
 from .core.cancel import Cancelled
 from .core.segment.features import fit_deep_projection
 from .core.segment.preview import FeatureStore, PreviewMap, View, fit_preview, preview_maps
-from .segmentation import PixelCache, State
+from .segmentation import PixelCache, State, labels_key
 
 __all__ = ["PreviewModels", "live_classifier", "live_segmenter", "warm_features", "View",
            "PreviewMap"]
-
-
-def _labels_key(labels: Mapping[str, np.ndarray], features: str,
-                class_names: Optional[Sequence[str]]) -> bytes:
-    digest = hashlib.blake2b(digest_size=16)
-    for path in sorted(labels):
-        values = np.ascontiguousarray(labels[path])
-        digest.update(f"{path}\0{values.shape}\0".encode())
-        digest.update(values.tobytes())
-    digest.update(f"{features}\0{list(class_names or ())}".encode())
-    return digest.digest()
 
 
 def _names(labels: Mapping[str, np.ndarray], class_names: Optional[Sequence[str]]):
@@ -74,7 +62,7 @@ class PreviewModels:
         if not labels:
             raise ValueError("Paint some labels first: background and at least one kind "
                              "of object, on one or more images.")
-        key = _labels_key(labels, features, class_names)
+        key = labels_key(labels, features, class_names)
         with self._lock:
             if key != self._key or self._model is None:
                 projection = self.projection(pixels, list(labels), features)

@@ -254,6 +254,19 @@ def train_classifier(pixels: PixelCache, labels: Mapping[str, np.ndarray],
                                  names=[os.path.basename(p) for p in paths])
 
 
+def labels_key(labels: Mapping[str, np.ndarray], features: str,
+               class_names: Optional[Sequence[str]]) -> bytes:
+    """A digest of painted labels and the classifier's settings: the same key, the same
+    classifier (Segment Images' run and its live preview keep one per key)."""
+    digest = hashlib.blake2b(digest_size=16)
+    for path in sorted(labels):
+        values = np.ascontiguousarray(labels[path])
+        digest.update(f"{path}\0{values.shape}\0".encode())
+        digest.update(values.tobytes())
+    digest.update(f"{features}\0{list(class_names or ())}".encode())
+    return digest.digest()
+
+
 class TrainedClassifiers:
     """The classifier last trained, kept while the labels, features and names stay the
     same: switching images in the editor, or segmenting all images after the preview
@@ -265,21 +278,10 @@ class TrainedClassifiers:
         self._classifier = None
         self.trainings = 0  # how many times a classifier was trained; tests read it
 
-    @staticmethod
-    def _key_of(labels: Mapping[str, np.ndarray], features: str,
-                class_names: Optional[Sequence[str]]) -> bytes:
-        digest = hashlib.blake2b(digest_size=16)
-        for path in sorted(labels):
-            values = np.ascontiguousarray(labels[path])
-            digest.update(f"{path}\0{values.shape}\0".encode())
-            digest.update(values.tobytes())
-        digest.update(f"{features}\0{list(class_names or ())}".encode())
-        return digest.digest()
-
     def get(self, pixels: PixelCache, labels: Mapping[str, np.ndarray], features: str,
             class_names: Optional[Sequence[str]] = None):
         """A classifier trained on ``labels`` (path -> labels), trained now if needed."""
-        key = self._key_of(labels, features, class_names)
+        key = labels_key(labels, features, class_names)
         with self._lock:
             if key != self._key or self._classifier is None:
                 self._classifier = train_classifier(pixels, labels, features, class_names)
