@@ -179,6 +179,28 @@ def check_labelling_cli() -> None:
           + ("" if ok else f": {proc.stderr.strip()[-300:]}"))
 
 
+def check_segment_cli() -> None:
+    """`deepimage segment` counts lesson 4's cells from the installed package."""
+    import csv
+    import subprocess
+    import tempfile
+
+    from orangecontrib.deepimage.tutorials import TUTORIALS_DIR
+    cells = os.path.join(TUTORIALS_DIR, "cells")
+    with tempfile.TemporaryDirectory() as folder:
+        out = os.path.join(folder, "objects.csv")
+        proc = subprocess.run([sys.executable, "-m", "orangecontrib.deepimage.cli",
+                               "segment", cells, "-o", out, "-q"], capture_output=True,
+                              text=True, timeout=300)
+        rows = 0
+        if proc.returncode == 0 and os.path.exists(out):
+            with open(out, newline="", encoding="utf-8") as f:
+                rows = sum(1 for _ in csv.DictReader(f))
+    ok = proc.returncode == 0 and rows > 0
+    check(ok, f"deepimage segment finds {rows} objects in lesson 4's cells"
+          + ("" if ok else f": {proc.stderr.strip()[-300:]}"))
+
+
 def main() -> int:
     from AnyQt.QtWidgets import QApplication
     app = QApplication(sys.argv[:1])  # noqa: F841 (kept alive)
@@ -189,6 +211,7 @@ def main() -> int:
     check_lessons(registry)
     check_server_packages()
     check_labelling_cli()
+    check_segment_cli()
     print("The installed add-on passed its smoke test.")
     return 0
 
