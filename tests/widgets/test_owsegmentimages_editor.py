@@ -20,6 +20,7 @@ from orangecontrib.deepimage.core.segment.classifier_file import write_classifie
 from orangecontrib.deepimage.core.segment.synthetic import make_cells, sparse_labels
 from orangecontrib.deepimage.data import image_table
 from orangecontrib.deepimage.widgets.owsegmentimages import CLASSIFIER, OWSegmentImages
+from orangecontrib.deepimage.widgets.utils.labeleditor import MAX_CLASSES
 from orangecontrib.deepimage.widgets.utils.labelhistory import History
 
 
@@ -71,6 +72,17 @@ class TestEditorEvents(WidgetTest):
     def tearDown(self):
         self.widget.hide()
         super().tearDown()
+
+    def test_many_kinds_of_object_keep_the_widget_narrow(self):
+        """The class buttons scroll sideways instead of widening the widget."""
+        editor = self.widget.editor
+        while editor.add_button.isEnabled():
+            editor.add_button.click()
+        self.assertEqual(len(editor.class_buttons.buttons()), MAX_CLASSES + 1)  # + eraser
+        self.process_events()
+        self.check_minimum_size(self.widget)
+        strip = editor.class_strip
+        self.assertGreaterEqual(strip.height(), editor.class_box.sizeHint().height())
 
     def drag(self, points, button=Qt.MouseButton.LeftButton):
         """A stroke with the mouse through image pixels ``points`` (x, y)."""

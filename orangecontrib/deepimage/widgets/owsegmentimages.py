@@ -200,8 +200,9 @@ class OWSegmentImages(OWWidget, ConcurrentWidgetMixin):
                  controlWidth=55)
         gui.widgetLabel(row, "px")
         gui.checkBox(box, self, "write_crops",
-                     "Crop each object (for Image Embedder)", callback=self._on_crops,
-                     tooltip="Write a small image of every object, named in the Objects "
+                     "Crop each object", callback=self._on_crops,
+                     tooltip="Write a small image of every object (for Image Embedder), "
+                             "named in the Objects "
                              "output's image column. Untick for many thousands of objects "
                              "when only the measurements are needed.")
 

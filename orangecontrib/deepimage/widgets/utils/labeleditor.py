@@ -14,11 +14,11 @@ from __future__ import annotations
 from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
-from AnyQt.QtCore import Qt, Signal
+from AnyQt.QtCore import QSize, Qt, Signal
 from AnyQt.QtGui import QColor, QIcon, QKeySequence, QPixmap
-from AnyQt.QtWidgets import (QAction, QButtonGroup, QCheckBox, QHBoxLayout, QLabel, QListWidget,
-                             QListWidgetItem, QSlider, QSplitter, QToolButton,
-                             QVBoxLayout, QWidget)
+from AnyQt.QtWidgets import (QAction, QButtonGroup, QCheckBox, QFrame, QHBoxLayout, QLabel,
+                             QListWidget, QListWidgetItem, QScrollArea, QSizePolicy, QSlider,
+                             QSplitter, QToolButton, QVBoxLayout, QWidget)
 
 from .labelcanvas import CLASS_COLOURS, LabelCanvas
 from .labelhistory import History
@@ -33,6 +33,39 @@ def _swatch(colour: str) -> QIcon:
     pixmap = QPixmap(14, 14)
     pixmap.fill(QColor(colour))
     return QIcon(pixmap)
+
+
+class _ButtonStrip(QScrollArea):
+    """A row of buttons that scrolls sideways when it does not fit, so that many kinds
+    of object never widen the widget (Orange's rule: under 800 px); it asks for the
+    whole row's width, and gets it when there is room."""
+
+    def __init__(self, row: QWidget):
+        super().__init__(widgetResizable=True, frameShape=QFrame.Shape.NoFrame)
+        self.setWidget(row)
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
+        self.setMinimumWidth(150)
+        self._hint = QSize(150, row.sizeHint().height())
+
+    def fit(self) -> None:
+        """Room for the buttons and, below them, the scroll bar (after buttons change)."""
+        row = self.widget()
+        buttons = [child for child in row.children() if isinstance(child, QWidget)]
+        layout = row.layout()
+        # from the buttons themselves: new ones are shown, and counted by the row's
+        # layout, only when the event loop next runs
+        width = sum(b.minimumWidth() or b.sizeHint().width() for b in buttons) + \
+            layout.spacing() * max(len(buttons) - 1, 0)
+        height = max((b.sizeHint().height() for b in buttons), default=row.sizeHint().height())
+        row.setMinimumWidth(width)  # wider than the strip: it scrolls
+        self._hint = QSize(width + 2, height + self.horizontalScrollBar().sizeHint().height())
+        self.setFixedHeight(self._hint.height())
+        self.updateGeometry()
+
+    def sizeHint(self) -> QSize:
+        return self._hint
 
 
 class LabelEditor(QWidget):
@@ -52,7 +85,7 @@ class LabelEditor(QWidget):
         self._keys: List[str] = []
         self._histories: Dict[str, History] = {}
 
-        self.image_list = QListWidget(minimumWidth=110, maximumWidth=200)
+        self.image_list = QListWidget(minimumWidth=96, maximumWidth=200)
         self.image_list.currentRowChanged.connect(self._on_row_changed)
         self.canvas = LabelCanvas()
         self.canvas.labels_changed.connect(self._on_painted)
@@ -67,7 +100,7 @@ class LabelEditor(QWidget):
         self.add_button = QToolButton(text="+ Kind", toolTip="Add a kind of object")
         self.add_button.clicked.connect(lambda: self.add_class())
         self.brush = QSlider(Qt.Orientation.Horizontal, minimum=1, maximum=60, value=9,
-                             toolTip="Brush diameter (image pixels)", minimumWidth=70,
+                             toolTip="Brush diameter (image pixels)", minimumWidth=56,
                              maximumWidth=120)
         self.brush.valueChanged.connect(self._on_brush)
         self.brush_label = QLabel("Brush 9")
@@ -79,7 +112,8 @@ class LabelEditor(QWidget):
         # two rows (the classes; the brush and the view), so the widget fits a small
         # screen (Orange's rule: narrower than 800 px) with several kinds of object
         classes = QHBoxLayout()
-        classes.addWidget(self.class_box)
+        self.class_strip = _ButtonStrip(self.class_box)
+        classes.addWidget(self.class_strip)
         classes.addWidget(self.add_button)
         classes.addStretch(1)
         tools = QHBoxLayout()
@@ -91,10 +125,10 @@ class LabelEditor(QWidget):
             button = QToolButton(text=text, toolTip=tip)
             button.clicked.connect(slot)
             tools.addWidget(button)
-        tools.addWidget(self.preview_box)
         tools.addStretch(1)
         bottom = QHBoxLayout()
         bottom.addWidget(self.status, 1)
+        bottom.addWidget(self.preview_box)
         self.undo_button = QToolButton(text="Undo", toolTip="Undo the last stroke (Ctrl+Z)",
                                        enabled=False)
         self.redo_button = QToolButton(text="Redo", enabled=False,
@@ -145,11 +179,14 @@ class LabelEditor(QWidget):
         for value, name, colour in entries:
             button = QToolButton(text=name, checkable=True, icon=_swatch(colour),
                                  toolButtonStyle=Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+            button.setToolTip(f"Paint {name.lower()}" if value != ERASER else "Erase labels")
+            button.setMinimumWidth(button.sizeHint().width())  # scroll, never cut the names
             self.class_buttons.addButton(button, value)
             self.class_bar.addWidget(button)
         chosen = min(self.canvas.current_class, len(self.class_names))
         self.select_class(chosen)
         self.add_button.setEnabled(len(self.class_names) < MAX_CLASSES)
+        self.class_strip.fit()
 
     def select_class(self, value: int) -> None:
         """Paint with class ``value`` from now on (ERASER: erase)."""
