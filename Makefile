@@ -84,7 +84,7 @@ PY_MIN := $(VENV_MIN)/bin/python
 MINIMUM := .ci/minimum.txt
 NUMPY_126 := $(VENV_MIN)/numpy-1.26
 MIN_ENV := QT_QPA_PLATFORM=offscreen QT_API=pyqt5 DEEPIMAGE_MINIMUM_VERSIONS=1
-NUMPY_126_TESTS := tests/core/test_weights.py tests/core/test_embed.py \
+NUMPY_126_TESTS := tests/core/test_weights.py tests/core/test_local_embedder.py \
 	tests/train/test_onnx_export.py tests/server/test_live.py \
 	tests/widgets/test_owimageembedder.py
 
