@@ -104,13 +104,21 @@ def write_patches(root: str, per_class: int = 40, side: int = 48, seed: int = 0)
     return root
 
 
+SETS = ("digits", "shapes", "patches", "shapes32", "patches32")
+
+
 def write_set(name: str, root: str) -> str:
+    """One of ``SETS``; "shapes32" and "patches32" are the shapes and the patches drawn
+    at 32 px (another seed): small images other than the digits."""
     from train_digits import write_digits
     folder = os.path.join(root, name)
     if name == "digits":
         write_digits(folder)
         return folder
-    return (write_shapes if name == "shapes" else write_patches)(folder)
+    writer = write_shapes if name.startswith("shapes") else write_patches
+    if name.endswith("32"):
+        return writer(folder, side=32, seed=1)
+    return writer(folder)
 
 
 def _fit_predict(learner, train, test):
@@ -162,7 +170,8 @@ def cross_validate(folder: str, variant: dict, folds: int, max_folds: int,
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sets", nargs="+", default=["digits", "shapes", "patches"])
+    parser.add_argument("--sets", nargs="+", default=["digits", "shapes", "patches"],
+                        choices=SETS)
     parser.add_argument("--variant", default="{}", metavar="JSON",
                         help="ImageClassifierLearner options over the defaults")
     parser.add_argument("--name", default="defaults")

@@ -178,7 +178,7 @@ def preset(model: str = "squeezenet", mode: str = "fine-tune") -> TrainConfig:
                     scale_jitter=0.0)
         base.update(dict(spec.train.fine_tune))  # a network's own differences, if any
     elif mode == "scratch":
-        base.update(epochs=30, patience=5)
+        base.update(epochs=30, patience=5, warmup_epochs=0.0)
     else:  # a linear layer on fixed embeddings (Adam, head_learning_rate): many cheap epochs
         base.update(epochs=100, patience=10, batch_size=64)
     return TrainConfig(model=spec.name, mode=mode, **base)

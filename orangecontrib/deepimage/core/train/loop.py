@@ -162,7 +162,7 @@ def train_classifier(sources: Sequence[str], labels: Sequence[int], n_classes: i
     history: list[EpochRecord] = []
     trainer = EpochRunner(net, config, device, criterion, counter, should_stop, on_epoch,
                           history, generator, parallel, deadline)
-    head_opt, fine_tune, cancelled = None, config.mode == "fine-tune", False
+    head_opt, cancelled = None, False
     try:
         if head_epochs:
             if config.mode == "fine-tune":
@@ -189,7 +189,7 @@ def train_classifier(sources: Sequence[str], labels: Sequence[int], n_classes: i
                 trainer.stopped_early = False
         if net_epochs:
             _run_network(trainer, net, config, head_opt, images, y, train_rows, val_rows,
-                         net_epochs, fine_tune, device)
+                         net_epochs, device)
     except Stop as stop:
         cancelled = not stop.budget
         if stop.budget and "only the last layer" not in note:
@@ -209,7 +209,7 @@ def train_classifier(sources: Sequence[str], labels: Sequence[int], n_classes: i
 
 
 def _run_network(trainer: EpochRunner, net, config: TrainConfig, head_opt, images, y,
-                 train_rows, val_rows, epochs: int, fine_tune: bool, device) -> None:
+                 train_rows, val_rows, epochs: int, device) -> None:
     """The whole network's phase: images in, augmented, the last layer's Adam kept."""
     import torch
     net.to(device, memory_format=torch.channels_last if device.type == "cuda"
@@ -225,5 +225,5 @@ def _run_network(trainer: EpochRunner, net, config: TrainConfig, head_opt, image
     trainer.run(forward, network_optimizers(net, config, head_opt),
                 images[train_rows], y[train_rows], images[val_rows], y[val_rows],
                 epochs, "network", keep=net, augment=True,
-                warmup_epochs=config.warmup_epochs if fine_tune else 0,
+                warmup_epochs=config.warmup_epochs,
                 units_per_epoch=len(y))
