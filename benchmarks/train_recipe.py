@@ -104,12 +104,14 @@ def write_patches(root: str, per_class: int = 40, side: int = 48, seed: int = 0)
     return root
 
 
-SETS = ("digits", "shapes", "patches", "shapes32", "patches32")
+SETS = ("digits", "shapes", "patches", "shapes32", "patches32", "shapes64")
 
 
 def write_set(name: str, root: str) -> str:
     """One of ``SETS``; "shapes32" and "patches32" are the shapes and the patches drawn
-    at 32 px (another seed): small images other than the digits."""
+    at 32 px (another seed): small images other than the digits; "shapes64" 1,800 shapes
+    at 64 px (a third seed): 1,200 training images a fold at the top of the 32-64 px
+    range the time target is about."""
     from train_digits import write_digits
     folder = os.path.join(root, name)
     if name == "digits":
@@ -118,6 +120,8 @@ def write_set(name: str, root: str) -> str:
     writer = write_shapes if name.startswith("shapes") else write_patches
     if name.endswith("32"):
         return writer(folder, side=32, seed=1)
+    if name == "shapes64":
+        return writer(folder, per_class=180, side=64, seed=2)
     return writer(folder)
 
 
