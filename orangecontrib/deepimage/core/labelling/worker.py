@@ -191,6 +191,8 @@ class RefitWorker:
                         self._start()
                     except (OSError, ValueError, RuntimeError) as error:
                         self._broken(error)
+                    if self._closed:  # close() ran while it started: stop it here
+                        self._stop()
         if self._process is None and not self.fallback:
             threading.Thread(target=start, daemon=True, name="refit-warm-up").start()
 
@@ -206,7 +208,12 @@ class RefitWorker:
     def _remote(self, embeddings, token, args: tuple, cancelled) -> RefitResult:
         with self._send_lock:
             if self._process is None:
+                if self._closed:
+                    raise Superseded()
                 self._start()
+                if self._closed:  # close() ran while it started: it missed this one
+                    self._stop()
+                    raise Superseded()
             if token != self._token:
                 self._send_matrix(np.ascontiguousarray(embeddings), token)
             request_id = next(self._ids)
@@ -266,6 +273,7 @@ class RefitWorker:
                              name="refit-stop").start()
 
     def _stop(self, timeout: float = 2.0) -> None:
+        # no lock: _broken calls it holding _send_lock, and close() must not wait for it
         process, conn = self._process, self._conn
         self._process = self._conn = None
         self._token = None
