@@ -11,6 +11,7 @@ from Orange.classification import LogisticRegressionLearner
 from Orange.evaluation import CA, CrossValidation
 from Orange.evaluation import TestOnTestData as OnTestData
 
+from orangecontrib.deepimage.core.labelling.worker import RefitWorker
 from orangecontrib.deepimage.embedder_job import EmbedderChoice, EmbedderPool
 from orangecontrib.deepimage.labelling_jobs import (annotated_images, labelled_images,
                                                     run_prepare, run_refresh)
@@ -232,6 +233,9 @@ def test_refresh_with_few_labels_and_nan_embeddings(folder):
     labels[5] = "b"  # a label on a row without an embedding
     kept = run_refresh(X, labels, ["a", "b"], features, State())
     assert any("NaN" in note for note in kept.notes)
+    with pytest.raises(ValueError, match="token"):  # else the worker had no embeddings
+        run_refresh(X, labels, ["a", "b"], features, State(),
+                    worker=RefitWorker(use_process=False))
 
 
 def test_outputs_and_model_in_orange(folder):

@@ -125,6 +125,8 @@ def run_refresh(embeddings: np.ndarray, labels: Sequence[Optional[str]],
     the labels (one more cross-validation) only ``with_scores``. With a ``worker`` the
     work runs in its process (``token`` names the input whose ``embeddings`` these
     are: they are sent once per token); a newer request there cancels this one."""
+    if worker is not None and token is None:
+        raise ValueError("run_refresh: a worker needs the token that names the embeddings")
     if worker is None:
         core = refit(embeddings, labels, classes, n_suggest, seed, with_scores,
                      check=lambda: _check(state))

@@ -107,6 +107,19 @@ def test_the_process_loop_answers_only_the_last_refit_it_was_sent(task):
     assert len(answers[2][2].suggestions) == 3 and not server.is_alive()
 
 
+def test_a_none_token_is_a_token_too(task):
+    """A new worker holds no embeddings: token None sends them like any other."""
+    X, labels = task
+    fresh = RefitWorker()
+    try:
+        result = fresh.refit(X, None, labels, ["a", "b"], 5)
+        assert fresh.in_process
+    finally:
+        fresh.close()
+    np.testing.assert_allclose(result.probabilities,
+                               refit(X, labels, ["a", "b"], 5).probabilities)
+
+
 def test_cancelled_and_failed_requests(worker, task):
     X, labels = task
     with pytest.raises(Superseded):

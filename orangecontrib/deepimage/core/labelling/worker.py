@@ -42,6 +42,10 @@ NICENESS = 5
 START_TIMEOUT = 300.0
 
 
+#: the token the client holds before any embeddings were sent (no caller's token is it)
+_NO_DATA = object()
+
+
 class Superseded(Exception):
     """A newer request replaced this one (or the caller cancelled it)."""
 
@@ -140,7 +144,7 @@ class RefitWorker:
         self.fallback = "" if use_process else "asked to run in the thread"
         self._process = None
         self._conn = None
-        self._token = None  # the input whose embeddings the process holds
+        self._token = _NO_DATA  # the input whose embeddings the process holds
         self._ids = itertools.count(1)
         self._latest = 0
         self._ready = False  # the process has answered once
@@ -203,7 +207,7 @@ class RefitWorker:
                                   name="deepimage-label-refit")
         process.start()
         child.close()
-        self._process, self._conn, self._token = process, parent, None
+        self._process, self._conn, self._token = process, parent, _NO_DATA
 
     def _remote(self, embeddings, token, args: tuple, cancelled) -> RefitResult:
         with self._send_lock:
@@ -276,7 +280,7 @@ class RefitWorker:
         # no lock: _broken calls it holding _send_lock, and close() must not wait for it
         process, conn = self._process, self._conn
         self._process = self._conn = None
-        self._token = None
+        self._token = _NO_DATA
         if conn is not None:
             try:
                 conn.send(("stop",))
