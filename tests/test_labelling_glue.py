@@ -11,6 +11,7 @@ from Orange.classification import LogisticRegressionLearner
 from Orange.evaluation import CA, CrossValidation
 from Orange.evaluation import TestOnTestData as OnTestData
 
+from orangecontrib.deepimage.core.labelling.refit import RefitResult
 from orangecontrib.deepimage.core.labelling.worker import RefitWorker
 from orangecontrib.deepimage.embedder_job import EmbedderChoice, EmbedderPool
 from orangecontrib.deepimage.labelling_jobs import (annotated_images, labelled_images,
@@ -215,6 +216,12 @@ def test_refresh_predicts_suggests_and_checks(folder):
     # the Orange model predicts what the refresh predicted
     probs = refresh.model(table, refresh.model.Probs)
     assert np.allclose(probs, refresh.probabilities)
+    # the core result's fields and the Orange model, in one picklable value
+    assert isinstance(refresh, RefitResult) and refresh.quick is not None
+    again = pickle.loads(pickle.dumps(refresh))
+    assert again.issues == refresh.issues and again.accuracy == refresh.accuracy
+    assert np.array_equal(again.predicted, refresh.predicted)
+    assert np.allclose(again.model(table, again.model.Probs), refresh.probabilities)
 
 
 def test_refresh_with_few_labels_and_nan_embeddings(folder):
