@@ -12,8 +12,8 @@ in the widget's worker thread and builds three tables:
   Viewer draws the outlines;
 - **Skipped Images**: rows that could not be segmented, with the reason.
 
-The live preview of the label editor uses ``preview_classifier`` and
-``preview_threshold``: train on the labels so far, predict one image.
+The label editor's live preview of a threshold uses ``preview_threshold``; that of a
+classifier is in seglive (a quick forest on the labels so far, PreviewModels).
 """
 from __future__ import annotations
 
@@ -268,9 +268,10 @@ def labels_key(labels: Mapping[str, np.ndarray], features: str,
 
 
 class TrainedClassifiers:
-    """The classifier last trained, kept while the labels, features and names stay the
-    same: switching images in the editor, or segmenting all images after the preview
-    trained, does not train again. Shared by the preview's and the run's threads."""
+    """The classifier last trained for a run, kept while the labels, features and names
+    stay the same: running again with other object options (crops, diameter, splitting)
+    does not train again. Segment Images keeps one for its runs; the live preview
+    trains its own quick forest (seglive.PreviewModels). Thread-safe."""
 
     def __init__(self):
         self._lock = threading.Lock()
@@ -295,8 +296,8 @@ def train_and_segment(data: Table, pixels: PixelCache, labels: Mapping[str, np.n
                       state: State, trained: Optional[TrainedClassifiers] = None,
                       **options) -> SegmentationResult:
     """Train a classifier on ``labels`` (path -> labels), then segment ``data`` with it;
-    ``trained`` keeps classifiers trained before (the live preview's); ``options`` are
-    run_segmentation's."""
+    ``trained`` keeps the classifier trained for an earlier run (the widget's);
+    ``options`` are run_segmentation's."""
     state.set_status("Training on the labels...")
     classifier = (trained or TrainedClassifiers()).get(pixels, labels, features, class_names)
     if state.is_interruption_requested():
