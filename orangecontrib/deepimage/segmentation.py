@@ -31,7 +31,7 @@ from .data import image_column, image_paths, with_reasons
 
 __all__ = ["SegmentationResult", "run_segmentation", "objects_table", "images_table",
            "train_classifier", "train_and_segment", "preview_classifier",
-           "preview_segmenter", "preview_threshold", "summary", "PixelCache",
+           "preview_threshold", "summary", "PixelCache",
            "TrainedClassifiers",
            "read_pixels", "display_pixels", "MASK_TYPE", "OBJECTS_NAME", "IMAGES_NAME",
            "SKIPPED_NAME"]
@@ -308,16 +308,14 @@ def train_and_segment(data: Table, pixels: PixelCache, labels: Mapping[str, np.n
 def preview_classifier(pixels: PixelCache, labels: Mapping[str, np.ndarray], features: str,
                        path: str, class_names: Optional[Sequence[str]], state: State,
                        trained: Optional[TrainedClassifiers] = None):
-    """(classifier, class map of the image ``path``): the editor's live update."""
+    """(classifier, class map of the image ``path``): the full classifier trained and
+    the whole image predicted. The editor's live update before seglive; the widget no
+    longer calls it: kept for tests/test_segmentation.py and the "before" column of
+    benchmarks/segment_preview.py."""
     classifier = (trained or TrainedClassifiers()).get(pixels, labels, features, class_names)
     if state.is_interruption_requested():
         raise Cancelled()
     return classifier, np.asarray(classifier.predict(pixels.get(path)))
-
-
-def preview_segmenter(segmenter, pixels: PixelCache, path: str, state: State):
-    """(segmenter, class map of ``path``): a segmenter from the input, on one image."""
-    return segmenter, np.asarray(segmenter.predict(pixels.get(path)))
 
 
 def preview_threshold(params, pixels: PixelCache, path: str, state: State):
