@@ -85,7 +85,7 @@ class PreviewModels:
 def _send_maps(classifier, models: PreviewModels, pixels: PixelCache, path: str,
                view: Optional[View], state: State) -> PreviewMap:
     image = pixels.get(path)
-    classifier._check_image(image)  # e.g. a loaded classifier for other channels: say so
+    classifier.check_image(image)  # e.g. a loaded classifier for other channels: say so
     feats = models.store.get(path, image, classifier.features, classifier.projection)
     result = None
     for result in preview_maps(classifier, feats, view or View.whole(image.shape),

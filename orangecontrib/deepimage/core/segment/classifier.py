@@ -149,7 +149,9 @@ class PixelClassifier:
             return ["background", "object"]
         return ["background"] + [f"object {int(c) - 1}" for c in classes[1:]]
 
-    def _check_image(self, image: np.ndarray) -> None:
+    def check_image(self, image: np.ndarray) -> None:
+        """Raise (RuntimeError, ValueError) unless this classifier is trained and can
+        predict ``image`` (the channels it was trained on)."""
         if not self.fitted:
             raise RuntimeError("the pixel classifier is not trained: call fit() or load()")
         if _channels(image) != self.channels:
@@ -158,7 +160,7 @@ class PixelClassifier:
 
     def predict_proba(self, image: np.ndarray, tile: "int | None" = None) -> np.ndarray:
         """H x W x K float32 probabilities of the classes (in ``classes_`` order)."""
-        self._check_image(image)
+        self.check_image(image)
         out = np.zeros(image.shape[:2] + (len(self.classes_),), np.float32)
         for part, feats in pixel_features_tiles(image, self.features, tile,
                                                 projection=self.projection):
@@ -199,7 +201,7 @@ class PixelClassifier:
         directions, and then about each pixel next to a change of class (on generated
         cells: two thirds of the CPU time, the same class for 99.999% of the pixels; a
         region thinner than two pixels may be missed)."""
-        self._check_image(image)
+        self.check_image(image)
         out = np.zeros(image.shape[:2], np.uint8)
         value_range = intensity_range(image)
         for part, feats in pixel_features_tiles(image, self.features, tile, value_range,
