@@ -30,7 +30,7 @@ from .core.cancel import Cancelled
 from .data import image_column, image_paths, with_reasons
 
 __all__ = ["SegmentationResult", "run_segmentation", "objects_table", "images_table",
-           "train_classifier", "train_and_segment", "preview_classifier",
+           "train_classifier", "labelled_images", "painted_class_names", "train_and_segment", "preview_classifier",
            "preview_threshold", "summary", "PixelCache",
            "TrainedClassifiers",
            "read_pixels", "display_pixels", "MASK_TYPE", "OBJECTS_NAME", "IMAGES_NAME",
@@ -231,27 +231,44 @@ class PixelCache:
         return pixels
 
 
+def labelled_images(pixels: PixelCache, labels: Mapping[str, np.ndarray]
+                    ) -> "dict[str, np.ndarray]":
+    """The images with painted labels (``labels``: path -> labels), path -> pixels;
+    ValueError when nothing is painted or labels differ in size from their image."""
+    painted = [path for path, values in labels.items() if values.any()]
+    if not painted:
+        raise ValueError("Paint some labels first: background and at least one kind of "
+                         "object, on one or more images.")
+    images = {}
+    for path in painted:
+        image, values = pixels.get(path), labels[path]
+        if image.shape[:2] != values.shape:
+            raise ValueError(f"The labels of {os.path.basename(path)} are "
+                             f"{values.shape[1]}x{values.shape[0]} pixels, but "
+                             f"the image is {image.shape[1]}x{image.shape[0]}.")
+        images[path] = image
+    return images
+
+
+def painted_class_names(labels: Mapping[str, np.ndarray],
+                        class_names: Optional[Sequence[str]]) -> Optional[list]:
+    """The names of the classes painted in ``labels`` (label v is ``class_names[v - 1]``),
+    or None when there are no names for them all."""
+    present = sorted({int(v) for values in labels.values() for v in np.unique(values) if v})
+    if class_names and present and max(present) <= len(class_names):
+        return [class_names[v - 1] for v in present]
+    return None
+
+
 def train_classifier(pixels: PixelCache, labels: Mapping[str, np.ndarray],
                      features: str = "filters", class_names: Optional[Sequence[str]] = None):
     """A PixelClassifier trained on the labelled images (``labels``: path -> labels)."""
     from .core.segment.classifier import PixelClassifier
-    paths = [path for path, values in labels.items() if values.any()]
-    if not paths:
-        raise ValueError("Paint some labels first: background and at least one kind of "
-                         "object, on one or more images.")
-    images = [pixels.get(path) for path in paths]
-    for path, image in zip(paths, images):
-        if image.shape[:2] != labels[path].shape:
-            raise ValueError(f"The labels of {os.path.basename(path)} are "
-                             f"{labels[path].shape[1]}x{labels[path].shape[0]} pixels, but "
-                             f"the image is {image.shape[1]}x{image.shape[0]}.")
-    present = sorted({int(v) for p in paths for v in np.unique(labels[p]) if v > 0})
-    names = None
-    if class_names and max(present) <= len(class_names):
-        names = [class_names[v - 1] for v in present]
-    return PixelClassifier().fit(images, [labels[p] for p in paths], features=features,
-                                 class_names=names,
-                                 names=[os.path.basename(p) for p in paths])
+    images = labelled_images(pixels, labels)
+    return PixelClassifier().fit(list(images.values()), [labels[p] for p in images],
+                                 features=features,
+                                 class_names=painted_class_names(labels, class_names),
+                                 names=[os.path.basename(p) for p in images])
 
 
 def labels_key(labels: Mapping[str, np.ndarray], features: str,
