@@ -9,7 +9,7 @@ file against a short list of scikit-learn and numpy types and runs no code from 
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -21,7 +21,7 @@ from .imageops import intensity_range
 from .shapes import objects_from_class_map
 
 __all__ = ["PixelClassifier", "SegmenterFileError", "LabelError", "FORMAT", "FORMAT_VERSION",
-           "MAX_TRAINING_PIXELS"]
+           "MAX_TRAINING_PIXELS", "image_channels", "per_class_pixels"]
 
 #: labelled pixels used for training at most (sampled evenly over the classes)
 MAX_TRAINING_PIXELS = 200_000
@@ -35,18 +35,30 @@ def _channels(image: np.ndarray) -> int:
     return 1 if image.ndim == 2 else image.shape[2]
 
 
-def _training_pixels(labels: np.ndarray, rng: np.random.Generator, per_class: int) -> np.ndarray:
-    """Flat indices of at most ``per_class`` labelled pixels of each class."""
+def image_channels(images: Sequence[np.ndarray]) -> int:
+    """The images' number of channels; LabelError when they differ."""
+    channels = {_channels(image) for image in images}
+    if not channels:
+        raise LabelError("no images to train on")
+    if len(channels) > 1:
+        raise LabelError(f"the images have different numbers of channels ({sorted(channels)})")
+    return channels.pop()
+
+
+def per_class_pixels(labels: np.ndarray, per_class: int,
+                     pick: Callable[[np.ndarray, int], np.ndarray]) -> np.ndarray:
+    """Flat indices (int64) of at most ``per_class`` labelled pixels of each class;
+    ``pick(where, n)`` chooses n of a class's flat indices ``where`` when it has more."""
     flat = labels.ravel()
     chosen = []
     for value in np.unique(flat):
         if value == 0:
             continue
-        where = np.flatnonzero(flat == value)
+        where = np.flatnonzero(flat == value).astype(np.int64)
         if where.size > per_class:
-            where = rng.choice(where, per_class, replace=False)
+            where = pick(where, per_class)
         chosen.append(where)
-    return np.concatenate(chosen) if chosen else np.zeros(0, np.intp)
+    return np.concatenate(chosen) if chosen else np.zeros(0, np.int64)
 
 
 class PixelClassifier:
@@ -79,9 +91,7 @@ class PixelClassifier:
             raise LabelError(f"{len(images)} images and {len(labels)} label images: "
                              f"give one label image per image")
         names = list(names) if names is not None else [f"label image {i + 1}" for i in range(len(labels))]
-        channels = {_channels(image) for image in images}
-        if len(channels) > 1:
-            raise LabelError(f"the images have different numbers of channels ({sorted(channels)})")
+        channels = image_channels(images)
         checked = [self._checked_labels(image, label, name)
                    for image, label, name in zip(images, labels, names)]
         projection = fit_deep_projection(list(images), features)
@@ -90,12 +100,13 @@ class PixelClassifier:
         xs, ys = [], []
         for image, label in zip(images, checked):
             chosen = np.zeros(label.shape, bool)
-            chosen.ravel()[_training_pixels(label, rng, per_class)] = True
+            chosen.ravel()[per_class_pixels(
+                label, per_class, lambda where, n: rng.choice(where, n, replace=False))] = True
             for part, feats in pixel_features_tiles(image, features, projection=projection):
                 here = chosen[part.target]
                 xs.append(feats[here])
                 ys.append(label[part.target][here])
-        return self.fit_rows(np.concatenate(xs), np.concatenate(ys), features, channels.pop(),
+        return self.fit_rows(np.concatenate(xs), np.concatenate(ys), features, channels,
                              projection, class_names)
 
     def fit_rows(self, x: np.ndarray, y: np.ndarray, features: str, channels: int,
