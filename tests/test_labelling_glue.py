@@ -214,7 +214,7 @@ def test_refresh_predicts_suggests_and_checks(folder):
     assert 0 <= refresh.accuracy.mean <= 1 and refresh.accuracy.n_labels == 30
     low, high = refresh.accuracy.low, refresh.accuracy.high
     assert status_text(30, 10, refresh) == ("30 labelled in 10 classes; estimated accuracy "
-                                            f"{refresh.accuracy.mean:.2f} (95 % {low:.2f}-"
+                                            f"{refresh.accuracy.mean:.2f} ({low:.2f}-"
                                             f"{high:.2f})")
     assert 0 in refresh.issues
     # the Orange model predicts what the refresh predicted

@@ -115,12 +115,12 @@ def run_refresh(embeddings: np.ndarray, labels: Sequence[Optional[str]],
 
 
 def status_text(n_labelled: int, n_classes: int, refresh: Optional[Refresh]) -> str:
-    """'48 labelled in 5 classes; estimated accuracy 0.91 (95 % 0.80-0.96)': the
-    estimate and its interval, or why there is none (core.labelling.AccuracyEstimate)."""
+    """'48 labelled in 5 classes; estimated accuracy 0.91 (0.80-0.96)': the estimate
+    and its 95 % interval, or why there is none (core.labelling.AccuracyEstimate)."""
     text = f"{n_labelled:,} labelled in {n_classes} class{'es' if n_classes != 1 else ''}"
     accuracy = refresh.accuracy if refresh is not None else None
     if accuracy is not None:
-        text += "; " + accuracy.text(counts=False)
+        text += "; " + accuracy.text(short=True)
     elif n_labelled:
         text += "; too few labels to estimate the accuracy"
     return text

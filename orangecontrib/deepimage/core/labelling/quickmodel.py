@@ -202,13 +202,16 @@ class AccuracyEstimate:
     def __str__(self) -> str:
         return self.text()
 
-    def text(self, counts: bool = True) -> str:
-        """'estimated accuracy 0.91 (95 % 0.80-0.96; 48 labels, 5 classes)' (the
-        labels and classes only with ``counts``), or why there is no estimate."""
+    def text(self, short: bool = False) -> str:
+        """'estimated accuracy 0.91 (95 % 0.80-0.96; 48 labels, 5 classes)', ``short``
+        'estimated accuracy 0.91 (0.80-0.96)' (a status line that gives the counts
+        itself); or why there is no estimate."""
         if self.mean is None:
             return f"accuracy cannot be estimated yet: {self.reason}"
-        tail = f"; {self.n_labels} labels, {self.n_classes} classes" if counts else ""
-        return f"estimated accuracy {self.mean:.2f} (95 % {self.low:.2f}-{self.high:.2f}{tail})"
+        if short:
+            return f"estimated accuracy {self.mean:.2f} ({self.low:.2f}-{self.high:.2f})"
+        return (f"estimated accuracy {self.mean:.2f} (95 % {self.low:.2f}-{self.high:.2f}; "
+                f"{self.n_labels} labels, {self.n_classes} classes)")
 
 
 #: Fewer usable labels than this: too few to estimate the accuracy at all.
