@@ -11,9 +11,11 @@ from Orange.classification import LogisticRegressionLearner
 from Orange.evaluation import CA, CrossValidation
 from Orange.evaluation import TestOnTestData as OnTestData
 
+from orangecontrib.deepimage.core.labelling.refit import RefitResult
+from orangecontrib.deepimage.core.labelling.worker import RefitWorker
 from orangecontrib.deepimage.embedder_job import EmbedderChoice, EmbedderPool
 from orangecontrib.deepimage.labelling_jobs import (annotated_images, labelled_images,
-                                                    run_prepare, run_refresh)
+                                                    run_prepare, run_refresh, status_text)
 from orangecontrib.deepimage.labelling_model import (QuickImageLearner, QuickImageModel,
                                                      embedding_columns)
 from orangecontrib.deepimage.labelling_session import (LabelSession, SessionError,
@@ -210,10 +212,20 @@ def test_refresh_predicts_suggests_and_checks(folder):
     accuracy = np.mean([classes[refresh.predicted[r]] == truth[r] for r in unlabelled])
     assert accuracy > 0.5  # ten classes: chance is 0.1
     assert 0 <= refresh.accuracy.mean <= 1 and refresh.accuracy.n_labels == 30
+    low, high = refresh.accuracy.low, refresh.accuracy.high
+    assert status_text(30, 10, refresh) == ("30 labelled in 10 classes; estimated accuracy "
+                                            f"{refresh.accuracy.mean:.2f} ({low:.2f}-"
+                                            f"{high:.2f})")
     assert 0 in refresh.issues
     # the Orange model predicts what the refresh predicted
     probs = refresh.model(table, refresh.model.Probs)
     assert np.allclose(probs, refresh.probabilities)
+    # the core result's fields and the Orange model, in one picklable value
+    assert isinstance(refresh, RefitResult) and refresh.quick is not None
+    again = pickle.loads(pickle.dumps(refresh))
+    assert again.issues == refresh.issues and again.accuracy == refresh.accuracy
+    assert np.array_equal(again.predicted, refresh.predicted)
+    assert np.allclose(again.model(table, again.model.Probs), refresh.probabilities)
 
 
 def test_refresh_with_few_labels_and_nan_embeddings(folder):
@@ -227,11 +239,16 @@ def test_refresh_with_few_labels_and_nan_embeddings(folder):
     labels[0] = labels[1] = "a"
     one = run_refresh(X, labels, ["a", "b"], features, State())
     assert one.issues == [] and one.accuracy.mean is None
+    assert status_text(2, 1, one) == \
+        "2 labelled in 1 class; accuracy cannot be estimated yet: " + one.accuracy.reason
     assert (one.predicted[np.arange(60) != 5] == 0).all() and one.predicted[5] == -1
     assert any("one class" in note for note in one.notes)
     labels[5] = "b"  # a label on a row without an embedding
     kept = run_refresh(X, labels, ["a", "b"], features, State())
     assert any("NaN" in note for note in kept.notes)
+    with pytest.raises(ValueError, match="token"):  # else the worker had no embeddings
+        run_refresh(X, labels, ["a", "b"], features, State(),
+                    worker=RefitWorker(use_process=False))
 
 
 def test_outputs_and_model_in_orange(folder):

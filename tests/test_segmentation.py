@@ -14,7 +14,9 @@ from orangecontrib.deepimage.core.segment.threshold import ThresholdParams
 from orangecontrib.deepimage.data import image_paths, image_table
 from orangecontrib.deepimage.seglabels import (LABELS, MASKS, decode_labels, encode_labels,
                                                labels_from_folder)
-from orangecontrib.deepimage.segmentation import (MASK_TYPE, PixelCache, preview_classifier,
+from orangecontrib.deepimage.seglive import PreviewModels
+from orangecontrib.deepimage.segmentation import (MASK_TYPE, PixelCache, labelled_images,
+                                                  painted_class_names, preview_classifier,
                                                   preview_threshold, run_segmentation,
                                                   summary, train_classifier)
 
@@ -136,6 +138,27 @@ def test_previews_give_class_maps_of_the_image(cells):
     assert ((class_map == 2) == truth).mean() > 0.9
     with pytest.raises(ValueError, match="Paint some labels"):
         train_classifier(pixels, {path: np.zeros((128, 128), np.uint8)})
+
+
+def test_the_run_and_the_preview_check_labels_alike(cells):
+    """train_classifier and the live preview's quick forest: the same messages, names."""
+    folder, _, truths = cells
+    pixels, models = PixelCache(), PreviewModels()
+    path, other = str(folder / "cells0.png"), str(folder / "cells1.png")
+    unpainted = {path: np.zeros((128, 128), np.uint8)}
+    resized = {path: np.ones((5, 7), np.uint8)}
+    for train in (train_classifier, lambda *a: models.model(*a, "filters")):
+        with pytest.raises(ValueError, match="^Paint some labels first"):
+            train(pixels, unpainted)
+        with pytest.raises(ValueError, match=r"^The labels of cells0.png are 7x5 pixels, "
+                                             r"but the image is 128x128\.$"):
+            train(pixels, resized)
+    labels = {other: unpainted[path], path: sparse_labels(truths["cells0"].labels, 0.1)}
+    assert list(labelled_images(pixels, labels)) == [path]  # only the painted
+    assert painted_class_names(labels, ["bg", "cell", "spare"]) == ["bg", "cell"]
+    assert painted_class_names(labels, ["bg"]) is None  # no name for label 2
+    assert train_classifier(pixels, labels, class_names=["bg", "cell"]).class_names \
+        == models.model(pixels, labels, "filters", ["bg", "cell"]).class_names
 
 
 def test_labels_from_a_folder_by_name(cells, tmp_path):

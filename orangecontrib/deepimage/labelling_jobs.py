@@ -12,7 +12,7 @@ worker thread and are tested headless.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Optional, Sequence
 
 import numpy as np
@@ -20,8 +20,7 @@ from Orange.data import ContinuousVariable, DiscreteVariable, Domain, Table
 from Orange.data.util import get_unique_names
 
 from .core.cancel import Cancelled
-from .core.labelling import AccuracyEstimate
-from .core.labelling.refit import refit
+from .core.labelling.refit import RefitResult, refit
 from .core.labelling.worker import RefitWorker, Superseded
 from .data import image_column
 from .embedder_job import EmbedderChoice, EmbedderPool, run_embedding
@@ -73,41 +72,12 @@ def run_prepare(table: Table, choice: EmbedderChoice, pool: EmbedderPool, state
 
 
 @dataclass(frozen=True)
-class Refresh:
-    """What the loop knows after a change of the labels.
+class Refresh(RefitResult):
+    """What the loop knows after a change of the labels: core.labelling.refit's result
+    (``probabilities``, ``suggestions``, ``issues``, ``scores``, ``predicted``,
+    ``confidence``) with ``model``, the quick model as an Orange model (None: none yet)."""
 
-    ``probabilities`` are n x len(classes) in the session's class order (NaN rows: no
-    usable embedding; None: no model yet), ``suggestions`` rows to label next, most
-    useful first, ``issues`` labelled rows the data contradicts, most suspicious first
-    (``scores``: how well the data supports each label, out of fold)."""
-
-    labels: tuple
-    classes: tuple
-    probabilities: Optional[np.ndarray] = None
-    suggestions: list = field(default_factory=list)
-    issues: list = field(default_factory=list)
-    accuracy: Optional[AccuracyEstimate] = None
     model: Optional[QuickImageModel] = None
-    notes: tuple = ()
-    #: per row, the out-of-fold probability of its label (NaN: unlabelled, unchecked)
-    scores: Optional[np.ndarray] = None
-
-    @property
-    def predicted(self) -> Optional[np.ndarray]:
-        """Index of each row's predicted class (-1 where there is no prediction)."""
-        if self.probabilities is None:
-            return None
-        valid = np.isfinite(self.probabilities).all(axis=1)
-        return np.where(valid, np.argmax(np.nan_to_num(self.probabilities, nan=-1), 1), -1)
-
-    @property
-    def confidence(self) -> Optional[np.ndarray]:
-        """The predicted class's probability (NaN where there is no prediction)."""
-        if self.probabilities is None:
-            return None
-        valid = np.isfinite(self.probabilities).all(axis=1)
-        best = np.max(np.nan_to_num(self.probabilities, nan=0), axis=1)
-        return np.where(valid, best, np.nan)
 
 
 def _check(state) -> None:
@@ -125,6 +95,8 @@ def run_refresh(embeddings: np.ndarray, labels: Sequence[Optional[str]],
     the labels (one more cross-validation) only ``with_scores``. With a ``worker`` the
     work runs in its process (``token`` names the input whose ``embeddings`` these
     are: they are sent once per token); a newer request there cancels this one."""
+    if worker is not None and token is None:
+        raise ValueError("run_refresh: a worker needs the token that names the embeddings")
     if worker is None:
         core = refit(embeddings, labels, classes, n_suggest, seed, with_scores,
                      check=lambda: _check(state))
@@ -139,18 +111,16 @@ def run_refresh(embeddings: np.ndarray, labels: Sequence[Optional[str]],
     if core.quick is not None:
         domain = Domain(list(features), label_variable(core.classes, class_name))
         model = QuickImageModel(domain, core.quick, core.counts / core.counts.sum())
-    return Refresh(core.labels, core.classes, core.probabilities, core.suggestions,
-                   core.issues, core.accuracy, model, core.notes, core.scores)
+    return Refresh(**{f.name: getattr(core, f.name) for f in fields(core)}, model=model)
 
 
 def status_text(n_labelled: int, n_classes: int, refresh: Optional[Refresh]) -> str:
-    """'48 labelled in 5 classes; estimated accuracy 0.91 (0.80-0.96)': the estimate and
-    its 95 % interval (core.labelling.estimate_accuracy)."""
+    """'48 labelled in 5 classes; estimated accuracy 0.91 (0.80-0.96)': the estimate
+    and its 95 % interval, or why there is none (core.labelling.AccuracyEstimate)."""
     text = f"{n_labelled:,} labelled in {n_classes} class{'es' if n_classes != 1 else ''}"
     accuracy = refresh.accuracy if refresh is not None else None
-    if accuracy is not None and accuracy.mean is not None:
-        text += (f"; estimated accuracy {accuracy.mean:.2f} "
-                 f"({accuracy.low:.2f}-{accuracy.high:.2f})")
+    if accuracy is not None:
+        text += "; " + accuracy.text(short=True)
     elif n_labelled:
         text += "; too few labels to estimate the accuracy"
     return text

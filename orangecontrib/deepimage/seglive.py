@@ -10,7 +10,6 @@ images stay the same.
 from __future__ import annotations
 
 import importlib
-import os
 import threading
 from typing import Mapping, Optional, Sequence
 
@@ -19,18 +18,11 @@ import numpy as np
 from .core.cancel import Cancelled
 from .core.segment.features import fit_deep_projection
 from .core.segment.preview import FeatureStore, PreviewMap, View, fit_preview, preview_maps
-from .segmentation import PixelCache, State, labels_key
+from .segmentation import (PixelCache, State, labelled_images, labels_key,
+                           painted_class_names)
 
 __all__ = ["PreviewModels", "live_classifier", "live_segmenter", "warm_features", "View",
            "PreviewMap"]
-
-
-def _names(labels: Mapping[str, np.ndarray], class_names: Optional[Sequence[str]]):
-    """The names of the classes painted (as train_classifier names them)."""
-    present = sorted({int(v) for values in labels.values() for v in np.unique(values) if v})
-    if class_names and present and max(present) <= len(class_names):
-        return [class_names[v - 1] for v in present]
-    return None
 
 
 class PreviewModels:
@@ -59,24 +51,14 @@ class PreviewModels:
         """The quick forest for ``labels`` (path -> labels), trained now if they
         changed; ValueError for labels of another size than their image."""
         labels = {path: values for path, values in labels.items() if values.any()}
-        if not labels:
-            raise ValueError("Paint some labels first: background and at least one kind "
-                             "of object, on one or more images.")
         key = labels_key(labels, features, class_names)
         with self._lock:
             if key != self._key or self._model is None:
-                projection = self.projection(pixels, list(labels), features)
-                labelled = {}
-                for path, values in labels.items():
-                    image = pixels.get(path)
-                    if image.shape[:2] != values.shape:
-                        raise ValueError(
-                            f"The labels of {os.path.basename(path)} are {values.shape[1]}x"
-                            f"{values.shape[0]} pixels, but the image is {image.shape[1]}x"
-                            f"{image.shape[0]}.")
-                    labelled[path] = (self.store.get(path, image, features, projection),
-                                      values)
-                self._model = fit_preview(labelled, _names(labels, class_names))
+                images = labelled_images(pixels, labels)
+                projection = self.projection(pixels, list(images), features)
+                labelled = {path: (self.store.get(path, image, features, projection),
+                                   labels[path]) for path, image in images.items()}
+                self._model = fit_preview(labelled, painted_class_names(labels, class_names))
                 self._key = key
                 self.fits += 1
             return self._model
@@ -85,7 +67,7 @@ class PreviewModels:
 def _send_maps(classifier, models: PreviewModels, pixels: PixelCache, path: str,
                view: Optional[View], state: State) -> PreviewMap:
     image = pixels.get(path)
-    classifier._check_image(image)  # e.g. a loaded classifier for other channels: say so
+    classifier.check_image(image)  # e.g. a loaded classifier for other channels: say so
     feats = models.store.get(path, image, classifier.features, classifier.projection)
     result = None
     for result in preview_maps(classifier, feats, view or View.whole(image.shape),

@@ -12,8 +12,8 @@ in the widget's worker thread and builds three tables:
   Viewer draws the outlines;
 - **Skipped Images**: rows that could not be segmented, with the reason.
 
-The live preview of the label editor uses ``preview_classifier`` and
-``preview_threshold``: train on the labels so far, predict one image.
+The label editor's live preview of a threshold uses ``preview_threshold``; that of a
+classifier is in seglive (a quick forest on the labels so far, PreviewModels).
 """
 from __future__ import annotations
 
@@ -30,8 +30,8 @@ from .core.cancel import Cancelled
 from .data import image_column, image_paths, with_reasons
 
 __all__ = ["SegmentationResult", "run_segmentation", "objects_table", "images_table",
-           "train_classifier", "train_and_segment", "preview_classifier",
-           "preview_segmenter", "preview_threshold", "summary", "PixelCache",
+           "train_classifier", "labelled_images", "painted_class_names", "train_and_segment", "preview_classifier",
+           "preview_threshold", "summary", "PixelCache",
            "TrainedClassifiers",
            "read_pixels", "display_pixels", "MASK_TYPE", "OBJECTS_NAME", "IMAGES_NAME",
            "SKIPPED_NAME"]
@@ -231,27 +231,44 @@ class PixelCache:
         return pixels
 
 
+def labelled_images(pixels: PixelCache, labels: Mapping[str, np.ndarray]
+                    ) -> "dict[str, np.ndarray]":
+    """The images with painted labels (``labels``: path -> labels), path -> pixels;
+    ValueError when nothing is painted or labels differ in size from their image."""
+    painted = [path for path, values in labels.items() if values.any()]
+    if not painted:
+        raise ValueError("Paint some labels first: background and at least one kind of "
+                         "object, on one or more images.")
+    images = {}
+    for path in painted:
+        image, values = pixels.get(path), labels[path]
+        if image.shape[:2] != values.shape:
+            raise ValueError(f"The labels of {os.path.basename(path)} are "
+                             f"{values.shape[1]}x{values.shape[0]} pixels, but "
+                             f"the image is {image.shape[1]}x{image.shape[0]}.")
+        images[path] = image
+    return images
+
+
+def painted_class_names(labels: Mapping[str, np.ndarray],
+                        class_names: Optional[Sequence[str]]) -> Optional[list]:
+    """The names of the classes painted in ``labels`` (label v is ``class_names[v - 1]``),
+    or None when there are no names for them all."""
+    present = sorted({int(v) for values in labels.values() for v in np.unique(values) if v})
+    if class_names and present and max(present) <= len(class_names):
+        return [class_names[v - 1] for v in present]
+    return None
+
+
 def train_classifier(pixels: PixelCache, labels: Mapping[str, np.ndarray],
                      features: str = "filters", class_names: Optional[Sequence[str]] = None):
     """A PixelClassifier trained on the labelled images (``labels``: path -> labels)."""
     from .core.segment.classifier import PixelClassifier
-    paths = [path for path, values in labels.items() if values.any()]
-    if not paths:
-        raise ValueError("Paint some labels first: background and at least one kind of "
-                         "object, on one or more images.")
-    images = [pixels.get(path) for path in paths]
-    for path, image in zip(paths, images):
-        if image.shape[:2] != labels[path].shape:
-            raise ValueError(f"The labels of {os.path.basename(path)} are "
-                             f"{labels[path].shape[1]}x{labels[path].shape[0]} pixels, but "
-                             f"the image is {image.shape[1]}x{image.shape[0]}.")
-    present = sorted({int(v) for p in paths for v in np.unique(labels[p]) if v > 0})
-    names = None
-    if class_names and max(present) <= len(class_names):
-        names = [class_names[v - 1] for v in present]
-    return PixelClassifier().fit(images, [labels[p] for p in paths], features=features,
-                                 class_names=names,
-                                 names=[os.path.basename(p) for p in paths])
+    images = labelled_images(pixels, labels)
+    return PixelClassifier().fit(list(images.values()), [labels[p] for p in images],
+                                 features=features,
+                                 class_names=painted_class_names(labels, class_names),
+                                 names=[os.path.basename(p) for p in images])
 
 
 def labels_key(labels: Mapping[str, np.ndarray], features: str,
@@ -268,9 +285,10 @@ def labels_key(labels: Mapping[str, np.ndarray], features: str,
 
 
 class TrainedClassifiers:
-    """The classifier last trained, kept while the labels, features and names stay the
-    same: switching images in the editor, or segmenting all images after the preview
-    trained, does not train again. Shared by the preview's and the run's threads."""
+    """The classifier last trained for a run, kept while the labels, features and names
+    stay the same: running again with other object options (crops, diameter, splitting)
+    does not train again. Segment Images keeps one for its runs; the live preview
+    trains its own quick forest (seglive.PreviewModels). Thread-safe."""
 
     def __init__(self):
         self._lock = threading.Lock()
@@ -295,8 +313,8 @@ def train_and_segment(data: Table, pixels: PixelCache, labels: Mapping[str, np.n
                       state: State, trained: Optional[TrainedClassifiers] = None,
                       **options) -> SegmentationResult:
     """Train a classifier on ``labels`` (path -> labels), then segment ``data`` with it;
-    ``trained`` keeps classifiers trained before (the live preview's); ``options`` are
-    run_segmentation's."""
+    ``trained`` keeps the classifier trained for an earlier run (the widget's);
+    ``options`` are run_segmentation's."""
     state.set_status("Training on the labels...")
     classifier = (trained or TrainedClassifiers()).get(pixels, labels, features, class_names)
     if state.is_interruption_requested():
@@ -307,16 +325,14 @@ def train_and_segment(data: Table, pixels: PixelCache, labels: Mapping[str, np.n
 def preview_classifier(pixels: PixelCache, labels: Mapping[str, np.ndarray], features: str,
                        path: str, class_names: Optional[Sequence[str]], state: State,
                        trained: Optional[TrainedClassifiers] = None):
-    """(classifier, class map of the image ``path``): the editor's live update."""
+    """(classifier, class map of the image ``path``): the full classifier trained and
+    the whole image predicted. The editor's live update before seglive; the widget no
+    longer calls it: kept for tests/test_segmentation.py and the "before" column of
+    benchmarks/segment_preview.py."""
     classifier = (trained or TrainedClassifiers()).get(pixels, labels, features, class_names)
     if state.is_interruption_requested():
         raise Cancelled()
     return classifier, np.asarray(classifier.predict(pixels.get(path)))
-
-
-def preview_segmenter(segmenter, pixels: PixelCache, path: str, state: State):
-    """(segmenter, class map of ``path``): a segmenter from the input, on one image."""
-    return segmenter, np.asarray(segmenter.predict(pixels.get(path)))
 
 
 def preview_threshold(params, pixels: PixelCache, path: str, state: State):

@@ -1,5 +1,6 @@
 """The refit's own process: same answers as in a thread, embeddings sent once per input,
 the newest request wins, a thread when no process can run, a clean stop."""
+import multiprocessing
 import threading
 import time
 
@@ -106,6 +107,19 @@ def test_the_process_loop_answers_only_the_last_refit_it_was_sent(task):
     assert len(answers[2][2].suggestions) == 3 and not server.is_alive()
 
 
+def test_a_none_token_is_a_token_too(task):
+    """A new worker holds no embeddings: token None sends them like any other."""
+    X, labels = task
+    fresh = RefitWorker()
+    try:
+        result = fresh.refit(X, None, labels, ["a", "b"], 5)
+        assert fresh.in_process
+    finally:
+        fresh.close()
+    np.testing.assert_allclose(result.probabilities,
+                               refit(X, labels, ["a", "b"], 5).probabilities)
+
+
 def test_cancelled_and_failed_requests(worker, task):
     X, labels = task
     with pytest.raises(Superseded):
@@ -149,3 +163,48 @@ def test_close_stops_the_process(task):
     for stopper in stoppers:                # the background thread reaps the process
         stopper.join(30)
     assert stoppers and process.exitcode == 0
+
+
+class _ClosedWhileStarting(RefitWorker):
+    """close() runs (on another thread) while _start is under way, before the new
+    process is stored: close's own stop finds nothing to stop."""
+
+    def __init__(self):
+        super().__init__()
+        self.started = []
+
+    def _start(self):
+        closer = threading.Thread(target=self.close)
+        closer.start()
+        closer.join(30)
+        super()._start()
+        self.started.append(self._process)
+
+
+def test_close_while_the_process_starts_leaves_none_running(task):
+    warming = _ClosedWhileStarting()
+    warming.warm_up()
+    for thread in [t for t in threading.enumerate() if t.name == "refit-warm-up"]:
+        thread.join(60)
+    assert len(warming.started) == 1 and warming._process is None
+    assert not warming.started[0].is_alive()
+    assert warming.started[0] not in multiprocessing.active_children()
+    X, labels = task
+    refitting = _ClosedWhileStarting()
+    with pytest.raises(Superseded):         # the refit that started it is not answered
+        refitting.refit(X, 1, labels, ["a", "b"], 5)
+    assert len(refitting.started) == 1 and not refitting.started[0].is_alive()
+    assert refitting.refit(X, 1, labels, ["a", "b"], 5).suggestions  # then in this thread
+    assert len(refitting.started) == 1
+
+
+def test_a_refit_that_comes_after_close_starts_no_process(task):
+    """A refit past the fallback check when close() runs: Superseded, no process."""
+    X, labels = task
+    worker = RefitWorker()
+    started = []
+    worker._start = lambda: started.append(1)
+    worker.close()
+    with pytest.raises(Superseded):
+        worker._remote(X, 1, ((), (), 5, 0, False), lambda: False)
+    assert started == [] and worker._process is None

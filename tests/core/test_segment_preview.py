@@ -9,6 +9,8 @@ import pytest
 from PIL import Image
 
 from orangecontrib.deepimage.core.cancel import Cancelled
+from orangecontrib.deepimage.core.segment.classifier import LabelError, PixelClassifier
+from orangecontrib.deepimage.core.segment.features import feature_count
 from orangecontrib.deepimage.core.segment.filterfeatures import filter_features
 from orangecontrib.deepimage.core.segment.preview import (FeatureStore, ImageFeatures, View,
                                                           fit_preview, preview_maps)
@@ -139,3 +141,24 @@ def test_live_jobs_send_the_view_then_the_whole(cells, tmp_path):
         live_segmenter(model, pixels, models, rgb, None, State())
     with pytest.raises(ValueError, match="c0.png"):
         models.model(pixels, {paths[0]: np.ones((5, 5), np.uint8)}, "filters")
+
+
+def test_images_with_other_channels_are_refused_as_by_fit(cells):
+    """The quick forest refuses a gray and an RGB image together, as fit() does."""
+    gray, labels = cells[0].image, sparse_labels(cells[0].labels, 0.02)
+    rgb = np.stack([gray] * 3, axis=2)
+    message = r"the images have different numbers of channels \(\[1, 3\]\)"
+    with pytest.raises(LabelError, match=message):
+        PixelClassifier().fit([gray, rgb], [labels, labels])
+    with pytest.raises(LabelError, match=message):
+        fit_preview({"gray": (ImageFeatures(gray, "filters"), labels),
+                     "rgb": (ImageFeatures(rgb, "filters"), labels)})
+
+
+def test_whole_fits_counts_the_features_a_pixel_gets():
+    for features, shape in [("filters", (10, 10)), ("filters", (10, 10, 3)),
+                            ("deep", (10, 10)), ("both", (10, 10, 3))]:
+        image = np.zeros(shape, np.uint8)
+        need = 100 * 4 * feature_count(features, 1 if len(shape) == 2 else 3)
+        assert ImageFeatures(image, features, max_whole_bytes=need).whole_fits
+        assert not ImageFeatures(image, features, max_whole_bytes=need - 1).whole_fits

@@ -217,3 +217,24 @@ class TestEditorEvents(WidgetTest):
         self.assertFalse(widget.file_box.load(newer))
         self.assertIn("version 99", str(widget.Error.classifier_file))
         self.assertEqual(widget.classifier_file, "")
+
+    def test_painted_labels_survive_new_data(self):
+        """Strokes not yet saved with the workflow stay when the input is sent again."""
+        widget, editor = self.widget, self.widget.editor
+        editor.select_class(2)
+        self.drag([(20, 20), (60, 20)])
+        painted = editor.labels["e0.png"].copy()
+        self.assertTrue((painted == 2).any())
+        self.send_signal(widget.Inputs.data, self.data)  # the same data again
+        self.assertTrue(np.array_equal(editor.labels["e0.png"], painted))
+        self.assertTrue(np.array_equal(self.canvas.labels, painted))
+        self.assertFalse(widget._unsaved)
+        editor.select_class(1)
+        self.drag([(20, 80), (90, 90)])  # painted on top, then other data comes
+        both = editor.labels["e0.png"].copy()
+        self.send_signal(widget.Inputs.data, self.data[1:])
+        self.assertNotIn("e0.png", editor.labels)
+        self.send_signal(widget.Inputs.data, self.data)  # the first data: labels back
+        self.assertTrue(np.array_equal(editor.labels["e0.png"], both))
+        self.assertTrue((both == 1).any())
+        self.assertFalse(widget._unsaved)

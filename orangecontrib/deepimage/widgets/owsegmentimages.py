@@ -213,6 +213,7 @@ class OWSegmentImages(OWWidget, ConcurrentWidgetMixin):
     @Inputs.data
     def set_data(self, data: Optional[Table]) -> None:
         self.cancel()
+        self._encode_labels()  # the editor's strokes, before it takes the new images
         self.Error.clear()
         self.data, self.paths, self.keys = data, [], []
         column = image_column(data) if data is not None else None

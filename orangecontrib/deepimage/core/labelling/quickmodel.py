@@ -179,12 +179,15 @@ def out_of_fold_proba(prepared: Prepared, seed: int = 0, max_folds: int = MAX_FO
 class AccuracyEstimate:
     """The quick model's accuracy estimated from the labels so far.
 
-    `mean` is the share of labels a model that did not see them predicted right
-    (k-fold over every label; a label whose class is missing from its training folds
-    counts as wrong, as an image of a class the model has never met would be), and
-    `low`-`high` its 95 % Wilson interval over `n_tested` labels, which is wide at few
-    labels. `std` is the spread over the folds. All are None below MIN_LABELS labels or
-    without two labels in each of two classes, and then `reason` says why."""
+    `mean` is the expected accuracy on the unlabelled rows (see `calibrated`): how
+    often the model is right at a given confidence, learnt from its k-fold held-out
+    predictions of the labels, averaged over its confidences on the unlabelled rows.
+    `cross_validated` is the plain k-fold share of held-out labels predicted right, and
+    `std` its spread over the folds. Only labels of classes with two or more labels are
+    held out (`n_tested` of them); a class with one label is always learnt from, never
+    tested. `low`-`high` is the 95 % Wilson interval of `mean` over `n_tested` labels,
+    wide at few labels. All are None below MIN_LABELS tested labels or without two
+    labels in each of two classes, and then `reason` says why."""
     mean: Optional[float]
     std: Optional[float]
     n_labels: int
@@ -197,8 +200,16 @@ class AccuracyEstimate:
     cross_validated: Optional[float] = None
 
     def __str__(self) -> str:
+        return self.text()
+
+    def text(self, short: bool = False) -> str:
+        """'estimated accuracy 0.91 (95 % 0.80-0.96; 48 labels, 5 classes)', ``short``
+        'estimated accuracy 0.91 (0.80-0.96)' (a status line that gives the counts
+        itself); or why there is no estimate."""
         if self.mean is None:
             return f"accuracy cannot be estimated yet: {self.reason}"
+        if short:
+            return f"estimated accuracy {self.mean:.2f} ({self.low:.2f}-{self.high:.2f})"
         return (f"estimated accuracy {self.mean:.2f} (95 % {self.low:.2f}-{self.high:.2f}; "
                 f"{self.n_labels} labels, {self.n_classes} classes)")
 

@@ -23,8 +23,11 @@ class RefitResult:
     """What the loop knows after a change of the labels (picklable).
 
     ``probabilities`` are n x len(classes) in the caller's class order (NaN rows: no
-    usable embedding; None: no model yet); ``quick`` the fitted model; ``counts`` the
-    labels per class in that order."""
+    usable embedding; None: no model yet); ``suggestions`` rows to label next, most
+    useful first; ``issues`` labelled rows the data contradicts, most suspicious first;
+    ``scores`` per row, the out-of-fold probability of its label (NaN: unlabelled,
+    unchecked); ``quick`` the fitted model; ``counts`` the labels per class in that
+    order."""
 
     labels: tuple
     classes: tuple
@@ -36,6 +39,23 @@ class RefitResult:
     counts: Optional[np.ndarray] = None
     notes: tuple = ()
     scores: Optional[np.ndarray] = None
+
+    @property
+    def predicted(self) -> Optional[np.ndarray]:
+        """Index of each row's predicted class (-1 where there is no prediction)."""
+        if self.probabilities is None:
+            return None
+        valid = np.isfinite(self.probabilities).all(axis=1)
+        return np.where(valid, np.argmax(np.nan_to_num(self.probabilities, nan=-1), 1), -1)
+
+    @property
+    def confidence(self) -> Optional[np.ndarray]:
+        """The predicted class's probability (NaN where there is no prediction)."""
+        if self.probabilities is None:
+            return None
+        valid = np.isfinite(self.probabilities).all(axis=1)
+        best = np.max(np.nan_to_num(self.probabilities, nan=0), axis=1)
+        return np.where(valid, best, np.nan)
 
 
 def refit(embeddings: np.ndarray, labels: Sequence[Optional[str]], classes: Sequence[str],

@@ -42,6 +42,10 @@ NICENESS = 5
 START_TIMEOUT = 300.0
 
 
+#: the token the client holds before any embeddings were sent (no caller's token is it)
+_NO_DATA = object()
+
+
 class Superseded(Exception):
     """A newer request replaced this one (or the caller cancelled it)."""
 
@@ -140,7 +144,7 @@ class RefitWorker:
         self.fallback = "" if use_process else "asked to run in the thread"
         self._process = None
         self._conn = None
-        self._token = None  # the input whose embeddings the process holds
+        self._token = _NO_DATA  # the input whose embeddings the process holds
         self._ids = itertools.count(1)
         self._latest = 0
         self._ready = False  # the process has answered once
@@ -191,6 +195,8 @@ class RefitWorker:
                         self._start()
                     except (OSError, ValueError, RuntimeError) as error:
                         self._broken(error)
+                    if self._closed:  # close() ran while it started: stop it here
+                        self._stop()
         if self._process is None and not self.fallback:
             threading.Thread(target=start, daemon=True, name="refit-warm-up").start()
 
@@ -201,12 +207,17 @@ class RefitWorker:
                                   name="deepimage-label-refit")
         process.start()
         child.close()
-        self._process, self._conn, self._token = process, parent, None
+        self._process, self._conn, self._token = process, parent, _NO_DATA
 
     def _remote(self, embeddings, token, args: tuple, cancelled) -> RefitResult:
         with self._send_lock:
             if self._process is None:
+                if self._closed:
+                    raise Superseded()
                 self._start()
+                if self._closed:  # close() ran while it started: it missed this one
+                    self._stop()
+                    raise Superseded()
             if token != self._token:
                 self._send_matrix(np.ascontiguousarray(embeddings), token)
             request_id = next(self._ids)
@@ -266,9 +277,10 @@ class RefitWorker:
                              name="refit-stop").start()
 
     def _stop(self, timeout: float = 2.0) -> None:
+        # no lock: _broken calls it holding _send_lock, and close() must not wait for it
         process, conn = self._process, self._conn
         self._process = self._conn = None
-        self._token = None
+        self._token = _NO_DATA
         if conn is not None:
             try:
                 conn.send(("stop",))

@@ -9,7 +9,7 @@ file against a short list of scikit-learn and numpy types and runs no code from 
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -21,7 +21,7 @@ from .imageops import intensity_range
 from .shapes import objects_from_class_map
 
 __all__ = ["PixelClassifier", "SegmenterFileError", "LabelError", "FORMAT", "FORMAT_VERSION",
-           "MAX_TRAINING_PIXELS"]
+           "MAX_TRAINING_PIXELS", "image_channels", "per_class_pixels"]
 
 #: labelled pixels used for training at most (sampled evenly over the classes)
 MAX_TRAINING_PIXELS = 200_000
@@ -35,18 +35,30 @@ def _channels(image: np.ndarray) -> int:
     return 1 if image.ndim == 2 else image.shape[2]
 
 
-def _training_pixels(labels: np.ndarray, rng: np.random.Generator, per_class: int) -> np.ndarray:
-    """Flat indices of at most ``per_class`` labelled pixels of each class."""
+def image_channels(images: Sequence[np.ndarray]) -> int:
+    """The images' number of channels; LabelError when they differ."""
+    channels = {_channels(image) for image in images}
+    if not channels:
+        raise LabelError("no images to train on")
+    if len(channels) > 1:
+        raise LabelError(f"the images have different numbers of channels ({sorted(channels)})")
+    return channels.pop()
+
+
+def per_class_pixels(labels: np.ndarray, per_class: int,
+                     pick: Callable[[np.ndarray, int], np.ndarray]) -> np.ndarray:
+    """Flat indices (int64) of at most ``per_class`` labelled pixels of each class;
+    ``pick(where, n)`` chooses n of a class's flat indices ``where`` when it has more."""
     flat = labels.ravel()
     chosen = []
     for value in np.unique(flat):
         if value == 0:
             continue
-        where = np.flatnonzero(flat == value)
+        where = np.flatnonzero(flat == value).astype(np.int64)
         if where.size > per_class:
-            where = rng.choice(where, per_class, replace=False)
+            where = pick(where, per_class)
         chosen.append(where)
-    return np.concatenate(chosen) if chosen else np.zeros(0, np.intp)
+    return np.concatenate(chosen) if chosen else np.zeros(0, np.int64)
 
 
 class PixelClassifier:
@@ -79,9 +91,7 @@ class PixelClassifier:
             raise LabelError(f"{len(images)} images and {len(labels)} label images: "
                              f"give one label image per image")
         names = list(names) if names is not None else [f"label image {i + 1}" for i in range(len(labels))]
-        channels = {_channels(image) for image in images}
-        if len(channels) > 1:
-            raise LabelError(f"the images have different numbers of channels ({sorted(channels)})")
+        channels = image_channels(images)
         checked = [self._checked_labels(image, label, name)
                    for image, label, name in zip(images, labels, names)]
         projection = fit_deep_projection(list(images), features)
@@ -90,12 +100,13 @@ class PixelClassifier:
         xs, ys = [], []
         for image, label in zip(images, checked):
             chosen = np.zeros(label.shape, bool)
-            chosen.ravel()[_training_pixels(label, rng, per_class)] = True
+            chosen.ravel()[per_class_pixels(
+                label, per_class, lambda where, n: rng.choice(where, n, replace=False))] = True
             for part, feats in pixel_features_tiles(image, features, projection=projection):
                 here = chosen[part.target]
                 xs.append(feats[here])
                 ys.append(label[part.target][here])
-        return self.fit_rows(np.concatenate(xs), np.concatenate(ys), features, channels.pop(),
+        return self.fit_rows(np.concatenate(xs), np.concatenate(ys), features, channels,
                              projection, class_names)
 
     def fit_rows(self, x: np.ndarray, y: np.ndarray, features: str, channels: int,
@@ -149,7 +160,9 @@ class PixelClassifier:
             return ["background", "object"]
         return ["background"] + [f"object {int(c) - 1}" for c in classes[1:]]
 
-    def _check_image(self, image: np.ndarray) -> None:
+    def check_image(self, image: np.ndarray) -> None:
+        """Raise (RuntimeError, ValueError) unless this classifier is trained and can
+        predict ``image`` (the channels it was trained on)."""
         if not self.fitted:
             raise RuntimeError("the pixel classifier is not trained: call fit() or load()")
         if _channels(image) != self.channels:
@@ -158,7 +171,7 @@ class PixelClassifier:
 
     def predict_proba(self, image: np.ndarray, tile: "int | None" = None) -> np.ndarray:
         """H x W x K float32 probabilities of the classes (in ``classes_`` order)."""
-        self._check_image(image)
+        self.check_image(image)
         out = np.zeros(image.shape[:2] + (len(self.classes_),), np.float32)
         for part, feats in pixel_features_tiles(image, self.features, tile,
                                                 projection=self.projection):
@@ -199,7 +212,7 @@ class PixelClassifier:
         directions, and then about each pixel next to a change of class (on generated
         cells: two thirds of the CPU time, the same class for 99.999% of the pixels; a
         region thinner than two pixels may be missed)."""
-        self._check_image(image)
+        self.check_image(image)
         out = np.zeros(image.shape[:2], np.uint8)
         value_range = intensity_range(image)
         for part, feats in pixel_features_tiles(image, self.features, tile, value_range,

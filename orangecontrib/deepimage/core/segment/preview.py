@@ -24,8 +24,8 @@ from typing import Callable, Iterator, Mapping, Optional, Sequence
 import numpy as np
 
 from ..cancel import Cancelled
-from .classifier import PixelClassifier
-from .features import MARGIN, pixel_features, pixel_features_tiles
+from .classifier import PixelClassifier, image_channels, per_class_pixels
+from .features import MARGIN, feature_count, pixel_features, pixel_features_tiles
 from .filterfeatures import filter_features
 from .imageops import intensity_range, scaled
 
@@ -122,7 +122,7 @@ class ImageFeatures:
     def whole_fits(self) -> bool:
         """Whether the features of every pixel may be kept (else: a tile at a time)."""
         count = self.image.shape[2] if self.image.ndim == 3 else 1
-        per_pixel = 4 * (21 * count if self.features == "filters" else 48 + 21 * count)
+        per_pixel = 4 * feature_count(self.features, count)  # float32
         return self.shape[0] * self.shape[1] * per_pixel <= self.max_whole_bytes
 
     def whole(self, is_cancelled: Callable[[], bool] = lambda: False) -> np.ndarray:
@@ -218,38 +218,35 @@ class FeatureStore:
             return sum(item.nbytes for item in self._items.values())
 
 
+def _fixed_pick(where: np.ndarray, n: int) -> np.ndarray:
+    """n of the flat indices ``where`` in a fixed pseudo-random order: the same pixels
+    stroke after stroke, so their features are computed once."""
+    order = (where * 2654435761) % 4294967291
+    return np.sort(where[np.argsort(order, kind="stable")[:n]])
+
+
 def _chosen_pixels(labels: np.ndarray, per_class: int = PER_CLASS) -> np.ndarray:
-    """Flat indices of at most ``per_class`` labelled pixels of each class; the same
-    pixels stroke after stroke (a fixed pseudo-random order), so their features are
-    computed once."""
-    flat = labels.ravel()
-    chosen = []
-    for value in np.unique(flat):
-        if value == 0:
-            continue
-        where = np.flatnonzero(flat == value).astype(np.int64)
-        if where.size > per_class:
-            order = (where * 2654435761) % 4294967291
-            where = np.sort(where[np.argsort(order, kind="stable")[:per_class]])
-        chosen.append(where)
-    return np.concatenate(chosen) if chosen else np.zeros(0, np.int64)
+    """Flat indices of at most ``per_class`` labelled pixels of each class, the same
+    stroke after stroke."""
+    return per_class_pixels(labels, per_class, _fixed_pick)
 
 
 def fit_preview(labelled: Mapping[str, tuple[ImageFeatures, np.ndarray]],
                 class_names: Optional[Sequence[str]] = None, n_jobs: int = 2
                 ) -> PixelClassifier:
     """A quick PixelClassifier (PREVIEW_TREES trees, PREVIEW_DEPTH deep) trained on
-    the labelled pixels of images: ``labelled`` maps a key to (its features, labels)."""
+    the labelled pixels of images: ``labelled`` maps a key to (its features, labels).
+    LabelError when the images have different numbers of channels."""
+    channels = image_channels([feats.image for feats, _ in labelled.values()])
     xs, ys = [], []
     for feats, labels in labelled.values():
         chosen = _chosen_pixels(labels)
         xs.append(feats.at(chosen))
         ys.append(labels.ravel()[chosen])
     x, y = np.concatenate(xs), np.concatenate(ys)
-    channels = {1 if f.image.ndim == 2 else f.image.shape[2] for f, _ in labelled.values()}
     first = next(iter(labelled.values()))[0]
     model = PixelClassifier(n_estimators=PREVIEW_TREES, max_depth=PREVIEW_DEPTH, n_jobs=n_jobs)
-    return model.fit_rows(x, y, first.features, channels.pop(), first.projection, class_names)
+    return model.fit_rows(x, y, first.features, channels, first.projection, class_names)
 
 
 def preview_maps(classifier: PixelClassifier, feats: ImageFeatures, view: View,
