@@ -255,13 +255,13 @@ def estimate_accuracy(embeddings: object, labels: Sequence[Hashable | None],
                                 reason="needs labels of at least two classes")
     if n_labels < MIN_LABELS or (counts >= 2).sum() < 2:
         return AccuracyEstimate(None, None, n_labels, n_classes, reason=(
-            f"too few labels to estimate ({n_labels}; needs {MIN_LABELS}, "
+            f"too few labels ({n_labels}; needs {MIN_LABELS}, "
             "with two in each of two classes)"))
     codes = prepared.y[rows]
     tested = counts[codes] >= 2  # a class with one label is always learnt from
     if tested.sum() < MIN_LABELS:
         return AccuracyEstimate(None, None, n_labels, n_classes, reason=(
-            f"too few labels to estimate ({int(tested.sum())} in classes with two or "
+            f"too few labels ({int(tested.sum())} in classes with two or "
             f"more; needs {MIN_LABELS})"))
     n_folds = min(ESTIMATE_FOLDS, int(tested.sum()))
     fold = np.full(n_labels, -1)
