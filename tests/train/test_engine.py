@@ -230,22 +230,46 @@ def test_progress_has_one_total_from_the_start(colour_dir, tmp_path, mode):
 
 
 def test_the_image_size_comes_from_the_images(tmp_path, write_colours):
-    """Small images train small (lesson 2: 64-px digits at 96 px); photos natively."""
-    from orangecontrib.deepimage.core.presets import auto_image_size, image_sides, \
-        size_for_images
-    assert [auto_image_size(side) for side in (8, 32, 40, 64, 100, 150, 640)] == \
-        [64, 64, 64, 96, 160, 227, 227]
-    assert auto_image_size(64, "inception-v3") == 96 and auto_image_size(20, "vgg16") == 64
+    """Small images train small (lesson 2: 64-px digits at 96 px), at least 80 px, and
+    the smallest (enlarged to 80 px) for two thirds of the fine-tuning epochs; photos
+    natively."""
+    from orangecontrib.deepimage.core.presets import auto_image_size, enlarged_to_floor, \
+        fit_to_images, image_sides, size_for_images
+    assert [auto_image_size(side) for side in (8, 32, 40, 48, 64, 100, 150, 640)] == \
+        [80, 80, 80, 96, 96, 160, 227, 227]
+    assert [enlarged_to_floor(side) for side in (8, 32, 42, 43, 64, None)] == \
+        [True, True, True, False, False, False]
+    assert auto_image_size(64, "inception-v3") == 96 and auto_image_size(20, "vgg16") == 80
     assert auto_image_size(None) == 227 and auto_image_size(500, "vgg16") == 224
     paths = write_colours(tmp_path / "small", per_class=4, size=40)
     (tmp_path / "small" / "red" / "broken.png").write_bytes(b"not a png")
     paths.append(str(tmp_path / "small" / "red" / "broken.png"))
     assert image_sides(paths + ["https://example.org/a.jpg"]) == [40] * 8
-    assert size_for_images(paths) == 64 and size_for_images([]) == 227
+    assert size_for_images(paths) == 80 and size_for_images([]) == 227
+    # fine-tuning these 40-px images: 80 px, 10 of the preset's 15 network epochs
+    tuned = fit_to_images(preset(), paths)
+    assert (tuned.image_size, tuned.epochs, preset().epochs) == (80, 10, 15)
+    assert fit_to_images(dataclasses.replace(preset(), epochs=30), paths).epochs == 20
+    # a size the user chose, the last layer alone, and training from scratch keep theirs
+    fixed = dataclasses.replace(preset(), image_size=64)
+    assert fit_to_images(fixed, paths) == fixed
+    assert fit_to_images(preset(mode="last-layer"), paths) == preset(mode="last-layer")
+    scratch = fit_to_images(preset(mode="scratch"), paths)
+    assert (scratch.image_size, scratch.epochs) == (80, preset(mode="scratch").epochs)
+    big = write_colours(tmp_path / "big", per_class=2, size=64)
+    assert (fit_to_images(preset(), big).image_size, fit_to_images(preset(), big).epochs) \
+        == (96, 15)
     labels = [0 if "/blue/" in p else 1 for p in paths]
     config = dataclasses.replace(preset("squeezenet", "scratch"), epochs=1, batch_size=4)
     result = train_classifier(paths, labels, 2, config)
-    assert result.image_size == 64 and result.config.image_size == 64
+    assert result.image_size == 80 and result.config.image_size == 80
+    assert result.budget_note == ""  # from scratch: the epochs asked for
+    # fine-tuning says what the small images changed
+    tuned = dataclasses.replace(preset(), epochs=3, head_epochs=1, batch_size=4,
+                                random_weights=True)
+    result = train_classifier(paths, labels, 2, tuned)
+    assert result.config.epochs == 2 and result.config.image_size == 80
+    assert result.budget_note == "Small images: trained at 80 px, for 2 of the 3 network epochs."
     # the last layer alone trains on the embeddings at the network's own size
     last = dataclasses.replace(preset("squeezenet", "last-layer"), epochs=1)
     assert train_classifier(paths, labels, 2, last).image_size == 227

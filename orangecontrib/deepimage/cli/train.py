@@ -140,7 +140,7 @@ def prepare(args: argparse.Namespace):
     import numpy as np
 
     from ..core.models import UnknownModel
-    from ..core.presets import image_sides, size_for_images
+    from ..core.presets import fit_to_images, image_sides
     from ..data import image_paths
     try:
         learner, table = _learner(args), _image_table(args.directory)
@@ -149,13 +149,17 @@ def prepare(args: argparse.Namespace):
     if args.image_size is None and learner.mode != "last-layer" \
             and args.time_budget is None:  # with a budget each run chooses (and may lower)
         paths = image_paths(table)
-        learner.image_size = size_for_images(paths, learner.model)
+        config = learner.config()
+        fitted = fit_to_images(config, paths)
+        learner.image_size, learner.epochs = fitted.image_size, fitted.epochs
         if not args.quiet:
             sides = image_sides(paths)
             seen = f"their median side is {int(np.median(sides))} px" if sides else \
                 "their sizes could not be read"
-            print(f"Training at {learner.image_size} px, chosen from the images ({seen}); "
-                  f"--image-size N to change.", file=sys.stderr)
+            epochs = f", {fitted.epochs} of {config.epochs} epochs (small images)" \
+                if fitted.epochs != config.epochs else ""
+            print(f"Training at {learner.image_size} px{epochs}, chosen from the images "
+                  f"({seen}); --image-size N to change.", file=sys.stderr)
     return learner, table
 
 

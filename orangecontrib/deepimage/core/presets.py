@@ -6,6 +6,7 @@ from core.train as before.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from dataclasses import dataclass
@@ -17,7 +18,8 @@ from .images import is_url, shown_size
 from .models import get_spec
 
 __all__ = ["MODES", "OPTIMIZERS", "MIN_IMAGE_SIZE", "TrainConfig", "preset",
-           "auto_image_size", "image_sides", "size_for_images"]
+           "auto_image_size", "image_sides", "size_for_images", "fit_to_images",
+           "enlarged_to_floor"]
 
 MODES = ("last-layer", "fine-tune", "scratch")
 OPTIMIZERS = ("sgd", "rmsprop", "adam", "adamw")
@@ -186,23 +188,40 @@ def preset(model: str = "squeezenet", mode: str = "fine-tune") -> TrainConfig:
 
 # The image size chosen for images of a given size (auto_image_size). Lesson 2 measured
 # 64-px digits at 64, 96 and 227 px: 96 was as accurate as 227 and several times faster,
-# 64 less accurate; benchmarks/train_digits.py found 64 px right for 32-px digits.
+# 64 less accurate. The floor was 64 px until benchmarks/train_recipe.py measured 80 px
+# with two thirds of the epochs (the same cost: an 80-px step costs 1.5 x a 64-px one)
+# better on 32-px digits, shapes and photo patches (benchmarks/README.md, "small images").
 AUTO_SIZE_SCALE = 1.5  # of the images' median shorter side
 AUTO_SIZE_STEP = 32  # rounded up to a multiple of this
-AUTO_SIZE_FLOOR = 64  # never below, however small the images
+AUTO_SIZE_FLOOR = 80  # never below, however small the images
 AUTO_SIZE_SAMPLE = 200  # image headers read to find the median
+# fine-tuning images enlarged to the floor: this share of the whole network's epochs
+FLOOR_EPOCH_SHARE = 2 / 3
+
+
+def _rule_size(median_side: float) -> int:
+    return math.ceil(AUTO_SIZE_SCALE * median_side / AUTO_SIZE_STEP) * AUTO_SIZE_STEP
 
 
 def auto_image_size(median_side: "float | None", model: str = "squeezenet") -> int:
     """The side to train ``model`` at for images whose median shorter side is
-    ``median_side``: 1.5 x that, rounded up to a multiple of 32, at least 64 px (and the
+    ``median_side``: 1.5 x that, rounded up to a multiple of 32, at least 80 px (and the
     network's smallest size) and at most its native size, which is also the answer when
-    the side is unknown. 32-px images train at 64 px, 64-px images at 96, photos natively."""
+    the side is unknown. 32-px images train at 80 px, 64-px images at 96, photos natively."""
     spec = get_spec(model)
     if median_side is None or not median_side > 0:
         return spec.input_size
-    size = math.ceil(AUTO_SIZE_SCALE * median_side / AUTO_SIZE_STEP) * AUTO_SIZE_STEP
+    size = _rule_size(median_side)
     return int(min(spec.input_size, max(size, AUTO_SIZE_FLOOR, spec.min_input_size)))
+
+
+def enlarged_to_floor(median_side: "float | None", model: str = "squeezenet") -> bool:
+    """Whether images of this median side train at the size floor, larger than the rule's
+    1.5 x (images under about 43 px)."""
+    if median_side is None or not median_side > 0:
+        return False
+    floor = max(AUTO_SIZE_FLOOR, get_spec(model).min_input_size)
+    return _rule_size(median_side) < floor == auto_image_size(median_side, model)
 
 
 def image_sides(sources: Sequence[str], sample: int = AUTO_SIZE_SAMPLE) -> "list[int]":
@@ -230,3 +249,19 @@ def size_for_images(sources: Sequence[str], model: str = "squeezenet") -> int:
     """auto_image_size for the median shorter side of these images (see image_sides)."""
     sides = image_sides(sources)
     return auto_image_size(float(np.median(sides)) if sides else None, model)
+
+
+def fit_to_images(config: TrainConfig, sources: Sequence[str]) -> TrainConfig:
+    """``config`` with the image size chosen from these images when it has none
+    (auto_image_size; "last-layer" keeps none: it trains on the embeddings at the native
+    size). Fine-tuning images small enough to be enlarged to the floor (80 px) trains the
+    whole network for ``FLOOR_EPOCH_SHARE`` of the epochs (15 -> 10): as long as 15 at
+    64 px took, and more accurate (benchmarks/README.md)."""
+    if config.image_size is not None or config.mode == "last-layer":
+        return config
+    sides = image_sides(sources)
+    median = float(np.median(sides)) if sides else None
+    changes = {"image_size": auto_image_size(median, config.model)}
+    if config.mode == "fine-tune" and enlarged_to_floor(median, config.model):
+        changes["epochs"] = max(1, round(config.epochs * FLOOR_EPOCH_SHARE))
+    return dataclasses.replace(config, **changes)

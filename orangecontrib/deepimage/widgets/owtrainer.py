@@ -234,8 +234,9 @@ class OWTrainer(OWWidget, ConcurrentWidgetMixin):
         tip = (f"Unchecked, the size comes from the images: 1.5 x their median side, "
                f"at least {AUTO_SIZE_FLOOR} px, at most {spec.display_name}'s own "
                f"{spec.input_size} px (small images train much faster small; the Info box "
-               f"says which size was used). 'Last layer only' trains on the embeddings at "
-               f"{spec.input_size} px.")
+               f"says which size was used). Images enlarged to {AUTO_SIZE_FLOOR} px "
+               f"fine-tune for two thirds of the epochs. 'Last layer only' trains on the "
+               f"embeddings at {spec.input_size} px.")
         self.size_check.setToolTip(tip)
         self.size_spin.setToolTip(tip)
 

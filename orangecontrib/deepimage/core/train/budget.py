@@ -3,7 +3,7 @@
 Before the images are loaded, one timed training step at the chosen size says what an
 epoch will cost; a size chosen from the images (not one the user fixed) is lowered by
 steps of 32 px until at least BUDGET_MIN_EPOCHS epochs of the whole network fit in
-the budget (never below the size floor). After the embedding pass, the epochs that fit
+the budget (never below BUDGET_SIZE_FLOOR, 64 px). After the embedding pass, the epochs that fit
 are planned from its time; the epoch runner re-plans after every epoch (epochs.py).
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import time
 
-from ..presets import AUTO_SIZE_FLOOR, AUTO_SIZE_STEP, MIN_IMAGE_SIZE, TrainConfig
+from ..presets import AUTO_SIZE_STEP, MIN_IMAGE_SIZE, TrainConfig
 
 __all__ = ["network_epochs_that_fit", "size_for_budget", "BACKWARD_FACTOR",
            "BUDGET_MIN_EPOCHS"]
@@ -21,6 +21,9 @@ __all__ = ["network_epochs_that_fit", "size_for_budget", "BACKWARD_FACTOR",
 BACKWARD_FACTOR = 3.0
 BUDGET_MIN_EPOCHS = 6  # lower the size until this many network epochs fit (or the floor)
 BUDGET_SHARE = 0.8  # of the budget for the network's epochs (loading, the last layer: rest)
+# the smallest size a budget lowers a chosen size to (below the 80-px floor of sizes chosen
+# from the images: a short budget may ask for it)
+BUDGET_SIZE_FLOOR = 64
 
 
 def network_epochs_that_fit(planned: int, deadline: "float | None", embed_seconds: float,
@@ -58,7 +61,7 @@ def size_for_budget(net, config: TrainConfig, n_images: int, device) -> "tuple[i
     """The image size to train at within ``config.time_budget`` (see the module doc), and
     a sentence when it was lowered."""
     size = config.size
-    floor = max(AUTO_SIZE_FLOOR, MIN_IMAGE_SIZE[config.model])
+    floor = max(BUDGET_SIZE_FLOOR, MIN_IMAGE_SIZE[config.model])
     if not config.time_budget or config.mode == "last-layer" or size <= floor:
         return size, ""
     epochs = min(config.epochs, BUDGET_MIN_EPOCHS)

@@ -18,7 +18,7 @@ from ..cancel import ProgressCallback, StopCallback
 from ..cancel import Cancelled
 from ..devices import resolve_device
 from ..models import get_spec
-from ..presets import TrainConfig, size_for_images
+from ..presets import TrainConfig, fit_to_images
 from ..schedule import head_optimizer, network_optimizers
 from .baseline import logreg_accuracy
 from .budget import network_epochs_that_fit, size_for_budget
@@ -95,10 +95,9 @@ def _prepare(sources, labels, n_classes, config):
         raise ValueError("train_classifier: one label per image is needed")
     if n_classes < 2 or len(np.unique(labels)) < 2:
         raise ValueError("Training a classifier needs images of at least two classes.")
-    if config.image_size is None and config.mode != "last-layer":
-        # small images train small; the last layer alone trains on the embeddings Image
-        # Embedder makes (and caches) at the network's native size
-        config = dataclasses.replace(config, image_size=size_for_images(sources, config.model))
+    # small images train small; the last layer alone trains on the embeddings Image
+    # Embedder makes (and caches) at the network's native size
+    config = fit_to_images(config, sources)
     return sources, labels, config
 
 
@@ -112,14 +111,15 @@ def train_classifier(sources: Sequence[str], labels: Sequence[int], n_classes: i
     ``on_epoch(record)`` is called after every epoch. Unreadable images are left out
     and listed in the result's ``skipped``. Without an ``image_size``, fine-tuning and
     training from scratch run at a size chosen from the images (core.presets.
-    size_for_images); the result's ``config`` has the size used. With a ``time_budget``
+    fit_to_images: small images at 80 px, for two thirds of the fine-tuning epochs); the
+    result's ``config`` has the size and epochs used. With a ``time_budget``
     the whole network trains for the epochs that fit (none: the last layer alone, and the
     result's ``budget_note`` says so) and the run stops at the deadline with the best model.
     """
     import torch
     from ..imagecache import load_images
     started = time.perf_counter()
-    chosen_size = config.image_size is None
+    chosen_size, requested_epochs = config.image_size is None, config.epochs
     sources, labels, config = _prepare(sources, labels, n_classes, config)
     parallel = distributed.current()  # torchrun: one process of several (core.distributed)
     deadline = started + config.time_budget if config.time_budget and not parallel else None
@@ -131,6 +131,9 @@ def train_classifier(sources: Sequence[str], labels: Sequence[int], n_classes: i
     if deadline is not None and chosen_size:  # a size from the images may be lowered
         size, note = size_for_budget(net, config, len(sources), device)
         config = dataclasses.replace(config, image_size=size)
+    if config.epochs != requested_epochs:  # core.presets.fit_to_images
+        note = (f"Small images: trained at {config.size} px, for {config.epochs} of the "
+                f"{requested_epochs} network epochs. {note}").strip()
     generator = torch.Generator().manual_seed(config.seed)
 
     # progress units (planned_work): images loaded, embedded, trained and validated, and

@@ -46,7 +46,7 @@ class TrainResult:
     seconds: float
     device: str
     baseline_accuracy: float = math.nan  # see EpochRecord.baseline_accuracy
-    budget_note: str = ""  # what the time budget changed, in a sentence; "" if nothing
+    budget_note: str = ""  # what the time budget (or small images) changed; "" if nothing
 
     @property
     def image_size(self) -> int:
