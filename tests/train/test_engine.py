@@ -60,15 +60,28 @@ def test_inception_auxiliary_logits_at_299_only_while_training():
         assert backbone.forward_with_aux(torch.rand(1, 3, 299, 299))[1] is None
 
 
-def test_presets_follow_the_papers():
-    vgg = preset("vgg16", "scratch")
+def test_presets_keep_the_papers_and_the_modes_recipes():
+    """Each network's own preset records its paper; the modes keep its batch size,
+    dropout and auxiliary loss and set the rest (one recipe per mode, every network)."""
+    from orangecontrib.deepimage.core.models import get_spec
+    vgg = get_spec("vgg16").train
     assert (vgg.optimizer, vgg.momentum, vgg.weight_decay, vgg.dropout) == ("sgd", 0.9, 5e-4, 0.5)
-    assert vgg.flip and vgg.scale_jitter > 0 and vgg.size == 224
-    inception = preset("inception-v3", "scratch")
-    assert (inception.optimizer, inception.label_smoothing, inception.size) == ("rmsprop", 0.1, 299)
-    assert inception.aux_loss_weight > 0
+    assert vgg.scale_jitter > 0
+    inception = get_spec("inception-v3").train
+    assert (inception.optimizer, inception.label_smoothing) == ("rmsprop", 0.1)
+    for name in ("squeezenet", "vgg16", "inception-v3"):
+        scratch, tuned = preset(name, "scratch"), preset(name, "fine-tune")
+        last = preset(name, "last-layer")
+        own = get_spec(name).train
+        assert (scratch.optimizer, scratch.learning_rate, scratch.epochs) == ("adamw", 5e-4, 30)
+        assert (tuned.optimizer, tuned.epochs, last.epochs, last.patience) == \
+            ("adamw", 15, 300, 30)
+        assert scratch.dropout == tuned.dropout == own.dropout
+        assert scratch.aux_loss_weight == own.aux_loss_weight
+        assert not scratch.flip and scratch.scale_jitter == 0 and scratch.tta == 5
+    assert preset("inception-v3", "scratch").aux_loss_weight > 0
+    assert preset("vgg16", "scratch").size == 224 and preset("inception-v3").size == 299
     assert preset("squeezenet").size == 227 and preset("squeezenet").mode == "fine-tune"
-    assert preset("vgg16", "fine-tune").learning_rate < vgg.learning_rate
     with pytest.raises(ValueError, match="mode"):
         TrainConfig(mode="sideways")
 
