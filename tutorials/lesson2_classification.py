@@ -63,7 +63,7 @@ RANDOM_STATE = 42  # the seed Test & Score uses to split the folds
 # the epochs, batch size and learning rate (AdamW's, the backbone's; the last layer's is
 # ten times it) are the fine-tuning preset, and predictions average 5 views.
 NETWORK, MODE = "squeezenet", "fine-tune"
-EPOCHS = 15
+EPOCHS = 12
 IMAGE_SIZE = 96
 BATCH_SIZE = 32
 LEARNING_RATE = 0.0001

@@ -235,7 +235,7 @@ class OWTrainer(OWWidget, ConcurrentWidgetMixin):
                f"at least {AUTO_SIZE_FLOOR} px, at most {spec.display_name}'s own "
                f"{spec.input_size} px (small images train much faster small; the Info box "
                f"says which size was used). Images enlarged to {AUTO_SIZE_FLOOR} px "
-               f"fine-tune for two thirds of the epochs. 'Last layer only' trains on the "
+               f"fine-tune for 5/6 of the epochs (10 of 12). 'Last layer only' trains on the "
                f"embeddings at {spec.input_size} px.")
         self.size_check.setToolTip(tip)
         self.size_spin.setToolTip(tip)

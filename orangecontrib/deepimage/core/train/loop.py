@@ -111,7 +111,7 @@ def train_classifier(sources: Sequence[str], labels: Sequence[int], n_classes: i
     ``on_epoch(record)`` is called after every epoch. Unreadable images are left out
     and listed in the result's ``skipped``. Without an ``image_size``, fine-tuning and
     training from scratch run at a size chosen from the images (core.presets.
-    fit_to_images: small images at 80 px, for two thirds of the fine-tuning epochs); the
+    fit_to_images: small images at 80 px, for 10 of the recipe's 12 network epochs); the
     result's ``config`` has the size and epochs used. With a ``time_budget``
     the whole network trains for the epochs that fit (none: the last layer alone, and the
     result's ``budget_note`` says so) and the run stops at the deadline with the best model.
