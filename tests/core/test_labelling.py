@@ -95,6 +95,12 @@ def test_label_issues_find_flipped_labels(blobs):
     assert scores.shape == (len(y),)
     assert np.all(scores[flipped] < 0.5) and np.median(np.delete(scores, flipped)) > 0.9
     assert label_issues(X, [f"c{v}" for v in y]) == []
+    # the refit's one cross-validation gives both, the same as the two calls
+    from orangecontrib.deepimage.core.labelling.issues import issues_and_scores
+    both, both_scores = issues_and_scores(X, labels, with_scores=True)
+    assert both == issues and np.array_equal(both_scores, scores, equal_nan=True)
+    assert issues_and_scores(X, labels)[1] is None
+    assert issues_and_scores(X, [f"c{v}" for v in y], with_scores=True) == ([], None)
 
 
 def test_quick_model_predicts_and_its_accuracy_is_estimated(blobs):

@@ -21,7 +21,8 @@ import numpy as np
 from .inputs import single_threaded, prepare
 from .quickmodel import out_of_fold_proba
 
-__all__ = ["label_issues", "label_issue_scores", "LabelIssue", "describe_label_issues"]
+__all__ = ["label_issues", "label_issue_scores", "LabelIssue", "describe_label_issues",
+           "issues_and_scores"]
 
 
 @single_threaded
@@ -31,7 +32,10 @@ def label_issue_scores(embeddings: object, labels: Sequence[Hashable | None],
     the given label (0 = contradicted, 1 = supported); NaN for unlabelled rows and
     rows that cannot be checked (NaN embedding, a class with one label)."""
     prepared = prepare(embeddings, labels)
-    oof = out_of_fold_proba(prepared, seed)
+    return _scores(prepared, out_of_fold_proba(prepared, seed))
+
+
+def _scores(prepared, oof) -> np.ndarray:
     scores = np.full(len(prepared.y), np.nan)
     tested = oof.fold >= 0
     rows = oof.rows[tested]
@@ -56,7 +60,10 @@ def describe_label_issues(embeddings: object, labels: Sequence[Hashable | None],
     """`label_issues` with the reasons: a LabelIssue per suspicious row, most
     suspicious first."""
     prepared = prepare(embeddings, labels)
-    oof = out_of_fold_proba(prepared, seed)
+    return _issues(prepared, out_of_fold_proba(prepared, seed))
+
+
+def _issues(prepared, oof) -> list:
     tested = oof.fold >= 0
     if not tested.any():
         return []
@@ -81,3 +88,14 @@ def label_issues(embeddings: object, labels: Sequence[Hashable | None],
     first; empty when nothing can be checked yet (fewer than two classes with two or
     more labels each)."""
     return [issue.row for issue in describe_label_issues(embeddings, labels, seed)]
+
+
+@single_threaded
+def issues_and_scores(embeddings: object, labels: Sequence[Hashable | None], seed: int = 0,
+                      with_scores: bool = False) -> "tuple[list, np.ndarray | None]":
+    """``label_issues`` and, ``with_scores`` and when there are issues,
+    ``label_issue_scores``, from one cross-validation (the refit's)."""
+    prepared = prepare(embeddings, labels)
+    oof = out_of_fold_proba(prepared, seed)
+    issues = [issue.row for issue in _issues(prepared, oof)]
+    return issues, (_scores(prepared, oof) if issues and with_scores else None)

@@ -11,7 +11,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from .inputs import LabellingError, summarize_labels
-from .issues import label_issue_scores, label_issues
+from .issues import issues_and_scores
 from .quickmodel import AccuracyEstimate, QuickModel, estimate_accuracy, fit_quick_model
 from .suggest import suggest_next
 
@@ -63,7 +63,7 @@ def refit(embeddings: np.ndarray, labels: Sequence[Optional[str]], classes: Sequ
           check: Optional[Callable[[], None]] = None) -> RefitResult:
     """Fit, predict, estimate, suggest and check for ``labels`` (None: unlabelled).
     ``check`` is called between the steps (it raises to cancel); the scores of the
-    labels (one more cross-validation) only ``with_scores``."""
+    labels (from the issues' cross-validation) only ``with_scores``."""
     check = check or (lambda: None)
     labels, classes = tuple(labels), tuple(classes)
     summary = summarize_labels(embeddings, labels)
@@ -82,9 +82,8 @@ def refit(embeddings: np.ndarray, labels: Sequence[Optional[str]], classes: Sequ
     probabilities[~np.isfinite(proba).all(axis=1)] = np.nan
     accuracy = estimate_accuracy(embeddings, labels, seed=seed)
     check()
-    issues = label_issues(embeddings, labels, seed=seed) if summary.n_classes > 1 else []
-    scores = label_issue_scores(embeddings, labels, seed=seed) \
-        if issues and with_scores else None
+    issues, scores = issues_and_scores(embeddings, labels, seed, with_scores) \
+        if summary.n_classes > 1 else ([], None)
     counts = np.array([summary.class_counts.get(c, 0) for c in classes], dtype=float)
     return RefitResult(labels, classes, probabilities, suggestions, list(issues), accuracy,
                        quick, counts, summary.notes, scores)
