@@ -5,7 +5,8 @@
 `suggest_next(embeddings, labels, n)` says which unlabelled images to label next,
 `label_issues(embeddings, labels)` which labels the data contradicts,
 `fit_quick_model` / `estimate_accuracy` give the quick model and its expected accuracy
-on the unlabelled images (calibrated on held-out labels). `labels` holds one label or None per row of `embeddings`. See doc/labelling.md.
+on the unlabelled images (calibrated on held-out labels). `labels` holds one label or
+None per row of `embeddings`. See doc/labelling.md.
 """
 from .core.labelling import (STRATEGIES, AccuracyEstimate, LabelIssue, LabellingError,
                              LabelSummary, QuickModel, describe_label_issues,

@@ -30,8 +30,9 @@ from .core.cancel import Cancelled
 from .data import image_column, image_paths, with_reasons
 
 __all__ = ["SegmentationResult", "run_segmentation", "objects_table", "images_table",
-           "train_classifier", "labelled_images", "painted_class_names", "train_and_segment", "preview_classifier",
-           "preview_threshold", "summary", "PixelCache",
+           "train_classifier", "labelled_images", "painted_class_names",
+           "train_and_segment", "preview_classifier", "preview_threshold", "summary",
+           "PixelCache",
            "TrainedClassifiers",
            "read_pixels", "display_pixels", "MASK_TYPE", "OBJECTS_NAME", "IMAGES_NAME",
            "SKIPPED_NAME"]

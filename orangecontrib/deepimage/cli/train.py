@@ -137,10 +137,8 @@ def prepare(args: argparse.Namespace):
     """(learner, table) or raises ValueError/WeightsUnavailable with a message for people.
     Without --image-size, the size is chosen here from all the images (so every fold
     trains at the same size) and said on stderr."""
-    import numpy as np
-
     from ..core.models import UnknownModel
-    from ..core.presets import fit_to_images, image_sides
+    from ..core.presets import fit_to_images, median_side
     from ..data import image_paths
     try:
         learner, table = _learner(args), _image_table(args.directory)
@@ -149,12 +147,11 @@ def prepare(args: argparse.Namespace):
     if args.image_size is None and learner.mode != "last-layer" \
             and args.time_budget is None:  # with a budget each run chooses (and may lower)
         paths = image_paths(table)
-        config = learner.config()
-        fitted = fit_to_images(config, paths)
+        config, median = learner.config(), median_side(paths)  # headers read once
+        fitted = fit_to_images(config, paths, median)
         learner.image_size, learner.epochs = fitted.image_size, fitted.epochs
         if not args.quiet:
-            sides = image_sides(paths)
-            seen = f"their median side is {int(np.median(sides))} px" if sides else \
+            seen = f"their median side is {int(median)} px" if median is not None else \
                 "their sizes could not be read"
             epochs = f", {fitted.epochs} of {config.epochs} epochs (small images)" \
                 if fitted.epochs != config.epochs else ""

@@ -18,7 +18,7 @@ from .images import is_url, shown_size
 from .models import get_spec
 
 __all__ = ["MODES", "OPTIMIZERS", "MIN_IMAGE_SIZE", "TrainConfig", "preset",
-           "auto_image_size", "image_sides", "size_for_images", "fit_to_images",
+           "auto_image_size", "image_sides", "median_side", "size_for_images", "fit_to_images", "floor_epochs",
            "enlarged_to_floor"]
 
 MODES = ("last-layer", "fine-tune", "scratch")
@@ -221,6 +221,11 @@ AUTO_SIZE_SAMPLE = 200  # image headers read to find the median
 FLOOR_EPOCH_SHARE = 10 / 12
 
 
+def floor_epochs(epochs: int) -> int:
+    """The whole network's epochs for fine-tuning images enlarged to the floor."""
+    return max(1, round(epochs * FLOOR_EPOCH_SHARE))
+
+
 def _rule_size(median_side: float) -> int:
     return math.ceil(AUTO_SIZE_SCALE * median_side / AUTO_SIZE_STEP) * AUTO_SIZE_STEP
 
@@ -267,23 +272,33 @@ def image_sides(sources: Sequence[str], sample: int = AUTO_SIZE_SAMPLE) -> "list
     return sides
 
 
+def median_side(sources: Sequence[str]) -> "float | None":
+    """The median shorter side of these images (see image_sides); None if none is read."""
+    sides = image_sides(sources)
+    return float(np.median(sides)) if sides else None
+
+
 def size_for_images(sources: Sequence[str], model: str = "squeezenet") -> int:
     """auto_image_size for the median shorter side of these images (see image_sides)."""
-    sides = image_sides(sources)
-    return auto_image_size(float(np.median(sides)) if sides else None, model)
+    return auto_image_size(median_side(sources), model)
 
 
-def fit_to_images(config: TrainConfig, sources: Sequence[str]) -> TrainConfig:
+_UNREAD = object()
+
+
+def fit_to_images(config: TrainConfig, sources: Sequence[str],
+                  median: "float | None" = _UNREAD) -> TrainConfig:
     """``config`` with the image size chosen from these images when it has none
     (auto_image_size; "last-layer" keeps none: it trains on the embeddings at the native
     size). Fine-tuning images small enough to be enlarged to the floor (80 px) trains the
     whole network for ``FLOOR_EPOCH_SHARE`` of the epochs (12 -> 10): as long as 15 at
-    64 px took, and more accurate (benchmarks/README.md)."""
+    64 px took, and more accurate (benchmarks/README.md). ``median``: the images' median
+    side when the caller has read it (median_side), else it is read here."""
     if config.image_size is not None or config.mode == "last-layer":
         return config
-    sides = image_sides(sources)
-    median = float(np.median(sides)) if sides else None
+    if median is _UNREAD:
+        median = median_side(sources)
     changes = {"image_size": auto_image_size(median, config.model)}
     if config.mode == "fine-tune" and enlarged_to_floor(median, config.model):
-        changes["epochs"] = max(1, round(config.epochs * FLOOR_EPOCH_SHARE))
+        changes["epochs"] = floor_epochs(config.epochs)
     return dataclasses.replace(config, **changes)

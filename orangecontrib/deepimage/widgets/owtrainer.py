@@ -28,7 +28,7 @@ from Orange.widgets.widget import Input, Msg, Output, OWWidget
 from orangecontrib.deepimage.core.cancel import Cancelled
 from orangecontrib.deepimage.core.catalogue import find_spec, offered_specs
 from orangecontrib.deepimage.core.models import get_spec
-from orangecontrib.deepimage.core.presets import AUTO_SIZE_FLOOR, MODES
+from orangecontrib.deepimage.core.presets import AUTO_SIZE_FLOOR, MODES, floor_epochs
 from orangecontrib.deepimage.core.train import EpochRecord, preset
 from orangecontrib.deepimage.core.weights import weights_available
 from orangecontrib.deepimage.learner import ImageClassifierLearner, count_of
@@ -231,11 +231,13 @@ class OWTrainer(OWWidget, ConcurrentWidgetMixin):
         self.size_spin.setRange(spec.min_input_size, spec.input_size)
         self.image_size = max(spec.min_input_size, min(self.image_size, spec.input_size))
         self.size_spin.setEnabled(self.lower_size)
+        tuned = preset(self.network, "fine-tune").epochs  # core.presets' numbers
+        small = floor_epochs(tuned)
         tip = (f"Unchecked, the size comes from the images: 1.5 x their median side, "
                f"at least {AUTO_SIZE_FLOOR} px, at most {spec.display_name}'s own "
                f"{spec.input_size} px (small images train much faster small; the Info box "
                f"says which size was used). Images enlarged to {AUTO_SIZE_FLOOR} px "
-               f"fine-tune for 5/6 of the epochs (10 of 12). 'Last layer only' trains on the "
+               f"fine-tune for {small} of {tuned} epochs. 'Last layer only' trains on the "
                f"embeddings at {spec.input_size} px.")
         self.size_check.setToolTip(tip)
         self.size_spin.setToolTip(tip)
