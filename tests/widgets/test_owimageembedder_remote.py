@@ -2,6 +2,7 @@
 import os
 import shutil
 import tempfile
+import threading
 from unittest import mock
 
 import numpy as np
@@ -202,3 +203,27 @@ class TestLocalServerButton(WidgetTest):
         w.url_edit.setText("https://127.0.0.1:8123")  # we start plain http only
         w.url_edit.editingFinished.emit()
         self.assertFalse(w.start_button.isVisibleTo(w))
+
+
+class TestLateAnswers(WidgetTest):
+    def test_a_server_answer_after_the_widget_is_removed_is_ignored(self):
+        """The server answers List Server Models only after the widget was removed from
+        the canvas: nothing is called on the deleted widget (it would take Orange down)."""
+        answer = threading.Event()
+
+        def slow_listing(url, token):
+            answer.wait(10)
+            raise ConnectionError("no server")
+
+        with mock.patch(f"{OWImageEmbedder.__module__}.list_server_models", slow_listing), \
+                mock.patch.object(OWImageEmbedder, "_server_models_listed") as listed:
+            w = self.create_widget(OWImageEmbedder, stored_settings={
+                "server_url": f"http://127.0.0.1:{free_port()}"})
+            future = w._listing_future
+            w.onDeleteWidget()
+            w.deleteLater()
+            self.process_events()
+            answer.set()
+            self.process_events(lambda: future.done(), timeout=TIMEOUT)
+            self.process_events()
+        listed.assert_not_called()

@@ -7,6 +7,7 @@ instead. The work runs off the GUI thread with progress and cancel.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Optional
@@ -459,6 +460,10 @@ class OWImageEmbedder(OWWidget, ConcurrentWidgetMixin):
                 str(len(embedded) if embedded is not None else 0), summary(outcome.result))
 
     def onDeleteWidget(self):
+        # an answer from the server, or a server that starts, after this: nothing to show
+        for watcher in filter(None, (self._listing_watcher, self._starting_watcher)):
+            with contextlib.suppress(TypeError):  # TypeError: disconnected already
+                watcher.done.disconnect()
         self._stop_local_server()
         self.shutdown()
         self._listing.shutdown(wait=False)
