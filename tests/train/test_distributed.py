@@ -102,30 +102,35 @@ def test_two_gloo_processes_train_as_well_as_one(digit_sets, tmp_path):
 
 def _worker(rank: int, world: int, port: int, out: str) -> None:
     """One of two gloo processes: a DDP step on different data, sums, rank 0 first."""
-    import torch
-    import torch.distributed as dist
-
     from orangecontrib.deepimage.core import distributed
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
                       WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
     parallel = distributed.init_from_env("cpu")
     try:
-        torch.manual_seed(rank)  # different starting weights: DDP must broadcast rank 0's
-        net = torch.nn.Linear(3, 2)
-        step = parallel.wrap(net, lambda x, train: net(x))
-        optimizer = torch.optim.SGD(net.parameters(), lr=0.5)
-        x = torch.full((4, 3), float(rank + 1))  # each process sees other data
-        step(x, True).pow(2).sum().backward()
-        optimizer.step()
-        order = []
-        with parallel.main_first():
-            order.append(time.time())
-        totals = parallel.sum(rank + 1.0, 10.0)
-        torch.save({"weight": net.weight.detach(), "totals": totals, "at": order[0],
-                    "is_main": parallel.is_main, "backend": dist.get_backend()},
-                   f"{out}/rank{rank}.pt")
+        # the DistributedDataParallel dies with _steps' frame, before the group (as the
+        # training loop's does): one alive at exit aborts the process (distributed.close)
+        _steps(parallel, rank, out)
     finally:
         distributed.close()
+
+
+def _steps(parallel, rank: int, out: str) -> None:
+    import torch
+    import torch.distributed as dist
+    torch.manual_seed(rank)  # different starting weights: DDP must broadcast rank 0's
+    net = torch.nn.Linear(3, 2)
+    step = parallel.wrap(net, lambda x, train: net(x))
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.5)
+    x = torch.full((4, 3), float(rank + 1))  # each process sees other data
+    step(x, True).pow(2).sum().backward()
+    optimizer.step()
+    order = []
+    with parallel.main_first():
+        order.append(time.time())
+    totals = parallel.sum(rank + 1.0, 10.0)
+    torch.save({"weight": net.weight.detach(), "totals": totals, "at": order[0],
+                "is_main": parallel.is_main, "backend": dist.get_backend()},
+               f"{out}/rank{rank}.pt")
 
 
 def test_ddp_steps_keep_every_process_on_the_same_weights(tmp_path):
@@ -147,3 +152,26 @@ def test_ddp_steps_keep_every_process_on_the_same_weights(tmp_path):
     assert first["totals"] == second["totals"] == (3.0, 20.0)
     assert first["backend"] == "gloo" and first["is_main"] and not second["is_main"]
     assert first["at"] <= second["at"]  # rank 0 ran the block first
+
+
+def test_close_collects_an_unreachable_ddp_before_the_group_goes(monkeypatch):
+    """A DistributedDataParallel kept alive by a reference cycle would otherwise be
+    freed at the interpreter's exit, after the group, and abort the process."""
+    import weakref
+
+    import torch
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+
+    from orangecontrib.deepimage.core import distributed
+    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+    cycle = {"ddp": DistributedDataParallel(torch.nn.Linear(3, 2))}
+    cycle["self"] = cycle
+    ddp = weakref.ref(cycle["ddp"])
+    del cycle
+    assert ddp() is not None  # only the cycle holds it
+    destroy, alive = dist.destroy_process_group, []
+    monkeypatch.setattr(dist, "destroy_process_group",
+                        lambda: (alive.append(ddp() is not None), destroy()))
+    distributed.close()
+    assert alive == [False] and not dist.is_initialized()

@@ -205,9 +205,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     except ValueError as exc:
         return fail(str(exc))
     try:
-        return _train(args, parallel)
-    finally:
-        distributed.close()
+        code = _train(args, parallel)
+    except BaseException:
+        distributed.close(synchronize=False)  # the others may never reach a barrier
+        raise
+    distributed.close(synchronize=code == 0)
+    return code
 
 
 def _train(args: argparse.Namespace, parallel) -> int:
