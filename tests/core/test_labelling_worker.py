@@ -122,8 +122,15 @@ def test_a_none_token_is_a_token_too(task):
 
 def test_cancelled_and_failed_requests(worker, task):
     X, labels = task
-    with pytest.raises(Superseded):
+    asked = worker._latest
+    with pytest.raises(Superseded):          # cancelled before it was sent: not sent
         worker.refit(X, 1, labels, ["a", "b"], 5, cancelled=lambda: True)
+    assert worker._latest == asked
+    calls = []                              # cancelled once sent: Superseded, even when
+    with pytest.raises(Superseded):          # the process answers before the next look
+        worker.refit(X, 1, labels, ["a", "b"], 5,
+                     cancelled=lambda: calls.append(1) or len(calls) > 1)
+    assert worker._latest == asked + 1
     with pytest.raises(LabellingError, match="n must be"):  # raised in the process
         worker.refit(X, 1, labels, ["a", "b"], -1)
     assert worker.in_process                # a failed refit is not a failed process

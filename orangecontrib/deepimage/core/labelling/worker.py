@@ -210,6 +210,8 @@ class RefitWorker:
         self._process, self._conn, self._token = process, parent, _NO_DATA
 
     def _remote(self, embeddings, token, args: tuple, cancelled) -> RefitResult:
+        if cancelled():  # nothing to ask the process
+            raise Superseded()
         with self._send_lock:
             if self._process is None:
                 if self._closed:
@@ -226,15 +228,17 @@ class RefitWorker:
         started, process = time.monotonic(), self._process
         while True:
             answer = self._wait(request_id)
+            self._ready = self._ready or answer is not None
+            if cancelled():  # even if the answer came: the caller no longer wants it
+                raise Superseded()
             if answer is not None:
-                self._ready = True
                 kind, value = answer
                 if kind == "done":
                     return value
                 if kind == "superseded":
                     raise Superseded()
                 raise value
-            if cancelled() or request_id != self._latest:
+            if request_id != self._latest:
                 raise Superseded()
             if self._process is not process:
                 raise Superseded()  # closed meanwhile
