@@ -69,17 +69,23 @@ def pytest_pycollect_makeitem(collector, name, obj):
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_teardown(item, nextitem):
     """After a test that builds widgets (Orange's GuiTest, tests/widgets, and the
-    lessons' workflows in tests/tutorials), collect its garbage here, in the GUI thread, then freeze what is
-    left (gc.freeze: later collections skip it). Left for later, a cycle holding a Qt
-    object could be collected by whichever thread allocates next (a widget's worker,
-    a test server's event loop), and a Qt object must not be destroyed outside the GUI
-    thread. Freezing also keeps the next collections short (the widget tests ran in 0.85
-    of the time, against 1.26 with a full collection alone)."""
+    lessons' workflows in tests/tutorials), collect its garbage here, in the GUI
+    thread, then freeze what is left (gc.freeze: later collections skip it). Left for
+    later, a cycle holding a Qt object could be collected by whichever thread
+    allocates next (a widget's worker, a test server's event loop), and a Qt object
+    must not be destroyed outside the GUI thread. Freezing also keeps the next
+    collections short (the widget tests ran in 0.85 of the time, against 1.26 with a
+    full collection alone)."""
     yield
-    gui_test = item.cls is not None and any(c.__name__ == "GuiTest" for c in item.cls.__mro__)
-    if gui_test or item.path.parent.name in ("widgets", "tutorials"):
+    if _builds_widgets(item):
         gc.collect()
         gc.freeze()
+
+
+def _builds_widgets(item) -> bool:
+    cls = item.cls
+    gui_test = cls is not None and any(c.__name__ == "GuiTest" for c in cls.__mro__)
+    return gui_test or item.path.parent.name in ("widgets", "tutorials")
 
 
 def pytest_configure(config):

@@ -11,7 +11,7 @@ macOS and Windows):
   into its array (no pickling of the matrix); a refit then sends only the labels;
 - the newest request wins: the process answers only the last refit it has been sent,
   and abandons a refit between its steps when a newer message arrives; callers of
-  older requests get `Superseded`;
+  older requests get `Superseded`, and so do cancelled ones, answered or not;
 - when the process cannot start or dies, the refit runs in the caller's thread
   (`fallback` says why), so labelling goes on;
 - `close()` stops the process (the widget calls it from onDeleteWidget); a daemon
