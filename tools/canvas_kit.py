@@ -198,14 +198,15 @@ def run_canvas(workflow_path: str, drive: Callable[[CanvasSession], None], *,
             super().open_files(paths)
 
             def run():
-                code = 0
                 try:
                     drive(CanvasSession(self.window, timeout))
                 except Exception:  # pylint: disable=broad-except
                     traceback.print_exc()
-                    code = 1
-                QApplication.exit(code)
+                    result["code"] = 1
+                QApplication.exit(result["code"])
             QTimer.singleShot(0, run)
 
-    return ScreenshotMain().run([sys.argv[0], "--no-splash", "--no-welcome",
-                                 os.path.abspath(workflow_path)])
+    result = {"code": 0}  # Orange's OMain.run returns None, whatever the exit code
+    ScreenshotMain().run([sys.argv[0], "--no-splash", "--no-welcome",
+                          os.path.abspath(workflow_path)])
+    return result["code"]
